@@ -1,0 +1,1 @@
+"""FPGA board tops and builds."""

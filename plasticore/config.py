@@ -1,0 +1,215 @@
+"""The one description every part of the flow reads: :class:`CoreConfig`.
+
+A configuration is frozen and validated when it is built. An impossible value is refused
+with a :class:`ConfigError` that names the field, the value and the limit, so that a typo in
+a TOML file never reaches synthesis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+__all__ = ["ConfigError", "CoreConfig", "RESET_MODES", "LEARNING_RULES", "load_config"]
+
+#: How a neuron's membrane is reset after it spikes.
+RESET_MODES = ("zero", "subtract")
+#: Learning rules a core can carry. Only ``none`` has hardware so far.
+LEARNING_RULES = ("none",)
+
+# Limits that follow from the hardware, not from taste.
+MAX_NEURONS_PER_LAYER = 1 << 16   # AER addresses and host offsets are 16-bit
+MAX_WEIGHT_BITS = 16
+MAX_MEMBRANE_BITS = 32            # the host port moves 32-bit words
+MAX_REFRACTORY_TICKS = 255
+ALLOWED_LANES = (1, 2, 4, 8, 16)
+
+
+class ConfigError(ValueError):
+    """An impossible configuration value: names the field, the value and the limit."""
+
+    def __init__(self, field_name: str, value: Any, limit: str):
+        self.field = field_name
+        self.value = value
+        self.limit = limit
+        super().__init__(f"{field_name} = {value!r}: {limit}")
+
+
+def _require_int(name: str, value: Any) -> int:
+    # bool is an int subclass; `lanes = true` in a TOML file is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, value, "must be an integer")
+    return value
+
+
+def _require_range(name: str, value: Any, low: int, high: int) -> int:
+    value = _require_int(name, value)
+    if not low <= value <= high:
+        raise ConfigError(name, value, f"must be between {low} and {high}")
+    return value
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """A fully connected feedforward spiking core, validated on construction.
+
+    Parameters
+    ----------
+    layers : tuple of int
+        Population sizes, inputs first: ``(64, 32, 10)`` is 64 inputs, a hidden layer of 32
+        LIF neurons and 10 output neurons. At least two entries.
+    weight_bits : int
+        Width of a signed weight, 2 to 16.
+    membrane_bits : int
+        Width of the signed membrane potential and of the per-neuron synaptic accumulator,
+        from ``weight_bits + 1`` to 32.
+    leak_shift : int
+        The leak is ``v -= v >> leak_shift`` once per tick (arithmetic shift); 0 disables it.
+    threshold : int
+        A neuron spikes when its membrane is ``>= threshold``; positive and representable.
+    reset : {"zero", "subtract"}
+        After a spike the membrane becomes 0, or ``v - threshold``.
+    refractory_ticks : int
+        Ticks after a spike during which a neuron ignores its input and holds its membrane.
+    lanes : int
+        Weights per memory word, delivered in parallel: 1, 2, 4, 8 or 16.
+    seed : int
+        Seed for everything random that belongs to the network (initial weights).
+    rule : str
+        Learning rule; only ``"none"`` for now.
+    name : str
+        A label used in generated file names.
+    """
+
+    layers: tuple[int, ...]
+    weight_bits: int = 8
+    membrane_bits: int = 16
+    leak_shift: int = 4
+    threshold: int = 256
+    reset: str = "zero"
+    refractory_ticks: int = 0
+    lanes: int = 1
+    seed: int = 0
+    rule: str = "none"
+    name: str = "core"
+
+    def __post_init__(self):
+        layers = self.layers
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            raise ConfigError("layers", layers, "must be a list of population sizes")
+        layers = tuple(layers)
+        object.__setattr__(self, "layers", layers)
+        if len(layers) < 2:
+            raise ConfigError("layers", list(layers),
+                              "needs at least two entries (inputs, then one neuron layer)")
+        for index, size in enumerate(layers):
+            _require_range(f"layers[{index}]", size, 1, MAX_NEURONS_PER_LAYER)
+
+        _require_range("weight_bits", self.weight_bits, 2, MAX_WEIGHT_BITS)
+        _require_range("membrane_bits", self.membrane_bits, self.weight_bits + 1,
+                       MAX_MEMBRANE_BITS)
+        _require_range("leak_shift", self.leak_shift, 0, self.membrane_bits - 1)
+        _require_range("threshold", self.threshold, 1, (1 << (self.membrane_bits - 1)) - 1)
+        if self.reset not in RESET_MODES:
+            raise ConfigError("reset", self.reset, f"must be one of {', '.join(RESET_MODES)}")
+        _require_range("refractory_ticks", self.refractory_ticks, 0, MAX_REFRACTORY_TICKS)
+        _require_int("lanes", self.lanes)
+        if self.lanes not in ALLOWED_LANES:
+            raise ConfigError("lanes", self.lanes,
+                              f"must be one of {', '.join(map(str, ALLOWED_LANES))}")
+        _require_range("seed", self.seed, 0, (1 << 32) - 1)
+        if self.rule not in LEARNING_RULES:
+            raise ConfigError("rule", self.rule,
+                              f"must be one of {', '.join(LEARNING_RULES)}")
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ConfigError("name", self.name,
+                              "must be a Python-identifier-like label (letters, digits, _)")
+
+    # Derived quantities that every part (golden, hdl, host map) shares.
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of input addresses."""
+        return self.layers[0]
+
+    @property
+    def neuron_layers(self) -> tuple[int, ...]:
+        """Sizes of the layers that hold LIF neurons (every layer but the inputs)."""
+        return self.layers[1:]
+
+    @property
+    def n_neurons(self) -> int:
+        """Number of LIF neurons in the core."""
+        return sum(self.neuron_layers)
+
+    @property
+    def n_synapses(self) -> int:
+        """Number of weights in the core."""
+        return sum(a * b for a, b in zip(self.layers, self.layers[1:]))
+
+    @property
+    def weight_range(self) -> tuple[int, int]:
+        """Smallest and largest representable weight."""
+        return -(1 << (self.weight_bits - 1)), (1 << (self.weight_bits - 1)) - 1
+
+    @property
+    def membrane_range(self) -> tuple[int, int]:
+        """Smallest and largest representable membrane (and accumulator) value."""
+        return -(1 << (self.membrane_bits - 1)), (1 << (self.membrane_bits - 1)) - 1
+
+    @property
+    def refractory_bits(self) -> int:
+        """Width of the refractory counter (at least one bit, so that memories are never empty)."""
+        return max(1, math.ceil(math.log2(self.refractory_ticks + 1)))
+
+    def replace(self, **changes) -> "CoreConfig":
+        """Return a copy with some fields changed, validated again."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "config") -> "CoreConfig":
+        """Build a configuration from a mapping (such as a parsed TOML file).
+
+        Unknown keys are refused: a misspelt field would otherwise silently keep its default.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(unknown[0], data[unknown[0]],
+                              f"is not a field of {source}; known fields: {', '.join(sorted(known))}")
+        if "layers" not in data:
+            raise ConfigError("layers", None, f"is required in {source}")
+        return cls(**data)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "CoreConfig":
+        """Load a configuration from a TOML file whose top-level keys are the fields."""
+        path = Path(path)
+        with path.open("rb") as file:
+            try:
+                data = tomllib.load(file)
+            except tomllib.TOMLDecodeError as error:
+                raise ConfigError("toml", str(path), f"is not valid TOML: {error}") from None
+        return cls.from_dict(data, source=str(path))
+
+    def to_dict(self) -> dict:
+        """Return the fields as plain TOML/JSON-friendly values."""
+        data = dataclasses.asdict(self)
+        data["layers"] = list(self.layers)
+        return data
+
+
+def load_config(path_or_config) -> CoreConfig:
+    """Return ``path_or_config`` if it is a :class:`CoreConfig`, else load it from TOML."""
+    if isinstance(path_or_config, CoreConfig):
+        return path_or_config
+    return CoreConfig.from_toml(path_or_config)

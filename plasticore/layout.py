@@ -1,0 +1,186 @@
+"""Where every weight, accumulator and neuron lives: the memory layout and host memory map.
+
+The golden model, the hardware, the host driver and the generated JSON all read this one
+layout, so an address means the same thing everywhere.
+
+Weight memory
+    One memory for every projection. A word holds ``lanes`` weights. Projection ``l``
+    (layer ``l-1`` to layer ``l``, ``l >= 1``) owns ``n_pre * row_words`` words from
+    ``weight_base``; presynaptic neuron ``j`` owns the row of ``row_words`` consecutive
+    words from ``weight_base + j * row_words``, and postsynaptic neuron ``i`` sits in word
+    ``i // lanes`` of that row, lane ``i % lanes``. Lanes past the layer's end are padding:
+    zero, never written.
+Accumulator memory
+    One word of ``lanes`` accumulators per ``lanes`` neurons, layer ``l`` from
+    ``accumulator_base``.
+State memory
+    One word per neuron (membrane and refractory counter), layer ``l`` from ``state_base``.
+
+Host memory map (32-bit data, word addresses)
+    The top two address bits pick a region, the rest is an offset into it:
+
+    ========  ===========  ===================================================
+    region    name         offset
+    ========  ===========  ===================================================
+    0         registers    see :data:`REGISTERS`
+    1         weights      ``word * lanes + lane`` (one weight per address)
+    2         membrane     global neuron index (layer 1 first)
+    3         refractory   global neuron index
+    ========  ===========  ===================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import CoreConfig
+
+__all__ = ["LayerLayout", "CoreLayout", "REGISTERS", "REGION_REGISTERS", "REGION_WEIGHTS",
+           "REGION_MEMBRANE", "REGION_REFRACTORY", "CORE_MAGIC", "HostAddressError"]
+
+REGION_REGISTERS = 0
+REGION_WEIGHTS = 1
+REGION_MEMBRANE = 2
+REGION_REFRACTORY = 3
+
+#: Register offsets in region 0, with what reading and writing them does.
+REGISTERS = {
+    "magic": 0,            # read: CORE_MAGIC
+    "tick": 1,             # read: ticks completed since reset
+    "dropped_events": 2,   # read: input events dropped (address out of range); write: clear
+    "flags": 3,            # read: sticky saturation flags; write 1s: clear those bits
+    "layers": 4,           # read: number of neuron layers
+    "neurons": 5,          # read: number of neurons
+}
+#: Bits of the ``flags`` register.
+FLAG_ACCUMULATOR_SATURATED = 1 << 0
+FLAG_MEMBRANE_SATURATED = 1 << 1
+
+#: Read from register ``magic``: ASCII "PLC" and layout version 1.
+CORE_MAGIC = 0x504C4301
+
+
+class HostAddressError(ValueError):
+    """A host address that names nothing in the core."""
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class LayerLayout:
+    """Placement of one neuron layer and of the projection that feeds it."""
+
+    index: int              # 1 for the first neuron layer
+    n_pre: int              # size of the layer feeding it
+    n_post: int             # number of neurons in it
+    row_words: int          # weight words per presynaptic row
+    weight_base: int        # first weight word of the projection
+    accumulator_base: int   # first accumulator word
+    state_base: int         # first state word (= global index of neuron 0)
+
+    @property
+    def weight_words(self) -> int:
+        return self.n_pre * self.row_words
+
+
+class CoreLayout:
+    """Memory layout and host memory map of a core built from ``config``."""
+
+    def __init__(self, config: CoreConfig):
+        self.config = config
+        self.lanes = config.lanes
+        layers = []
+        weight_base = accumulator_base = state_base = 0
+        for index, (n_pre, n_post) in enumerate(zip(config.layers, config.layers[1:]), 1):
+            row_words = _ceil_div(n_post, self.lanes)
+            layer = LayerLayout(index, n_pre, n_post, row_words, weight_base,
+                                accumulator_base, state_base)
+            layers.append(layer)
+            weight_base += layer.weight_words
+            accumulator_base += row_words
+            state_base += n_post
+        self.layers = tuple(layers)
+        self.weight_words = weight_base
+        self.accumulator_words = accumulator_base
+        self.state_words = state_base
+        self.lane_bits = (self.lanes - 1).bit_length()
+        offsets = max(self.weight_words * self.lanes, self.state_words, len(REGISTERS))
+        self.offset_bits = max(1, (offsets - 1).bit_length())
+        self.address_bits = self.offset_bits + 2
+
+    def layer(self, index: int) -> LayerLayout:
+        """Return the layout of neuron layer ``index`` (1 for the first)."""
+        if not 1 <= index <= len(self.layers):
+            raise HostAddressError(f"layer {index} does not exist: the core has neuron "
+                                   f"layers 1 to {len(self.layers)}")
+        return self.layers[index - 1]
+
+    # Host addresses
+
+    def address(self, region: int, offset: int) -> int:
+        """Return the host address of ``offset`` in ``region``."""
+        return (region << self.offset_bits) | offset
+
+    def weight_address(self, layer: int, pre: int, post: int) -> int:
+        """Return the host address of the weight from ``pre`` (layer-1) to ``post`` (layer)."""
+        lay = self.layer(layer)
+        if not 0 <= pre < lay.n_pre:
+            raise HostAddressError(f"pre = {pre}: layer {layer - 1} has {lay.n_pre} neurons")
+        if not 0 <= post < lay.n_post:
+            raise HostAddressError(f"post = {post}: layer {layer} has {lay.n_post} neurons")
+        word = lay.weight_base + pre * lay.row_words + post // self.lanes
+        return self.address(REGION_WEIGHTS, word * self.lanes + post % self.lanes)
+
+    def neuron_index(self, layer: int, neuron: int) -> int:
+        """Return the global index of ``neuron`` of ``layer`` (its state word)."""
+        lay = self.layer(layer)
+        if not 0 <= neuron < lay.n_post:
+            raise HostAddressError(f"neuron = {neuron}: layer {layer} has {lay.n_post} neurons")
+        return lay.state_base + neuron
+
+    def membrane_address(self, layer: int, neuron: int) -> int:
+        """Return the host address of the membrane of ``neuron`` in ``layer``."""
+        return self.address(REGION_MEMBRANE, self.neuron_index(layer, neuron))
+
+    def refractory_address(self, layer: int, neuron: int) -> int:
+        """Return the host address of the refractory counter of ``neuron`` in ``layer``."""
+        return self.address(REGION_REFRACTORY, self.neuron_index(layer, neuron))
+
+    def register_address(self, name: str) -> int:
+        """Return the host address of register ``name``."""
+        if name not in REGISTERS:
+            raise HostAddressError(f"register {name!r} does not exist; registers: "
+                                   f"{', '.join(REGISTERS)}")
+        return self.address(REGION_REGISTERS, REGISTERS[name])
+
+    def describe(self) -> dict:
+        """Return the memory map as JSON-friendly data."""
+        return {
+            "address_bits": self.address_bits,
+            "data_bits": 32,
+            "offset_bits": self.offset_bits,
+            "lanes": self.lanes,
+            "regions": {
+                "registers": {"region": REGION_REGISTERS, "base": self.address(REGION_REGISTERS, 0),
+                              "registers": dict(REGISTERS), "magic": CORE_MAGIC,
+                              "flags": {"accumulator_saturated": FLAG_ACCUMULATOR_SATURATED,
+                                        "membrane_saturated": FLAG_MEMBRANE_SATURATED}},
+                "weights": {"region": REGION_WEIGHTS, "base": self.address(REGION_WEIGHTS, 0),
+                            "words": self.weight_words * self.lanes,
+                            "address": "base + (weight_base + pre * row_words + post // lanes)"
+                                       " * lanes + post % lanes"},
+                "membrane": {"region": REGION_MEMBRANE, "base": self.address(REGION_MEMBRANE, 0),
+                             "words": self.state_words, "address": "base + state_base + neuron"},
+                "refractory": {"region": REGION_REFRACTORY,
+                               "base": self.address(REGION_REFRACTORY, 0),
+                               "words": self.state_words, "address": "base + state_base + neuron"},
+            },
+            "layers": [
+                {"layer": lay.index, "n_pre": lay.n_pre, "n_post": lay.n_post,
+                 "row_words": lay.row_words, "weight_base": lay.weight_base,
+                 "accumulator_base": lay.accumulator_base, "state_base": lay.state_base}
+                for lay in self.layers
+            ],
+        }
