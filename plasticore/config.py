@@ -23,8 +23,9 @@ __all__ = ["ConfigError", "CoreConfig", "RESET_MODES", "LEARNING_RULES", "load_c
 
 #: How a neuron's membrane is reset after it spikes.
 RESET_MODES = ("zero", "subtract")
-#: Learning rules a core can carry. Only ``none`` has hardware so far.
-LEARNING_RULES = ("none",)
+#: Learning rules a core can carry. Each rule other than ``none`` has its parameters in a
+#: TOML table of the same name, parsed by ``plasticore.rules.<rule>.Params``.
+LEARNING_RULES = ("none", "erbp", "decolle")
 
 # Limits that follow from the hardware, not from taste.
 MAX_NEURONS_PER_LAYER = 1 << 16   # AER addresses and host offsets are 16-bit
@@ -84,8 +85,10 @@ class CoreConfig:
         Weights per memory word, delivered in parallel: 1, 2, 4, 8 or 16.
     seed : int
         Seed for everything random that belongs to the network (initial weights).
-    rule : str
-        Learning rule; only ``"none"`` for now.
+    rule : {"none", "erbp", "decolle"}
+        Learning rule.
+    learning : object or None
+        The rule's parameters (``plasticore.rules.<rule>.Params``), None for ``"none"``.
     name : str
         A label used in generated file names.
     """
@@ -100,6 +103,7 @@ class CoreConfig:
     lanes: int = 1
     seed: int = 0
     rule: str = "none"
+    learning: Any = None
     name: str = "core"
 
     def __post_init__(self):
@@ -130,6 +134,8 @@ class CoreConfig:
         if self.rule not in LEARNING_RULES:
             raise ConfigError("rule", self.rule,
                               f"must be one of {', '.join(LEARNING_RULES)}")
+        if self.rule == "none" and self.learning is not None:
+            raise ConfigError("learning", self.learning, 'must be absent when rule = "none"')
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ConfigError("name", self.name,
                               "must be a Python-identifier-like label (letters, digits, _)")
@@ -181,14 +187,26 @@ class CoreConfig:
 
         Unknown keys are refused: a misspelt field would otherwise silently keep its default.
         """
-        known = {f.name for f in dataclasses.fields(cls)}
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)} - {"learning"}
+        rule = data.get("rule", "none")
+        if rule in LEARNING_RULES and rule != "none":
+            known.add(rule)
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(unknown[0], data[unknown[0]],
                               f"is not a field of {source}; known fields: {', '.join(sorted(known))}")
         if "layers" not in data:
             raise ConfigError("layers", None, f"is required in {source}")
-        return cls(**data)
+        table = data.pop(rule, {}) if rule != "none" else None
+        core = cls(**data)
+        if table is None:
+            return core
+        if not isinstance(table, dict):
+            raise ConfigError(rule, table, f"must be a table of {rule} parameters")
+        import importlib
+        params = importlib.import_module(f"plasticore.rules.{rule}").Params
+        return dataclasses.replace(core, learning=params.from_dict(table, core))
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "CoreConfig":
@@ -203,8 +221,11 @@ class CoreConfig:
 
     def to_dict(self) -> dict:
         """Return the fields as plain TOML/JSON-friendly values."""
-        data = dataclasses.asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["layers"] = list(self.layers)
+        learning = data.pop("learning")
+        if learning is not None:
+            data[self.rule] = learning.to_dict()
         return data
 
 
