@@ -183,6 +183,25 @@ class GoldenCore:
             checked.append(matrix)
         return checked
 
+    # The run API. The RTL simulation and the board driver offer the same methods, so that
+    # one script runs unchanged against any of them.
+
+    def load_weights(self, weights) -> None:
+        """Replace every projection's weights (checked as in the constructor)."""
+        self.weights = self._checked_weights(weights)
+
+    def read_weights(self) -> list[np.ndarray]:
+        """Return a copy of every projection's weights."""
+        return [matrix.copy() for matrix in self.weights]
+
+    def read_membrane(self) -> list[np.ndarray]:
+        """Return a copy of every neuron layer's membrane potentials."""
+        return [v.copy() for v in self.membrane]
+
+    def read_refractory(self) -> list[np.ndarray]:
+        """Return a copy of every neuron layer's refractory counters."""
+        return [r.copy() for r in self.refractory]
+
     def tick(self, events) -> list[np.ndarray]:
         """Run one tick on the input ``events`` (addresses, in arrival order).
 
