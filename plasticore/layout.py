@@ -23,7 +23,9 @@ Host memory map (32-bit data, word addresses)
     region    name         offset
     ========  ===========  ===================================================
     0         registers    see :data:`REGISTERS`
-    1         weights      ``word * lanes + lane`` (one weight per address)
+    1         weights      ``(row << post_bits) | post``, one weight per address;
+                           ``row = row_base + pre`` counts presynaptic rows over
+                           all projections, ``post_bits`` fits the widest layer
     2         membrane     global neuron index (layer 1 first)
     3         refractory   global neuron index
     ========  ===========  ===================================================
@@ -74,6 +76,7 @@ class LayerLayout:
 
     index: int              # 1 for the first neuron layer
     n_pre: int              # size of the layer feeding it
+    row_base: int           # global index of its first presynaptic row (host addresses)
     n_post: int             # number of neurons in it
     row_words: int          # weight words per presynaptic row
     weight_base: int        # first weight word of the projection
@@ -92,21 +95,24 @@ class CoreLayout:
         self.config = config
         self.lanes = config.lanes
         layers = []
-        weight_base = accumulator_base = state_base = 0
+        weight_base = accumulator_base = state_base = row_base = 0
         for index, (n_pre, n_post) in enumerate(zip(config.layers, config.layers[1:]), 1):
             row_words = _ceil_div(n_post, self.lanes)
-            layer = LayerLayout(index, n_pre, n_post, row_words, weight_base,
+            layer = LayerLayout(index, n_pre, row_base, n_post, row_words, weight_base,
                                 accumulator_base, state_base)
             layers.append(layer)
+            row_base += n_pre
             weight_base += layer.weight_words
             accumulator_base += row_words
             state_base += n_post
         self.layers = tuple(layers)
+        self.rows = row_base
         self.weight_words = weight_base
         self.accumulator_words = accumulator_base
         self.state_words = state_base
         self.lane_bits = (self.lanes - 1).bit_length()
-        offsets = max(self.weight_words * self.lanes, self.state_words, len(REGISTERS))
+        self.post_bits = (max(config.neuron_layers) - 1).bit_length()
+        offsets = max(self.rows << self.post_bits, self.state_words, len(REGISTERS))
         self.offset_bits = max(1, (offsets - 1).bit_length())
         self.address_bits = self.offset_bits + 2
 
@@ -130,8 +136,7 @@ class CoreLayout:
             raise HostAddressError(f"pre = {pre}: layer {layer - 1} has {lay.n_pre} neurons")
         if not 0 <= post < lay.n_post:
             raise HostAddressError(f"post = {post}: layer {layer} has {lay.n_post} neurons")
-        word = lay.weight_base + pre * lay.row_words + post // self.lanes
-        return self.address(REGION_WEIGHTS, word * self.lanes + post % self.lanes)
+        return self.address(REGION_WEIGHTS, ((lay.row_base + pre) << self.post_bits) | post)
 
     def neuron_index(self, layer: int, neuron: int) -> int:
         """Return the global index of ``neuron`` of ``layer`` (its state word)."""
@@ -168,9 +173,8 @@ class CoreLayout:
                               "flags": {"accumulator_saturated": FLAG_ACCUMULATOR_SATURATED,
                                         "membrane_saturated": FLAG_MEMBRANE_SATURATED}},
                 "weights": {"region": REGION_WEIGHTS, "base": self.address(REGION_WEIGHTS, 0),
-                            "words": self.weight_words * self.lanes,
-                            "address": "base + (weight_base + pre * row_words + post // lanes)"
-                                       " * lanes + post % lanes"},
+                            "post_bits": self.post_bits,
+                            "address": "base + ((row_base + pre) << post_bits | post)"},
                 "membrane": {"region": REGION_MEMBRANE, "base": self.address(REGION_MEMBRANE, 0),
                              "words": self.state_words, "address": "base + state_base + neuron"},
                 "refractory": {"region": REGION_REFRACTORY,
@@ -178,7 +182,8 @@ class CoreLayout:
                                "words": self.state_words, "address": "base + state_base + neuron"},
             },
             "layers": [
-                {"layer": lay.index, "n_pre": lay.n_pre, "n_post": lay.n_post,
+                {"layer": lay.index, "n_pre": lay.n_pre, "row_base": lay.row_base,
+                 "n_post": lay.n_post,
                  "row_words": lay.row_words, "weight_base": lay.weight_base,
                  "accumulator_base": lay.accumulator_base, "state_base": lay.state_base}
                 for lay in self.layers
