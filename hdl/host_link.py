@@ -1,0 +1,580 @@
+"""The frame bridge between a UART byte stream and the core.
+
+:class:`HostLink` parses the request frames of :mod:`plasticore.protocol`, executes them on
+the core's host port and event streams, buffers the core's output events, and sends one
+reply per request. :class:`LinkTop` is the platform-independent part of a board top: core,
+bridge and UART, with the serial pins and status outputs as its only ports.
+
+Why the design is built this way:
+
+- A request is executed only after its CRC has been checked, so the payload is held in a
+  byte memory until the frame is complete; a bad frame never reaches the core. The same
+  memory then holds the reply payload (READ results, buffered events, status), so that the
+  reply header, whose length and status come first on the wire, is known before the
+  first byte leaves.
+- READ and WRITE bursts are checked against the memory map's region sizes before the first
+  access, so an out-of-range burst changes nothing instead of half of itself.
+- Output events are always accepted from the core and kept in a FIFO; when it is full they
+  are counted as lost (a sticky flag reported by STATUS and READ_SPIKES) rather than
+  stalling the core, because a stalled core could never finish the RUN_TICKS that the host
+  is waiting for.
+- A frame cut short is detected by an idle timeout on the line; a length above the
+  maximum payload cannot be trusted to find the frame's end, so the bridge drops bytes
+  until the line is idle and then answers.
+"""
+
+
+import operator
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out, connect
+
+from plasticore.layout import CoreLayout, REGISTERS, REGION_WEIGHTS
+from plasticore.protocol import (
+    SYNC, PROTOCOL_VERSION, DEFAULT_MAX_PAYLOAD, SPIKE_TICK_BITS, Command, Status)
+
+from .interfaces import HostSignature, input_stream_signature, output_stream_signature
+from .uart import UARTReceiver, UARTTransmitter
+
+__all__ = ["HostLink", "LinkTop", "region_sizes"]
+
+
+def region_sizes(layout: CoreLayout) -> tuple[int, int, int, int]:
+    """Return the offset bound of each host region (registers, weights, membrane, refractory).
+
+    The weight region has holes (``post`` past the end of a row's layer); they are checked
+    separately, per row.
+    """
+    return (len(REGISTERS), layout.rows << layout.post_bits, layout.state_words,
+            layout.state_words)
+
+
+def _crc16_byte(crc, byte):
+    """Return the CRC-16/CCITT-FALSE after ``byte`` (combinational, unrolled over 8 bits)."""
+    for bit in reversed(range(8)):
+        feedback = crc[15] ^ byte[bit]
+        crc = Cat(Const(0, 1), crc[:15]) ^ Mux(feedback, Const(0x1021, 16), Const(0, 16))
+    return crc
+
+
+class HostLink(wiring.Component):
+    """Serve request frames from a byte stream on the core's host port and event streams.
+
+    Parameters
+    ----------
+    layout : CoreLayout
+        The core's memory map; fixes the host address width and the region sizes that
+        READ and WRITE are checked against.
+    timeout_cycles : int
+        Idle cycles on the receive side after which a frame in progress is abandoned as
+        truncated. Choose it well above the longest gap a host's USB-serial adapter leaves
+        between two bytes of one frame (a few milliseconds).
+    event_buffer_depth : int
+        Output events the bridge holds between READ_SPIKES requests (a power of two).
+    max_payload : int
+        Largest payload, in bytes, in either direction (a multiple of 4, 8 or more).
+
+    Members
+    -------
+    i_bytes : In(stream.Signature(8))
+        Received bytes.
+    o_bytes : Out(stream.Signature(8))
+        Bytes to send.
+    host : Out(HostSignature)
+        To the core's host port.
+    o_events : Out(input stream)
+        To the core's input events.
+    i_events : In(output stream)
+        From the core's output events.
+    busy : Out(1)
+        A frame is being received, executed or answered.
+    error : Out(1)
+        The last reply carried a status other than OK.
+    spikes_lost : Out(1)
+        Sticky until read: an output event found the buffer full.
+    """
+
+    def __init__(self, layout: CoreLayout, *, timeout_cycles: int,
+                 event_buffer_depth: int = 256, max_payload: int = DEFAULT_MAX_PAYLOAD):
+        self._layout = layout
+        self._timeout_cycles = operator.index(timeout_cycles)
+        self._depth = operator.index(event_buffer_depth)
+        self._max_payload = operator.index(max_payload)
+        if self._timeout_cycles < 1:
+            raise ValueError(f"timeout_cycles = {timeout_cycles}: must be at least 1")
+        if self._depth < 2 or self._depth & (self._depth - 1) or self._depth > 0xFFFF:
+            raise ValueError(f"event_buffer_depth = {event_buffer_depth}: must be a power of "
+                             "two from 2 to 32768")
+        if self._max_payload < 8 or self._max_payload % 4 or self._max_payload > 0xFFFC:
+            raise ValueError(f"max_payload = {max_payload}: must be a multiple of 4 from 8 "
+                             "to 65532")
+        super().__init__({
+            "i_bytes": In(stream.Signature(8)),
+            "o_bytes": Out(stream.Signature(8)),
+            "host": Out(HostSignature(layout.address_bits)),
+            "o_events": Out(input_stream_signature()),
+            "i_events": In(output_stream_signature()),
+            "busy": Out(1),
+            "error": Out(1),
+            "spikes_lost": Out(1),
+        })
+
+    @property
+    def layout(self) -> CoreLayout:
+        return self._layout
+
+    @property
+    def max_payload(self) -> int:
+        return self._max_payload
+
+    @property
+    def event_buffer_depth(self) -> int:
+        return self._depth
+
+    def elaborate(self, platform):
+        m = Module()
+        layout = self._layout
+        max_payload = self._max_payload
+        max_words = max_payload // 4
+
+        # Payload and reply memory, one byte per word.
+        m.submodules.buffer = buffer = Memory(shape=8, depth=max_payload, init=[])
+        buf_wr = buffer.write_port()
+        buf_rd = buffer.read_port()
+        pointer = Signal(range(max_payload + 1))
+        m.d.comb += buf_rd.addr.eq(pointer)
+
+        # Output event buffer.
+        m.submodules.events = events = fifo.SyncFIFOBuffered(width=32, depth=self._depth)
+        lost = Signal()
+        ticks_seen = Signal(16)
+        m.d.comb += [
+            self.i_events.ready.eq(1),
+            events.w_data.eq(Cat(self.i_events.payload.neuron, self.i_events.payload.layer,
+                                 self.i_events.payload.tick[:SPIKE_TICK_BITS],
+                                 self.i_events.payload.end_of_tick)),
+            events.w_en.eq(self.i_events.valid),
+        ]
+        with m.If(self.i_events.valid):
+            with m.If(~events.w_rdy):
+                m.d.sync += lost.eq(1)
+            with m.If(self.i_events.payload.end_of_tick):
+                m.d.sync += ticks_seen.eq(ticks_seen + 1)
+        m.d.comb += self.spikes_lost.eq(lost)
+
+        # Receive side.
+        command = Signal(8)
+        length = Signal(16)
+        header_index = Signal(2)
+        received_crc = Signal(16)
+        rx_crc = Signal(16)
+        params = Signal(48)          # the first six payload bytes: address, count
+        idle = Signal(range(self._timeout_cycles + 1))
+        timed_out = Signal()
+        byte_in = Signal(8)
+        took_byte = Signal()
+        m.d.comb += [byte_in.eq(self.i_bytes.payload),
+                     took_byte.eq(self.i_bytes.valid & self.i_bytes.ready),
+                     timed_out.eq(idle == self._timeout_cycles)]
+        with m.If(took_byte):
+            m.d.sync += idle.eq(0)
+        with m.Elif(~timed_out):
+            m.d.sync += idle.eq(idle + 1)
+
+        # Execution and reply.
+        status = Signal(8)
+        reply_length = Signal(16)
+        address = Signal(32)
+        word = Signal(32)
+        byte_index = Signal(3)
+        count = Signal(16)
+        done = Signal(16)
+        ticks_sent = Signal(16)
+        tx_crc = Signal(16)
+        address_param = params[:32]      # READ, WRITE
+        count_param = params[32:48]      # READ
+        short_param = params[:16]        # RUN_TICKS, READ_SPIKES
+
+        sizes = region_sizes(layout)
+        offset_bits = layout.offset_bits
+        end_bits = max(offset_bits, 16) + 1
+        region = address_param[offset_bits:offset_bits + 2]
+        offset = address_param[:offset_bits]
+        burst = Signal(16)
+        region_size = Array(Const(size, end_bits) for size in sizes)[region]
+        # A weight burst stays inside one presynaptic row: post + burst <= n_post of the
+        # row's layer, so that it never runs into the holes between rows.
+        row = offset[layout.post_bits:]
+        post = offset[:layout.post_bits]
+        row_fits = Signal()
+        for lay in layout.layers:
+            with m.If((row >= lay.row_base) & (row < lay.row_base + lay.n_pre)):
+                m.d.comb += row_fits.eq(post + burst <= lay.n_post)
+        address_ok = Signal()
+        m.d.comb += address_ok.eq(
+            (address_param[layout.address_bits:] == 0)
+            & (offset + burst <= region_size)
+            & ((region != REGION_WEIGHTS) | row_fits))
+
+        known_command = Signal()
+        length_ok = Signal()
+        with m.Switch(command):
+            with m.Case(Command.WRITE):
+                m.d.comb += [known_command.eq(1),
+                             length_ok.eq((length >= 8) & (length[:2] == 0)),
+                             burst.eq((length - 4) >> 2)]
+            with m.Case(Command.READ):
+                m.d.comb += [known_command.eq(1),
+                             length_ok.eq((length == 6) & (count_param != 0)
+                                          & (count_param <= max_words)),
+                             burst.eq(count_param)]
+            with m.Case(Command.PUSH_EVENTS):
+                m.d.comb += [known_command.eq(1), length_ok.eq((length >= 2) & ~length[0])]
+            with m.Case(Command.RUN_TICKS, Command.READ_SPIKES):
+                m.d.comb += [known_command.eq(1), length_ok.eq(length == 2)]
+            with m.Case(Command.STATUS):
+                m.d.comb += [known_command.eq(1), length_ok.eq(length == 0)]
+
+        status_word = Signal(64)
+        level = Signal(16)
+        m.d.comb += [level.eq(events.level),
+                     status_word.eq(Cat(level, Const(self._depth, 16), lost, Const(0, 7),
+                                        Const(PROTOCOL_VERSION, 8), Const(max_payload, 16)))]
+
+        reply_header = Array([Const(SYNC, 8), command, status, reply_length[:8],
+                              reply_length[8:]])
+        header_step = Signal(3)
+        tx_byte = Signal(8)
+        m.d.comb += self.o_bytes.payload.eq(tx_byte)
+        sent = Signal()
+        m.d.comb += sent.eq(self.o_bytes.valid & self.o_bytes.ready)
+
+        m.d.comb += [self.host.address.eq(address[:layout.address_bits]),
+                     self.host.write_data.eq(word)]
+
+        with m.FSM() as fsm:
+            with m.State("HUNT"):
+                m.d.comb += self.i_bytes.ready.eq(1)
+                with m.If(took_byte & (byte_in == SYNC)):
+                    m.d.sync += [rx_crc.eq(0xFFFF), header_index.eq(0), params.eq(0),
+                                 command.eq(0), length.eq(0)]
+                    m.next = "HEADER"
+
+            with m.State("HEADER"):
+                m.d.comb += self.i_bytes.ready.eq(1)
+                with m.If(took_byte):
+                    m.d.sync += [rx_crc.eq(_crc16_byte(rx_crc, byte_in)),
+                                 header_index.eq(header_index + 1), pointer.eq(0)]
+                    with m.Switch(header_index):
+                        with m.Case(0):
+                            m.d.sync += command.eq(byte_in)
+                        with m.Case(1):
+                            m.d.sync += length[:8].eq(byte_in)
+                        with m.Case(2):
+                            m.d.sync += length[8:].eq(byte_in)
+                            full_length = Cat(length[:8], byte_in)
+                            with m.If(full_length > max_payload):
+                                m.d.sync += status.eq(Status.BAD_LENGTH)
+                                m.next = "DRAIN"
+                            with m.Elif(full_length == 0):
+                                m.next = "CRC0"
+                            with m.Else():
+                                m.next = "PAYLOAD"
+                with m.Elif(timed_out):
+                    m.d.sync += status.eq(Status.TRUNCATED)
+                    m.next = "REPLY_EMPTY"
+
+            with m.State("PAYLOAD"):
+                m.d.comb += self.i_bytes.ready.eq(1)
+                m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.data.eq(byte_in),
+                             buf_wr.en.eq(took_byte)]
+                with m.If(took_byte):
+                    m.d.sync += [rx_crc.eq(_crc16_byte(rx_crc, byte_in)),
+                                 pointer.eq(pointer + 1)]
+                    for index in range(6):
+                        with m.If(pointer == index):
+                            m.d.sync += params[8 * index:8 * index + 8].eq(byte_in)
+                    with m.If(pointer == length - 1):
+                        m.next = "CRC0"
+                with m.Elif(timed_out):
+                    m.d.sync += status.eq(Status.TRUNCATED)
+                    m.next = "REPLY_EMPTY"
+
+            with m.State("CRC0"):
+                m.d.comb += self.i_bytes.ready.eq(1)
+                with m.If(took_byte):
+                    m.d.sync += received_crc[:8].eq(byte_in)
+                    m.next = "CRC1"
+                with m.Elif(timed_out):
+                    m.d.sync += status.eq(Status.TRUNCATED)
+                    m.next = "REPLY_EMPTY"
+
+            with m.State("CRC1"):
+                m.d.comb += self.i_bytes.ready.eq(1)
+                with m.If(took_byte):
+                    m.d.sync += received_crc[8:].eq(byte_in)
+                    m.next = "CHECK"
+                with m.Elif(timed_out):
+                    m.d.sync += status.eq(Status.TRUNCATED)
+                    m.next = "REPLY_EMPTY"
+
+            with m.State("DRAIN"):
+                # The length cannot be trusted to find the end: wait for the line to go quiet.
+                m.d.comb += self.i_bytes.ready.eq(1)
+                with m.If(timed_out):
+                    m.next = "REPLY_EMPTY"
+
+            with m.State("CHECK"):
+                m.d.sync += [address.eq(address_param), count.eq(burst), done.eq(0),
+                             byte_index.eq(0), reply_length.eq(0), status.eq(Status.OK)]
+                with m.If(received_crc != rx_crc):
+                    m.d.sync += status.eq(Status.BAD_CRC)
+                    m.next = "REPLY_EMPTY"
+                with m.Elif(~known_command):
+                    m.d.sync += status.eq(Status.UNKNOWN_COMMAND)
+                    m.next = "REPLY_EMPTY"
+                with m.Elif(~length_ok):
+                    m.d.sync += status.eq(Status.BAD_LENGTH)
+                    m.next = "REPLY_EMPTY"
+                with m.Elif(((command == Command.READ) | (command == Command.WRITE))
+                            & ~address_ok):
+                    m.d.sync += status.eq(Status.ADDRESS_OUT_OF_RANGE)
+                    m.next = "REPLY_EMPTY"
+                with m.Else():
+                    with m.Switch(command):
+                        with m.Case(Command.WRITE):
+                            m.d.sync += pointer.eq(4)
+                            m.next = "WRITE_FETCH"
+                        with m.Case(Command.READ):
+                            m.d.sync += pointer.eq(0)
+                            m.next = "READ_ACCESS"
+                        with m.Case(Command.PUSH_EVENTS):
+                            m.d.sync += [pointer.eq(0), count.eq(length >> 1)]
+                            m.next = "PUSH_FETCH"
+                        with m.Case(Command.RUN_TICKS):
+                            m.d.sync += [count.eq(short_param), ticks_sent.eq(0),
+                                         ticks_seen.eq(0)]
+                            m.next = "RUN"
+                        with m.Case(Command.READ_SPIKES):
+                            limit = Mux(short_param < level, short_param, level)
+                            m.d.sync += [count.eq(Mux(limit < max_words, limit, max_words)),
+                                         pointer.eq(0),
+                                         status.eq(Mux(lost, Status.SPIKES_LOST, Status.OK)),
+                                         lost.eq(0)]
+                            m.next = "SPIKES_POP"
+                        with m.Case(Command.STATUS):
+                            m.d.sync += [pointer.eq(0), byte_index.eq(0)]
+                            m.next = "STATUS_STORE"
+
+            # WRITE: assemble each word from four payload bytes, then write it.
+            with m.State("WRITE_FETCH"):
+                m.next = "WRITE_SHIFT"   # the read port answers on the next cycle
+            with m.State("WRITE_SHIFT"):
+                m.d.sync += [word.eq(Cat(word[8:], buf_rd.data)), pointer.eq(pointer + 1),
+                             byte_index.eq(byte_index + 1)]
+                with m.If(byte_index == 3):
+                    m.d.sync += byte_index.eq(0)
+                    m.next = "WRITE_ACCESS"
+                with m.Else():
+                    m.next = "WRITE_FETCH"
+            with m.State("WRITE_ACCESS"):
+                m.d.comb += [self.host.strobe.eq(1), self.host.write.eq(1)]
+                with m.If(self.host.ack):
+                    m.d.sync += [address.eq(address + 1), done.eq(done + 1)]
+                    with m.If(self.host.error):
+                        m.d.sync += status.eq(Status.ADDRESS_OUT_OF_RANGE)
+                        m.next = "REPLY_EMPTY"
+                    with m.Elif(done + 1 == count):
+                        m.next = "REPLY"
+                    with m.Else():
+                        m.next = "WRITE_FETCH"
+
+            # READ: read each word and store its four bytes as the reply payload.
+            with m.State("READ_ACCESS"):
+                m.d.comb += self.host.strobe.eq(1)
+                with m.If(self.host.ack):
+                    m.d.sync += [word.eq(self.host.read_data), address.eq(address + 1),
+                                 done.eq(done + 1), byte_index.eq(0)]
+                    with m.If(self.host.error):
+                        m.d.sync += status.eq(Status.ADDRESS_OUT_OF_RANGE)
+                        m.next = "REPLY_EMPTY"
+                    with m.Else():
+                        m.next = "READ_STORE"
+            with m.State("READ_STORE"):
+                m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.data.eq(word[:8]), buf_wr.en.eq(1)]
+                m.d.sync += [word.eq(word >> 8), pointer.eq(pointer + 1),
+                             byte_index.eq(byte_index + 1)]
+                with m.If(byte_index == 3):
+                    with m.If(done == count):
+                        m.d.sync += reply_length.eq(count << 2)
+                        m.next = "REPLY"
+                    with m.Else():
+                        m.next = "READ_ACCESS"
+
+            # PUSH_EVENTS: two payload bytes per event, into the core's input stream.
+            with m.State("PUSH_FETCH"):
+                m.next = "PUSH_SHIFT"
+            with m.State("PUSH_SHIFT"):
+                m.d.sync += [word.eq(Cat(word[8:], buf_rd.data)), pointer.eq(pointer + 1),
+                             byte_index.eq(byte_index + 1)]
+                with m.If(byte_index == 1):
+                    m.d.sync += byte_index.eq(0)
+                    m.next = "PUSH_SEND"
+                with m.Else():
+                    m.next = "PUSH_FETCH"
+            with m.State("PUSH_SEND"):
+                m.d.comb += [self.o_events.valid.eq(1),
+                             self.o_events.payload.address.eq(word[16:]),
+                             self.o_events.payload.end_of_tick.eq(0)]
+                with m.If(self.o_events.ready):
+                    m.d.sync += done.eq(done + 1)
+                    with m.If(done + 1 == count):
+                        m.next = "REPLY"
+                    with m.Else():
+                        m.next = "PUSH_FETCH"
+
+            # RUN_TICKS: close `count` ticks, then wait for the core to finish them all.
+            with m.State("RUN"):
+                m.d.comb += [self.o_events.valid.eq(ticks_sent != count),
+                             self.o_events.payload.end_of_tick.eq(1)]
+                with m.If(self.o_events.valid & self.o_events.ready):
+                    m.d.sync += ticks_sent.eq(ticks_sent + 1)
+                with m.If(ticks_seen == count):
+                    m.next = "REPLY"
+
+            # READ_SPIKES: move buffered events into the reply payload.
+            with m.State("SPIKES_POP"):
+                with m.If(done == count):
+                    m.d.sync += reply_length.eq(count << 2)
+                    m.next = "REPLY"
+                with m.Elif(events.r_rdy):
+                    m.d.comb += events.r_en.eq(1)
+                    m.d.sync += [word.eq(events.r_data), done.eq(done + 1), byte_index.eq(0)]
+                    m.next = "SPIKES_STORE"
+            with m.State("SPIKES_STORE"):
+                m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.data.eq(word[:8]), buf_wr.en.eq(1)]
+                m.d.sync += [word.eq(word >> 8), pointer.eq(pointer + 1),
+                             byte_index.eq(byte_index + 1)]
+                with m.If(byte_index == 3):
+                    m.next = "SPIKES_POP"
+
+            with m.State("STATUS_STORE"):
+                m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.en.eq(1),
+                             buf_wr.data.eq(status_word.word_select(byte_index, 8))]
+                m.d.sync += [pointer.eq(pointer + 1), byte_index.eq(byte_index + 1)]
+                with m.If(byte_index == 7):
+                    m.d.sync += reply_length.eq(8)
+                    m.next = "REPLY"
+
+            # The reply: header, payload from the buffer, CRC.
+            with m.State("REPLY_EMPTY"):
+                m.d.sync += reply_length.eq(0)
+                m.next = "REPLY"
+            with m.State("REPLY"):
+                m.d.sync += [header_step.eq(0), tx_crc.eq(0xFFFF), pointer.eq(0),
+                             self.error.eq(status != Status.OK)]
+                m.next = "SEND_HEADER"
+            with m.State("SEND_HEADER"):
+                m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(reply_header[header_step])]
+                with m.If(sent):
+                    m.d.sync += header_step.eq(header_step + 1)
+                    with m.If(header_step != 0):
+                        m.d.sync += tx_crc.eq(_crc16_byte(tx_crc, tx_byte))
+                    with m.If(header_step == 4):
+                        m.d.sync += header_step.eq(0)
+                        with m.If(reply_length == 0):
+                            m.next = "SEND_CRC0"
+                        with m.Else():
+                            m.next = "SEND_FETCH"
+            with m.State("SEND_FETCH"):
+                m.next = "SEND_PAYLOAD"
+            with m.State("SEND_PAYLOAD"):
+                m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(buf_rd.data)]
+                with m.If(sent):
+                    m.d.sync += [tx_crc.eq(_crc16_byte(tx_crc, tx_byte)),
+                                 pointer.eq(pointer + 1)]
+                    with m.If(pointer + 1 == reply_length):
+                        m.next = "SEND_CRC0"
+                    with m.Else():
+                        m.next = "SEND_FETCH"
+            with m.State("SEND_CRC0"):
+                m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(tx_crc[:8])]
+                with m.If(sent):
+                    m.next = "SEND_CRC1"
+            with m.State("SEND_CRC1"):
+                m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(tx_crc[8:])]
+                with m.If(sent):
+                    m.next = "HUNT"
+
+        m.d.comb += self.busy.eq(~fsm.ongoing("HUNT"))
+        return m
+
+
+class LinkTop(wiring.Component):
+    """Core, host link and UART: a board top without the board.
+
+    Parameters
+    ----------
+    config : CoreConfig
+    clk_frequency : float
+        Frequency of the ``sync`` domain, in Hz.
+    baud_rate : int
+    timeout_seconds : float
+        Idle time that ends a truncated frame.
+    event_buffer_depth, max_payload : int
+        See :class:`HostLink`.
+    core_factory : callable, optional
+        ``core_factory(config)`` returns the core component; defaults to
+        :class:`plasticore.hdl.core.Core`.
+
+    Members
+    -------
+    rx : In(1)
+    tx : Out(1)
+    busy, error, spikes_lost : Out(1)
+        For status LEDs.
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    busy: Out(1)
+    error: Out(1)
+    spikes_lost: Out(1)
+
+    def __init__(self, config, *, clk_frequency: float, baud_rate: int = 115200,
+                 timeout_seconds: float = 0.05, event_buffer_depth: int = 256,
+                 max_payload: int = DEFAULT_MAX_PAYLOAD, core_factory=None):
+        from .uart import cycles_per_bit
+        self.config = config
+        self.layout = CoreLayout(config)
+        self.divisor = cycles_per_bit(clk_frequency, baud_rate)
+        self.timeout_cycles = max(1, round(clk_frequency * timeout_seconds))
+        self.event_buffer_depth = event_buffer_depth
+        self.max_payload = max_payload
+        self._core_factory = core_factory
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        if self._core_factory is None:
+            from .core import Core
+            core = Core(self.config)
+        else:
+            core = self._core_factory(self.config)
+        m.submodules.core = core
+        m.submodules.receiver = receiver = UARTReceiver(self.divisor)
+        m.submodules.transmitter = transmitter = UARTTransmitter(self.divisor)
+        m.submodules.link = link = HostLink(self.layout, timeout_cycles=self.timeout_cycles,
+                                            event_buffer_depth=self.event_buffer_depth,
+                                            max_payload=self.max_payload)
+        connect(m, receiver.o_stream, link.i_bytes)
+        connect(m, link.o_bytes, transmitter.i_stream)
+        connect(m, link.host, core.host)
+        connect(m, link.o_events, core.i_events)
+        connect(m, core.o_events, link.i_events)
+        m.d.comb += [receiver.rx.eq(self.rx), self.tx.eq(transmitter.tx),
+                     self.busy.eq(link.busy), self.error.eq(link.error),
+                     self.spikes_lost.eq(link.spikes_lost)]
+        return m
