@@ -69,3 +69,20 @@ def rate_encode(intensity, ticks: int, probability: float, rng: np.random.Genera
 def events_per_tick(raster) -> list[np.ndarray]:
     """Turn a boolean ``(ticks, n)`` raster into each tick's input addresses, ascending."""
     return [np.flatnonzero(row) for row in np.asarray(raster, dtype=bool)]
+
+
+def label_spike_train(label: int, n_classes: int, ticks: int, period: int) -> np.ndarray:
+    """Regular label code: a boolean raster of shape ``(ticks, n_classes)``.
+
+    The neuron of class ``label`` spikes at ticks ``0, period, 2 * period, ...``; the
+    others are silent. eRBP feeds this to its error neurons.
+    """
+    if not 0 <= label < n_classes:
+        raise ValueError(f"label = {label}: must be between 0 and {n_classes - 1}")
+    if period < 1:
+        raise ValueError(f"period = {period}: must be at least 1")
+    if ticks < 0:
+        raise ValueError(f"ticks = {ticks}: must not be negative")
+    raster = np.zeros((ticks, n_classes), dtype=bool)
+    raster[::period, label] = True
+    return raster

@@ -1,0 +1,138 @@
+"""Online eRBP training on the digits: one sample at a time, as the chip learns.
+
+Each training sample is a Bernoulli rate code of its pixels (``input_rate`` per tick for a
+full pixel) presented for ``ticks_per_sample`` ticks together with a regular label spike
+train (:func:`plasticore.datasets.label_spike_train`); learning is on after the burn-in.
+The class is the prediction neuron with the most spikes after the burn-in (ties go to the
+lowest index). The training accuracy is measured online, during the training pass, with
+the weights changing as it goes; the test accuracy after each epoch, with learning off and
+the same test spike trains every epoch.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from plasticore.config import CoreConfig
+from plasticore.datasets import DigitsSplit, label_spike_train, rate_encode
+from plasticore.training import EpochMetrics, TrainResult
+
+__all__ = ["BACKENDS", "fit", "make_model", "evaluate"]
+
+BACKENDS = ("golden", "float")
+
+
+def make_model(config: CoreConfig, backend: str):
+    """Return a fresh eRBP model of the given backend (``golden`` or ``float``)."""
+    if backend == "golden":
+        from plasticore.golden.erbp import GoldenErbpCore
+        return GoldenErbpCore(config)
+    if backend == "float":
+        from plasticore.golden.erbp_float import FloatErbpNetwork
+        return FloatErbpNetwork(config)
+    raise ValueError(f"backend = {backend!r}: eRBP trains on one of {', '.join(BACKENDS)}")
+
+
+def _progress(iterable, enabled: bool, **options):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, **options)
+
+
+def evaluate(model, x, y, *, seed: int, progress: bool = False, desc: str = "test") -> float:
+    """Return the accuracy of ``model`` on ``(x, y)`` with learning off.
+
+    The spike trains are drawn from ``numpy.random.default_rng([seed, 0])``: the same for
+    every call with the same seed.
+    """
+    params = model.params
+    rng = np.random.default_rng([seed, 0])
+    correct = 0
+    for sample, label in _progress(zip(x, y), progress, total=len(y), desc=desc, leave=False):
+        raster = rate_encode(sample, params.test_ticks_per_sample, params.input_rate, rng)
+        counts = model.run_sample(raster, None, learn=False)
+        correct += int(np.argmax(counts) == label)
+    return correct / max(1, len(y))
+
+
+def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
+        epochs: int | None = None, seed: int = 0, progress: bool = True,
+        limit_train: int | None = None, limit_test: int | None = None,
+        on_epoch=None) -> TrainResult:
+    """Train an eRBP network online on ``split``; evaluate on its test part after each epoch.
+
+    Parameters
+    ----------
+    config : CoreConfig
+        ``rule = "erbp"``; its last layer has one neuron per class.
+    split : DigitsSplit
+    backend : {"golden", "float"}
+        The integer model (the hardware's specification) or the float reference.
+    epochs : int, optional
+        Default ``config.learning.epochs``.
+    seed : int
+        Seeds the presentation order and the spike trains (the network's own random
+        numbers come from the config).
+    progress : bool
+        Show tqdm progress bars.
+    limit_train, limit_test : int, optional
+        Use only the first samples of each part (for quick checks).
+    on_epoch : callable, optional
+        Called with each :class:`EpochMetrics` as soon as it is known.
+    """
+    if config.rule != "erbp" or config.learning is None:
+        raise ValueError(f'config.rule = {config.rule!r}: eRBP training needs rule = "erbp"')
+    params = config.learning
+    n_classes = config.layers[-1]
+    if split.x_train.shape[1] != config.n_inputs:
+        raise ValueError(f"the data has {split.x_train.shape[1]} inputs per sample, "
+                         f"the config {config.n_inputs} (layers[0])")
+    if int(max(split.y_train.max(), split.y_test.max())) >= n_classes:
+        raise ValueError(f"the data has labels up to {int(split.y_train.max())}, the config's "
+                         f"last layer only {n_classes} neurons")
+    epochs = params.epochs if epochs is None else int(epochs)
+    if epochs < 1:
+        raise ValueError(f"epochs = {epochs}: must be at least 1")
+    x_train, y_train = split.x_train[:limit_train], split.y_train[:limit_train]
+    x_test, y_test = split.x_test[:limit_test], split.y_test[:limit_test]
+
+    model = make_model(config, backend)
+    history = []
+    for epoch in range(1, epochs + 1):
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(len(y_train))
+        correct = 0
+        start = time.perf_counter()
+        bar = _progress(order, progress, desc=f"epoch {epoch}/{epochs}", leave=False)
+        for seen, index in enumerate(bar, 1):
+            label = int(y_train[index])
+            raster = rate_encode(x_train[index], params.ticks_per_sample, params.input_rate, rng)
+            labels = label_spike_train(label, n_classes, params.ticks_per_sample,
+                                       params.label_period)
+            counts = model.run_sample(raster, labels, learn=True)
+            correct += int(np.argmax(counts) == label)
+            if progress and seen % 50 == 0:
+                bar.set_postfix(train=f"{correct / seen:.3f}")
+        seconds = time.perf_counter() - start
+        test_accuracy = evaluate(model, x_test, y_test, seed=seed, progress=progress)
+        metrics = EpochMetrics(epoch=epoch, train_accuracy=correct / max(1, len(y_train)),
+                               test_accuracy=test_accuracy, seconds=seconds)
+        history.append(metrics)
+        if on_epoch is not None:
+            on_epoch(metrics)
+
+    extra = {
+        "ticks_per_sample": params.ticks_per_sample,
+        "test_ticks_per_sample": params.test_ticks_per_sample,
+        "burn_in_ticks": params.burn_in_ticks,
+        "n_train": int(len(y_train)),
+        "n_test": int(len(y_test)),
+        "seed": seed,
+    }
+    if backend == "golden":
+        extra["flags"] = int(model.flags)
+    return TrainResult(rule="erbp", backend=backend, epochs=history,
+                       weights=model.read_weights(), extra=extra)
