@@ -1,0 +1,249 @@
+"""Parameters of the DECOLLE learning rule (``rule = "decolle"``, TOML table ``[decolle]``).
+
+Every constant of the rule lives here, in the integer units of the golden model
+(:mod:`plasticore.golden.decolle`); the float reference (:mod:`plasticore.golden.decolle_float`)
+derives its real-valued constants from the same fields (see :meth:`Params.float_constants`),
+so that float and fixed point run the same rule and differ only by quantization.
+
+Units
+-----
+- A trace (``Q``, ``P``) of ``2**trace_bits`` is 1.0: an input that spikes every tick drives
+  its traces towards ``2**trace_bits``.
+- A membrane, bias or weight of ``2**unit_bits`` is 1.0 (the weight scale is the membrane
+  scale, so ``U = (W . P) >> trace_bits + b + R`` needs no other rescaling).
+- A decay ``X = d*X + (1-d)*target`` is written ``X += sum((target - X) >> k for k in
+  shifts)``, that is ``d = 1 - sum(2**-k)``: shifts and additions, no multiplier.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from plasticore.config import ConfigError
+
+__all__ = ["Params", "SURROGATES", "RANDOM_DRAW_BITS"]
+
+#: Surrogate derivatives the float reference offers; the integer model uses the boxcar.
+SURROGATES = ("boxcar", "fast_sigmoid")
+#: Width of one stochastic-rounding draw; a learning-rate shift can drop at most this many bits.
+RANDOM_DRAW_BITS = 16
+
+
+def _int(name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, value, "must be an integer")
+    if not low <= value <= high:
+        raise ConfigError(name, value, f"must be between {low} and {high}")
+    return value
+
+
+def _number(name, value, low, high, *, open_low=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(name, value, "must be a number")
+    value = float(value)
+    if not math.isfinite(value) or value > high or value < low or (open_low and value == low):
+        bracket = "(" if open_low else "["
+        raise ConfigError(name, value, f"must be in {bracket}{low}, {high}]")
+    return value
+
+
+def _shifts(name, value, low, high):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ConfigError(name, value, "must be a list of shift amounts")
+    value = tuple(value)
+    if not value:
+        raise ConfigError(name, list(value), "needs at least one shift")
+    for index, shift in enumerate(value):
+        _int(f"{name}[{index}]", shift, low, high)
+    if len(set(value)) != len(value):
+        raise ConfigError(name, list(value), "shifts must be distinct")
+    return tuple(sorted(value))
+
+
+def _per_layer(name, value, count, low, high):
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ConfigError(name, value, f"must be a list with one entry per neuron layer ({count})")
+    value = tuple(value)
+    if len(value) != count:
+        raise ConfigError(name, list(value), f"needs one entry per neuron layer ({count})")
+    for index, item in enumerate(value):
+        _int(f"{name}[{index}]", item, low, high)
+    return value
+
+
+@dataclass(frozen=True)
+class Params:
+    """Constants of the DECOLLE rule, validated against the core they run on.
+
+    Parameters
+    ----------
+    ticks_per_sample : int
+        Ticks each training and test sample is presented for.
+    burn_in : int
+        Ticks at the start of each sample with no learning and no vote (the traces settle).
+    input_rate : float
+        Spike probability per tick of a fully on input pixel (Bernoulli rate code).
+    trace_bits : int
+        Fraction bits of the presynaptic traces (1.0 = ``2**trace_bits``); traces are
+        unsigned, ``trace_bits + 1`` wide.
+    q_shifts, p_shifts, r_shifts : tuple of int
+        Decays of Q (``beta``), P (``alpha``) and the refractory state R (``alpha_rp``):
+        ``d = 1 - sum(2**-k)``.
+    unit_bits : int
+        Fraction bits of membranes, biases and weights (1.0 = ``2**unit_bits``).
+    refractory_weight : int
+        ``w_rp`` in membrane LSBs: a spike drives R towards ``-refractory_weight``.
+    surrogate_window : int
+        Half width of the boxcar surrogate in membrane LSBs: a neuron learns when
+        ``-surrogate_window < U <= surrogate_window``.
+    surrogate : {"boxcar", "fast_sigmoid"}
+        Surrogate of the float backend (the integer model always uses the boxcar).
+    error_bits : int
+        Signed width of the quantized per-neuron error (2 = ternary, a pure shift update).
+    error_shifts : tuple of int
+        Per neuron layer: the raw error is rounded and shifted right by this much, then
+        clamped to ``error_bits``.
+    lr_shifts : tuple of int
+        Per neuron layer: learning-rate shift, ``dW = round_stochastic(e_q * P >> lr_shift)``.
+    stochastic_rounding : bool
+        False truncates (floor) instead; kept only to measure what rounding buys.
+    init_scale : float
+        Initial weights and biases are uniform in ``+-init_scale / sqrt(fan_in)`` (units).
+    readout_amplitude : float
+        ``lc_ampl``: hidden layers' fixed readouts are uniform in ``+-lc_ampl/sqrt(fan_in)``.
+    readout_seed : int
+        Threefry key of the fixed readout matrices (regenerated, never stored in a file).
+    prng_rounds : int
+        Threefry rounds of every draw (readouts and stochastic rounding).
+    float_decays : tuple of float or None
+        ``(alpha, beta, alpha_rp)`` for the float backend instead of the values the shifts
+        give; used to measure what the shift decays cost.
+    """
+
+    ticks_per_sample: int = 100
+    burn_in: int = 10
+    input_rate: float = 0.2
+    trace_bits: int = 8
+    q_shifts: tuple = (4, 6)
+    p_shifts: tuple = (5,)
+    r_shifts: tuple = (2, 4, 5)
+    unit_bits: int = 8
+    refractory_weight: int = 256
+    surrogate_window: int = 128
+    surrogate: str = "boxcar"
+    error_bits: int = 4
+    error_shifts: tuple = (10, 8)
+    lr_shifts: tuple = (6, 12)
+    stochastic_rounding: bool = True
+    init_scale: float = 1.0
+    readout_amplitude: float = 0.5
+    readout_seed: int = 0
+    prng_rounds: int = 13
+    float_decays: Any = None
+
+    @classmethod
+    def from_dict(cls, table: dict, core) -> "Params":
+        """Build and validate the parameters of ``core`` from a ``[decolle]`` table."""
+        if not isinstance(table, dict):
+            raise ConfigError("decolle", table, "must be a table of decolle parameters")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(f"decolle.{unknown[0]}", table[unknown[0]],
+                              f"is not a decolle parameter; known: {', '.join(sorted(known))}")
+        params = cls(**table)
+        params.validate(core)
+        return params
+
+    def validate(self, core) -> None:
+        """Check every field against ``core``; raise :class:`ConfigError` on the first bad one."""
+        n_layers = len(core.neuron_layers)
+        p = "decolle."
+        ticks = _int(p + "ticks_per_sample", self.ticks_per_sample, 1, 1 << 16)
+        _int(p + "burn_in", self.burn_in, 0, ticks - 1)
+        _number(p + "input_rate", self.input_rate, 0.0, 1.0, open_low=True)
+        _int(p + "trace_bits", self.trace_bits, 1, 16)
+        for name in ("q_shifts", "p_shifts", "r_shifts"):
+            # distinct shifts of at least 1 keep sum(2**-k) < 1: the decay stays in (0, 1)
+            object.__setattr__(self, name, _shifts(p + name, getattr(self, name), 1, 15))
+        membrane_high = (1 << (core.membrane_bits - 1)) - 1
+        weight_high = (1 << (core.weight_bits - 1)) - 1
+        unit = _int(p + "unit_bits", self.unit_bits, 0, core.membrane_bits - 2)
+        _int(p + "refractory_weight", self.refractory_weight, 0, membrane_high)
+        _int(p + "surrogate_window", self.surrogate_window, 1, membrane_high)
+        if self.surrogate not in SURROGATES:
+            raise ConfigError(p + "surrogate", self.surrogate, f"must be one of {', '.join(SURROGATES)}")
+        _int(p + "error_bits", self.error_bits, 2, 16)
+        object.__setattr__(self, "error_shifts",
+                           _per_layer(p + "error_shifts", self.error_shifts, n_layers, 0, 31))
+        object.__setattr__(self, "lr_shifts",
+                           _per_layer(p + "lr_shifts", self.lr_shifts, n_layers, 0, RANDOM_DRAW_BITS))
+        if not isinstance(self.stochastic_rounding, bool):
+            raise ConfigError(p + "stochastic_rounding", self.stochastic_rounding, "must be true or false")
+        _number(p + "init_scale", self.init_scale, 0.0, 64.0)
+        largest_init = self.init_scale / math.sqrt(min(core.layers[:-1])) * (1 << unit)
+        if largest_init > weight_high:
+            raise ConfigError(p + "init_scale", self.init_scale,
+                              f"initial weights up to {largest_init:.0f} LSBs exceed the weight "
+                              f"range (+-{weight_high} for weight_bits = {core.weight_bits})")
+        _number(p + "readout_amplitude", self.readout_amplitude, 0.0, 64.0, open_low=True)
+        _int(p + "readout_seed", self.readout_seed, 0, (1 << 32) - 1)
+        _int(p + "prng_rounds", self.prng_rounds, 1, 32)
+        if self.float_decays is not None:
+            decays = self.float_decays
+            if isinstance(decays, (str, bytes)) or not hasattr(decays, "__iter__") or len(decays) != 3:
+                raise ConfigError(p + "float_decays", decays, "must be [alpha, beta, alpha_rp] or absent")
+            decays = tuple(_number(f"{p}float_decays[{i}]", d, 0.0, 1.0) for i, d in enumerate(decays))
+            for i, d in enumerate(decays):
+                if d >= 1.0:
+                    raise ConfigError(f"{p}float_decays[{i}]", d, "must be below 1")
+            object.__setattr__(self, "float_decays", decays)
+        if core.rule != "decolle":
+            raise ConfigError("rule", core.rule, 'must be "decolle" for decolle parameters')
+
+    def to_dict(self) -> dict:
+        """Return the fields as plain TOML/JSON-friendly values (lists for tuples)."""
+        data = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            data[f.name] = list(value) if isinstance(value, tuple) else value
+        return data
+
+    # Derived constants shared by both backends.
+
+    @staticmethod
+    def decay(shifts) -> float:
+        """The decay factor ``1 - sum(2**-k)`` a tuple of shifts implements."""
+        return 1.0 - sum(2.0 ** -k for k in shifts)
+
+    def float_constants(self, core) -> dict:
+        """Real-valued constants of the float reference that match the integer rule.
+
+        The float error carries the local loss's ``1/K`` (K readout outputs); the float
+        learning rate absorbs the integer error and learning-rate shifts:
+        ``lr = K * 2**(unit_bits + trace_bits - error_shift - lr_shift)`` for a layer read out
+        through a random matrix (whose integer entries carry ``2**unit_bits``), and
+        ``lr = K * 2**(trace_bits - error_shift - lr_shift)`` for the top layer, whose
+        readout is the identity (an integer 1).
+        """
+        if self.float_decays is not None:
+            alpha, beta, alpha_rp = self.float_decays
+        else:
+            alpha, beta = self.decay(self.p_shifts), self.decay(self.q_shifts)
+            alpha_rp = self.decay(self.r_shifts)
+        n_classes = core.layers[-1]
+        n_layers = len(self.lr_shifts)
+        rates = tuple(n_classes * 2.0 ** ((self.unit_bits if index < n_layers - 1 else 0)
+                                          + self.trace_bits - es - ls)
+                      for index, (es, ls) in enumerate(zip(self.error_shifts, self.lr_shifts)))
+        unit = float(1 << self.unit_bits)
+        return dict(alpha=alpha, beta=beta, alpha_rp=alpha_rp,
+                    w_rp=self.refractory_weight / unit,
+                    window=self.surrogate_window / unit,
+                    learning_rates=rates, surrogate=self.surrogate)

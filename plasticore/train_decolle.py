@@ -1,0 +1,176 @@
+"""Online DECOLLE training on the digits, with the integer model or the float reference.
+
+``fit`` is what ``plasticore train`` calls for ``rule = "decolle"``. Until that command
+exists, ``python -m plasticore.train_decolle CONFIG --epochs E [--backend golden|float]``
+runs it and prints one line per epoch.
+
+Protocol: each epoch presents the 1347 training images once, in a fresh random order, one
+at a time (online: weights change every tick from ``burn_in`` on), each as a new Bernoulli
+raster of ``ticks_per_sample`` ticks with spike probability ``input_rate * pixel``. The
+training accuracy of an epoch is the online one (each sample's prediction while it was
+being learned). After each epoch the 450 test images (one raster each, drawn once per run)
+are run with learning off; the prediction is the top layer's spike count from ``burn_in``
+on (ties: larger membrane sum, then lower index).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from plasticore.config import CoreConfig, load_config
+from plasticore.datasets import load_digits_split
+from plasticore.golden.decolle import GoldenDecolle, initial_parameters, predict, readout_matrices
+from plasticore.golden.decolle_float import FloatDecolle
+from plasticore.training import EpochMetrics, TrainResult
+
+__all__ = ["fit", "BACKENDS", "build_model", "main"]
+
+BACKENDS = ("golden", "float")
+_TEST_STREAM = 0x7E57
+
+
+def build_model(config: CoreConfig, backend: str):
+    """Return a fresh :class:`GoldenDecolle` or a :class:`FloatDecolle` with the same start.
+
+    The float model starts from the integer initial weights and readouts divided by
+    ``2**unit_bits``, so the two backends differ only by how they compute.
+    """
+    if backend == "golden":
+        return GoldenDecolle(config)
+    if backend == "float":
+        params = config.learning
+        scale = float(1 << params.unit_bits)
+        weights, biases = initial_parameters(config)
+        readouts = [None if r is None else (r[0] / scale, r[1] / scale)
+                    for r in readout_matrices(config)]
+        return FloatDecolle([w / scale for w in weights], [b / scale for b in biases], readouts,
+                            **params.float_constants(config))
+    raise ValueError(f"backend = {backend!r}: must be one of {', '.join(BACKENDS)}")
+
+
+def _encode(images, ticks, rate, rng):
+    return rng.random((len(images), ticks, images.shape[1])) < np.clip(images, 0, 1)[:, None, :] * rate
+
+
+def _run(model, backend, raster, label=None, learn=False, burn_in=0):
+    if backend == "golden":
+        return model.run_sample(raster, label, learn)
+    return model.run_sample(raster, label, learn, burn_in)
+
+
+def evaluate(model, backend: str, rasters, labels, burn_in: int, batch: int = 150) -> float:
+    """Test accuracy with learning off, in batches of samples run side by side."""
+    correct = 0
+    for start in range(0, len(rasters), batch):
+        counts, sums = _run(model, backend, rasters[start:start + batch], burn_in=burn_in)
+        correct += int((predict(counts, sums) == labels[start:start + batch]).sum())
+    return correct / len(rasters)
+
+
+def fit(config, split=None, *, backend: str = "golden", epochs: int = 30, seed: int = 0,
+        progress=None) -> TrainResult:
+    """Train a DECOLLE core online on the digits.
+
+    Parameters
+    ----------
+    config : CoreConfig or path
+        With ``rule = "decolle"``; ``layers[0]`` must be 64 and ``layers[-1]`` 10.
+    split : plasticore.datasets.DigitsSplit, optional
+        Defaults to :func:`plasticore.datasets.load_digits_split`.
+    backend : {"golden", "float"}
+    epochs : int
+    seed : int
+        Seeds the sample order and the input rasters (weights come from ``config.seed``).
+    progress : callable or bool, optional
+        Called with each :class:`EpochMetrics`; True prints a line per epoch.
+
+    Returns
+    -------
+    TrainResult
+    """
+    config = load_config(config)
+    if config.rule != "decolle" or config.learning is None:
+        raise ValueError(f'rule = {config.rule!r}: fit needs rule = "decolle" and a [decolle] table')
+    if backend not in BACKENDS:
+        raise ValueError(f"backend = {backend!r}: must be one of {', '.join(BACKENDS)}")
+    if epochs < 0:
+        raise ValueError(f"epochs = {epochs}: must not be negative")
+    if split is None:
+        split = load_digits_split()
+    n_classes = int(max(split.y_train.max(), split.y_test.max())) + 1
+    if config.layers[0] != split.x_train.shape[1] or config.layers[-1] != n_classes:
+        raise ValueError(f"layers = {list(config.layers)}: the data set needs "
+                         f"{split.x_train.shape[1]} inputs and {n_classes} outputs")
+    params = config.learning
+    ticks, rate, burn_in = params.ticks_per_sample, params.input_rate, params.burn_in
+    model = build_model(config, backend)
+    rng = np.random.default_rng(seed)
+    test_rasters = _encode(split.x_test, ticks, rate, np.random.default_rng([seed, _TEST_STREAM]))
+    history = []
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(len(split.x_train))
+        rasters = _encode(split.x_train[order], ticks, rate, rng)
+        labels = split.y_train[order]
+        correct = 0
+        start = time.perf_counter()
+        for raster, label in zip(rasters, labels):
+            counts, sums = _run(model, backend, raster, int(label), True, burn_in)
+            correct += int(predict(counts, sums)[0] == label)
+        seconds = time.perf_counter() - start
+        test_accuracy = evaluate(model, backend, test_rasters, split.y_test, burn_in)
+        metrics = EpochMetrics(epoch, correct / len(labels), test_accuracy, seconds)
+        history.append(metrics)
+        if callable(progress):
+            progress(metrics)
+        elif progress:
+            print(f"epoch {epoch:3d}  train {metrics.train_accuracy:.4f}  "
+                  f"test {metrics.test_accuracy:.4f}  {seconds:.1f} s", flush=True)
+    if backend == "golden":
+        weights = [np.vstack([w, b[None, :]]) for w, b in zip(model.weights, model.biases)]
+        extra = {"flags": model.flags, "ticks": model.tick_count}
+    else:
+        weights = [np.vstack([w, b[None, :]]) for w, b in zip(model.weights, model.biases)]
+        extra = {"learning_rates": list(model.learning_rates), "surrogate": model.surrogate}
+    extra.update(ticks_per_sample=ticks, burn_in=burn_in, input_rate=rate,
+                 weights_layout="each matrix is (n_pre + 1, n_post): the bias is the last row",
+                 seconds_per_epoch=(float(np.mean([m.seconds for m in history])) if history else 0.0))
+    return TrainResult("decolle", backend, history, weights, extra)
+
+
+def main(argv=None) -> int:
+    """``python -m plasticore.train_decolle CONFIG --epochs E [--backend B] [--seed S]``."""
+    parser = argparse.ArgumentParser(prog="python -m plasticore.train_decolle",
+                                     description="Train a DECOLLE core online on the digits.")
+    parser.add_argument("config")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--backend", choices=BACKENDS, default="golden")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a [decolle] field (TOML value), e.g. --set lr_shifts=[6,12]")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    if args.set:
+        import tomllib
+        table = config.learning.to_dict()
+        for item in args.set:
+            key, _, value = item.partition("=")
+            table[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        data = config.to_dict()
+        data["decolle"] = table
+        config = CoreConfig.from_dict(data, source=args.config)
+    result = fit(config, backend=args.backend, epochs=args.epochs, seed=args.seed, progress=True)
+    final = result.final if result.epochs else None
+    if final is not None:
+        last = result.epochs[-5:]
+        print(f"final test {final.test_accuracy:.4f}  mean of last {len(last)} "
+              f"{np.mean([m.test_accuracy for m in last]):.4f}  "
+              f"{result.extra['seconds_per_epoch']:.1f} s per epoch ({args.backend})")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
