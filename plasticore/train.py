@@ -1,0 +1,195 @@
+"""The ``plasticore train`` command: learn a data set with the core's learning rule.
+
+::
+
+    plasticore train CONFIG --dataset digits [--backend golden|float|rtl] [--epochs E]
+                     [--seed S] [-o DIR] [--json FILE]
+
+Trains online (one sample at a time), prints the train and test accuracy of every epoch,
+and writes to the output directory (default ``out/train-<name>``): ``weights.npz`` (the
+learned matrices, ``w0``, ``w1``, ...), ``curve.png`` (accuracy per epoch) and
+``metrics.json``. ``--json FILE`` writes the same metrics to ``FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import load_config
+
+__all__ = ["register", "run_train", "TRAINERS", "DATASETS"]
+
+#: Trainer module of each learning rule; each offers ``fit(config, split, *, backend,
+#: epochs, seed, progress, ...) -> TrainResult``.
+TRAINERS = {
+    "erbp": "plasticore.train_erbp",
+    "decolle": "plasticore.train_decolle",
+}
+DATASETS = ("digits",)
+BACKENDS = ("golden", "float", "rtl")
+
+
+def register(subparsers) -> None:
+    """Add the ``train`` command to the CLI's sub-parsers."""
+    parser = subparsers.add_parser(
+        "train", help="train a learning core on a data set (online)",
+        description="Train the core's learning rule online on a data set; print the train "
+                    "and test accuracy; save weights, learning curve and metrics.")
+    parser.add_argument("config", help="TOML configuration with rule = \"erbp\" or \"decolle\"")
+    parser.add_argument("--dataset", choices=DATASETS, default="digits",
+                        help="data set (default: digits, scikit-learn's 8x8 digits)")
+    parser.add_argument("--backend", choices=BACKENDS, default="golden",
+                        help="golden: the integer model; float: the float reference; "
+                             "rtl: the generated hardware (default: golden)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="online epochs (default: the rule's `epochs` parameter)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the presentation order and spike trains (default 0)")
+    parser.add_argument("-o", "--output", default=None,
+                        help="output directory (default: out/train-<name>)")
+    parser.add_argument("--json", default=None, metavar="FILE",
+                        help="also write the metrics as JSON to FILE")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    # For quick checks and tests: train and test on the first N samples only.
+    parser.add_argument("--limit-train", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--limit-test", type=int, default=None, help=argparse.SUPPRESS)
+    parser.set_defaults(handler=run_train)
+
+
+def _fail(message: str) -> int:
+    print(f"plasticore train: {message}", file=sys.stderr)
+    return 2
+
+
+def _load_dataset(name: str):
+    from .datasets import load_digits_split
+    if name == "digits":
+        return load_digits_split()
+    raise ValueError(f"dataset = {name!r}: known data sets are {', '.join(DATASETS)}")
+
+
+def _plot_curve(result, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [m.epoch for m in result.epochs]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(epochs, [100 * m.train_accuracy for m in result.epochs], "o-",
+              label="train (online)")
+    axes.plot(epochs, [100 * m.test_accuracy for m in result.epochs], "s-", label="test")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("accuracy (%)")
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def run_train(args) -> int:
+    """Handle ``plasticore train``; return the exit code."""
+    config = load_config(args.config)
+    if args.backend == "rtl":
+        return _fail("the rtl backend needs the learning hardware, which is not built yet; "
+                     "use --backend golden (bit-exact integer model) or --backend float")
+    if config.rule not in TRAINERS:
+        return _fail(f"{args.config}: rule = {config.rule!r} does not learn; "
+                     f"training needs rule = one of {', '.join(TRAINERS)}")
+    if args.epochs is not None and args.epochs < 1:
+        return _fail(f"--epochs {args.epochs}: must be at least 1")
+    for flag, value in (("--limit-train", args.limit_train), ("--limit-test", args.limit_test)):
+        if value is not None and value < 1:
+            return _fail(f"{flag} {value}: must be at least 1")
+    trainer = importlib.import_module(TRAINERS[config.rule])
+    split = _load_dataset(args.dataset)
+    output = Path(args.output if args.output else f"out/train-{config.name}")
+    output.mkdir(parents=True, exist_ok=True)
+
+    def report(metrics):
+        line = (f"epoch {metrics.epoch}: train {100 * metrics.train_accuracy:.2f} %, "
+                f"test {100 * metrics.test_accuracy:.2f} % ({metrics.seconds:.1f} s training)")
+        if args.no_progress:
+            print(line, flush=True)
+        else:
+            from tqdm import tqdm
+            tqdm.write(line)
+
+    # Every trainer takes (config, split, *, backend, epochs, seed, progress); the options
+    # below are passed only to trainers that accept them.
+    accepted = inspect.signature(trainer.fit).parameters
+    options = {"backend": args.backend, "seed": args.seed, "progress": not args.no_progress}
+    if args.epochs is not None:
+        options["epochs"] = args.epochs
+    if "on_epoch" in accepted:
+        options["on_epoch"] = report
+    for name in ("limit_train", "limit_test"):
+        value = getattr(args, name)
+        if value is not None:
+            if name not in accepted:
+                return _fail(f"--{name.replace('_', '-')}: the {config.rule} trainer does "
+                             "not support it")
+            options[name] = value
+    start = time.perf_counter()
+    result = trainer.fit(config, split, **options)
+    seconds = time.perf_counter() - start
+    if "on_epoch" not in accepted:
+        for metrics in result.epochs:
+            report(metrics)
+
+    final = result.final
+    metrics = {
+        "rule": result.rule,
+        "backend": result.backend,
+        "dataset": args.dataset,
+        "config": str(args.config),
+        "seed": args.seed,
+        "epochs": len(result.epochs),
+        "train_accuracy": final.train_accuracy,
+        "test_accuracy": final.test_accuracy,
+        "seconds": seconds,
+        "seconds_per_epoch": float(np.mean([m.seconds for m in result.epochs])),
+        "history": [{"epoch": m.epoch, "train_accuracy": m.train_accuracy,
+                     "test_accuracy": m.test_accuracy, "seconds": m.seconds}
+                    for m in result.epochs],
+        "extra": result.extra,
+    }
+    np.savez(output / "weights.npz", **{f"w{i}": w for i, w in enumerate(result.weights)})
+    _plot_curve(result, output / "curve.png",
+                f"{result.rule} ({result.backend}) on {args.dataset}")
+    text = json.dumps(metrics, indent=2, default=float)
+    (output / "metrics.json").write_text(text + "\n")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
+    print(f"train accuracy {100 * final.train_accuracy:.2f} %, "
+          f"test accuracy {100 * final.test_accuracy:.2f} % after {len(result.epochs)} "
+          f"epoch(s), {metrics['seconds_per_epoch']:.1f} s per training epoch; "
+          f"outputs in {output}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Run ``train`` alone: ``python -m plasticore.train CONFIG ...`` (same options)."""
+    from .config import ConfigError
+    parser = argparse.ArgumentParser(prog="plasticore")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.handler(args)
+    except ConfigError as error:
+        print(f"plasticore: configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
