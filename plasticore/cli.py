@@ -15,6 +15,7 @@ from .config import ConfigError
 #: Modules that register commands, in the order their commands are listed.
 COMMAND_MODULES = [
     "plasticore.flow",
+    "plasticore.train",
 ]
 
 
