@@ -384,8 +384,11 @@ class HostLink(wiring.Component):
                 with m.If(self.host.ack):
                     m.d.sync += [address.eq(address + 1), done.eq(done + 1)]
                     with m.If(self.host.error):
-                        m.d.sync += status.eq(Status.ADDRESS_OUT_OF_RANGE)
-                        m.next = "REPLY_EMPTY"
+                        # The map was checked, so the core refused the value itself: say
+                        # how many words went in before it.
+                        m.d.sync += [status.eq(Status.REFUSED), word.eq(done), pointer.eq(0),
+                                     byte_index.eq(2)]
+                        m.next = "READ_STORE"
                     with m.Elif(done + 1 == count):
                         m.next = "REPLY"
                     with m.Else():
@@ -407,7 +410,10 @@ class HostLink(wiring.Component):
                 m.d.sync += [word.eq(word >> 8), pointer.eq(pointer + 1),
                              byte_index.eq(byte_index + 1)]
                 with m.If(byte_index == 3):
-                    with m.If(done == count):
+                    with m.If(status == Status.REFUSED):
+                        m.d.sync += reply_length.eq(2)
+                        m.next = "REPLY"
+                    with m.Elif(done == count):
                         m.d.sync += reply_length.eq(count << 2)
                         m.next = "REPLY"
                     with m.Else():

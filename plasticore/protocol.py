@@ -89,6 +89,9 @@ class Status(enum.IntEnum):
     #: READ_SPIKES: output events were lost because the buffer was full (the payload holds
     #: the events that were kept). Not an error in the frame: the request was executed.
     SPIKES_LOST = 0x06
+    #: WRITE: the core refused a word (a value that does not fit its field, or a read-only
+    #: register). The words before it were written; the payload (u16) says how many.
+    REFUSED = 0x07
 
 
 class ProtocolError(ValueError):

@@ -23,6 +23,7 @@ from plasticore.protocol import (
 
 TIMEOUT = 40
 MAX_PAYLOAD = 64
+REFUSED_VALUE = 0xDEAD0000
 
 
 class FakeCore:
@@ -46,6 +47,8 @@ class FakeCore:
         """Return (error, read_data)."""
         if address not in self.valid:
             return True, 0
+        if write and data == REFUSED_VALUE:
+            return True, 0      # stands for a value that does not fit its field
         if write:
             self.memory[address] = data
             return False, 0
@@ -115,7 +118,8 @@ class RefLink:
             if not self._in_map(address, len(words)):
                 return encode_reply(command, Status.ADDRESS_OUT_OF_RANGE)
             for index, word in enumerate(words):
-                self.core.access(address + index, True, word)
+                if self.core.access(address + index, True, word)[0]:
+                    return encode_reply(command, Status.REFUSED, struct.pack("<H", index))
             return encode_reply(command, Status.OK)
         if command == Command.READ:
             if length != 6:
@@ -384,3 +388,14 @@ def test_full_buffer_loses_events_and_says_so(layout):
     assert decode_status(replies[2].payload).spikes_lost
     assert replies[3].status == Status.SPIKES_LOST and len(replies[3].payload) == 32
     assert not decode_status(replies[4].payload).spikes_lost
+
+
+def test_core_refusal_stops_a_write_and_says_where(layout):
+    base = layout.weight_address(1, 1, 0)
+    frames = [
+        encode_request(Command.WRITE, write_payload(base, [1, 2, REFUSED_VALUE, 4])),
+        encode_request(Command.READ, read_payload(base, 4)),
+    ]
+    replies = check(layout, frames)
+    assert replies[0].status == Status.REFUSED and replies[0].payload == b"\x02\x00"
+    assert struct.unpack("<4I", replies[1].payload) == (1, 2, 0, 0)
