@@ -51,12 +51,28 @@ def region_sizes(layout: CoreLayout) -> tuple[int, int, int, int]:
             layout.state_words)
 
 
-def _crc16_byte(crc, byte):
-    """Return the CRC-16/CCITT-FALSE after ``byte`` (combinational, unrolled over 8 bits)."""
+def _crc16_step(crc: int, byte: int) -> int:
     for bit in reversed(range(8)):
-        feedback = crc[15] ^ byte[bit]
-        crc = Cat(Const(0, 1), crc[:15]) ^ Mux(feedback, Const(0x1021, 16), Const(0, 16))
+        feedback = ((crc >> 15) ^ (byte >> bit)) & 1
+        crc = ((crc << 1) & 0xFFFF) ^ (0x1021 if feedback else 0)
     return crc
+
+
+def _crc16_byte(crc, byte):
+    """Return the CRC-16/CCITT-FALSE after ``byte`` (combinational).
+
+    One byte's update is linear over GF(2), so each output bit is the XOR of a fixed set
+    of input bits; the sets are found by pushing each input bit alone through the bitwise
+    reference. This is one XOR tree per bit, not eight chained shift steps.
+    """
+    inputs = [crc[i] for i in range(16)] + [byte[i] for i in range(8)]
+    masks = [_crc16_step(1 << i, 0) for i in range(16)] + \
+        [_crc16_step(0, 1 << i) for i in range(8)]
+    bits = []
+    for out in range(16):
+        taps = [signal for signal, mask in zip(inputs, masks) if mask >> out & 1]
+        bits.append(Cat(*taps).xor())
+    return Cat(*bits)
 
 
 class HostLink(wiring.Component):
