@@ -1,0 +1,168 @@
+"""Drive the Amaranth core in ``amaranth.sim`` with the golden model's run API.
+
+Fast enough for unit tests of small networks (pure Python, no Verilog); the cocotb flow in
+:mod:`plasticore.sim.runner` checks the generated Verilog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from plasticore.config import CoreConfig
+from plasticore.layout import CoreLayout
+from plasticore.hdl.core import Core
+
+__all__ = ["HostError", "PysimRun", "run_core", "host_read", "host_write"]
+
+
+class HostError(RuntimeError):
+    """The core answered a host access with ``error``."""
+
+
+def _to_signed(value: int, bits: int = 32) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+async def host_access(ctx, host, address: int, write: bool = False, data: int = 0):
+    """Do one host access; return ``(read_data, error)``."""
+    ctx.set(host.address, address)
+    ctx.set(host.write, write)
+    ctx.set(host.write_data, data & 0xFFFFFFFF)
+    ctx.set(host.strobe, 1)
+    while True:
+        ack, error, read_data = ctx.get(host.ack), ctx.get(host.error), ctx.get(host.read_data)
+        await ctx.tick()
+        if ack:
+            break
+    ctx.set(host.strobe, 0)
+    return read_data, bool(error)
+
+
+async def host_read(ctx, host, address: int) -> int:
+    """Read a host word as a signed 32-bit value; raise :class:`HostError` on error."""
+    data, error = await host_access(ctx, host, address)
+    if error:
+        raise HostError(f"host read of address {address:#x} answered error")
+    return _to_signed(data)
+
+
+async def host_write(ctx, host, address: int, value: int) -> None:
+    """Write a host word; raise :class:`HostError` on error."""
+    _, error = await host_access(ctx, host, address, write=True, data=value)
+    if error:
+        raise HostError(f"host write of {value} to address {address:#x} answered error")
+
+
+async def load_weights(ctx, core: Core, weights) -> None:
+    """Write every weight through the host port."""
+    layout = core.layout
+    for layer, matrix in enumerate(weights, 1):
+        for (pre, post), value in np.ndenumerate(matrix):
+            await host_write(ctx, core.host, layout.weight_address(layer, pre, post), int(value))
+
+
+async def read_state(ctx, core: Core):
+    """Return ``(membranes, refractory)`` per neuron layer, read through the host port."""
+    layout = core.layout
+    membranes, refractory = [], []
+    for lay in layout.layers:
+        membranes.append(np.array([await host_read(ctx, core.host,
+                                                   layout.membrane_address(lay.index, i))
+                                   for i in range(lay.n_post)], dtype=np.int64))
+        refractory.append(np.array([await host_read(ctx, core.host,
+                                                    layout.refractory_address(lay.index, i))
+                                    for i in range(lay.n_post)], dtype=np.int64))
+    return membranes, refractory
+
+
+@dataclass
+class PysimRun:
+    """What a simulated run saw."""
+
+    spikes: list = field(default_factory=list)          # per tick, per layer: sorted arrays
+    membranes: list = field(default_factory=list)
+    refractory: list = field(default_factory=list)
+    registers: dict = field(default_factory=dict)
+    tick_cycles: list = field(default_factory=list)     # cycles from first event to end of tick
+    events_out: list = field(default_factory=list)      # raw (tick, layer, neuron, end_of_tick)
+
+
+def run_core(config: CoreConfig, weights, event_ticks, *, ready_probability: float = 1.0,
+             seed: int = 0, read_back: bool = True, vcd: str | None = None) -> PysimRun:
+    """Simulate the core: load ``weights``, run one tick per entry of ``event_ticks``.
+
+    Input events are offered back to back (``valid`` never drops inside a tick); the
+    output is accepted with ``ready_probability`` per cycle to exercise back-pressure.
+    """
+    core = Core(config)
+    layout = CoreLayout(config)
+    n_layers = len(config.neuron_layers)
+    result = PysimRun()
+    rng = np.random.default_rng(seed)
+    done = {"input": False}
+
+    async def drive(ctx):
+        await load_weights(ctx, core, weights)
+        stream = core.i_events
+        for events in event_ticks:
+            start = None
+            for address, end in [(int(a), 0) for a in events] + [(0, 1)]:
+                ctx.set(stream.payload, {"address": address & 0xFFFF, "end_of_tick": end})
+                ctx.set(stream.valid, 1)
+                while True:
+                    ready = ctx.get(stream.ready)
+                    await ctx.tick()
+                    if start is None:
+                        start = ctx.get(_cycle)
+                    if ready:
+                        break
+            ctx.set(stream.valid, 0)
+            # Wait for the end of the tick before the host may look at the state.
+            while len(result.spikes) < len(result.tick_cycles) + 1:
+                await ctx.tick()
+            result.tick_cycles.append(ctx.get(_cycle) - start)
+        if read_back:
+            result.membranes, result.refractory = await read_state(ctx, core)
+            for name in ("tick", "dropped_events", "flags", "magic", "layers", "neurons"):
+                result.registers[name] = await host_read(ctx, core.host,
+                                                         layout.register_address(name)) & 0xFFFFFFFF
+        done["input"] = True
+
+    async def collect(ctx):
+        current = [[] for _ in range(n_layers)]
+        stream = core.o_events
+        while not done["input"]:
+            ready = bool(rng.random() < ready_probability)
+            ctx.set(stream.ready, ready)
+            valid = ctx.get(stream.valid)
+            payload = ctx.get(stream.payload)
+            await ctx.tick()
+            if not (valid and ready):
+                continue
+            event = (payload.tick, payload.layer, payload.neuron, payload.end_of_tick)
+            result.events_out.append(event)
+            if payload.end_of_tick:
+                result.spikes.append([np.array(sorted(s), dtype=np.int64) for s in current])
+                current = [[] for _ in range(n_layers)]
+            else:
+                current[payload.layer - 1].append(payload.neuron)
+
+    from amaranth.hdl import Signal, Module
+    _cycle = Signal(64)
+    top = Module()
+    top.submodules.core = core
+    top.d.sync += _cycle.eq(_cycle + 1)
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(drive)
+    sim.add_testbench(collect, background=True)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return result
