@@ -53,7 +53,7 @@ import numpy as np
 from plasticore.config import CoreConfig
 from plasticore.layout import FLAG_ACCUMULATOR_SATURATED, FLAG_MEMBRANE_SATURATED
 
-__all__ = ["GoldenCore", "random_weights", "lif_update", "FLAG_ACCUMULATOR_SATURATED",
+__all__ = ["GoldenCore", "random_weights", "lif_update", "saturating_add", "FLAG_ACCUMULATOR_SATURATED",
            "FLAG_MEMBRANE_SATURATED"]
 
 DROPPED_EVENTS_MAX = (1 << 32) - 1
@@ -109,6 +109,15 @@ def lif_update(config: CoreConfig, v, ref, acc):
     return new_v, new_ref, spikes, clamped
 
 
+def saturating_add(accumulators, weights, low: int, high: int):
+    """Add weights to accumulators, clamping each sum to ``[low, high]`` (one event, step 2a).
+
+    Returns ``(sums, clamped)``; ``clamped`` is a boolean mask.
+    """
+    raw = np.asarray(accumulators, dtype=np.int64) + np.asarray(weights, dtype=np.int64)
+    return np.clip(raw, low, high), (raw < low) | (raw > high)
+
+
 def _deliver(events: np.ndarray, weights: np.ndarray, low: int, high: int):
     """Accumulate the rows of ``events`` with a saturating addition per synapse (step 2a).
 
@@ -124,10 +133,8 @@ def _deliver(events: np.ndarray, weights: np.ndarray, low: int, high: int):
     acc = np.zeros(n_post, dtype=np.int64)
     saturated = False
     for j in events:
-        raw = acc + weights[j]
-        if ((raw < low) | (raw > high)).any():
-            saturated = True
-        acc = np.clip(raw, low, high)
+        acc, clamped = saturating_add(acc, weights[j], low, high)
+        saturated |= bool(clamped.any())
     return acc, saturated
 
 

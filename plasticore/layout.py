@@ -127,6 +127,11 @@ class CoreLayout:
 
     def address(self, region: int, offset: int) -> int:
         """Return the host address of ``offset`` in ``region``."""
+        if not 0 <= region <= 3:
+            raise HostAddressError(f"region = {region}: must be between 0 and 3")
+        if not 0 <= offset < (1 << self.offset_bits):
+            raise HostAddressError(f"offset = {offset}: must be below 2**{self.offset_bits} "
+                                   f"(the core's offset field)")
         return (region << self.offset_bits) | offset
 
     def weight_address(self, layer: int, pre: int, post: int) -> int:
