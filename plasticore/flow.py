@@ -1,0 +1,256 @@
+"""The ``generate``, ``verify`` and ``bench`` commands: Verilog out, proof of equivalence, figures."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import load_config
+
+__all__ = ["register", "describe_ports", "make_case", "verify", "benchmark"]
+
+
+def describe_ports(core) -> list[dict]:
+    """Return the Verilog ports of ``core`` (flattened member names, direction, width, fields)."""
+    from amaranth.hdl import Shape
+    from amaranth.lib import data
+    from amaranth.lib.wiring import Flow
+
+    ports = [{"name": "clk", "direction": "input", "width": 1},
+             {"name": "rst", "direction": "input", "width": 1}]
+    for path, member in core.signature.members.flatten():
+        if not member.is_port:
+            continue
+        shape = member.shape
+        port = {
+            "name": "__".join(str(part) for part in path),
+            "direction": "input" if member.flow == Flow.In else "output",
+            "width": Shape.cast(shape).width,
+        }
+        if isinstance(shape, data.StructLayout):
+            port["fields"] = {name: {"offset": field.offset, "width": Shape.cast(field.shape).width}
+                              for name, field in shape}
+        ports.append(port)
+    return ports
+
+
+def generate(config, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``<name>.v`` and ``<name>.json`` (ports and host memory map) into ``out_dir``."""
+    from amaranth.back import verilog
+
+    from plasticore.hdl.core import Core
+
+    core = Core(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    top = f"plasticore_{config.name}"
+    verilog_path = out_dir / f"{config.name}.v"
+    verilog_path.write_text(verilog.convert(core, name=top, emit_src=False))
+    description = {
+        "top": top,
+        "clock": "clk",
+        "reset": "rst (synchronous, active high)",
+        "config": config.to_dict(),
+        "ports": describe_ports(core),
+        "memory_map": core.layout.describe(),
+    }
+    json_path = out_dir / f"{config.name}.json"
+    json_path.write_text(json.dumps(description, indent=2) + "\n")
+    return verilog_path, json_path
+
+
+def make_case(config, *, ticks: int, seed: int, activity: float, ready_probability: float,
+              out_of_range: float = 0.03) -> dict:
+    """Draw random weights and input events for a verification run, reproducibly from ``seed``."""
+    from plasticore.sim.random_case import case_weights, random_event_ticks
+
+    rng = np.random.default_rng(seed)
+    return {
+        "weights": case_weights(config, rng),
+        "event_ticks": random_event_ticks(config, rng, ticks, activity, out_of_range),
+        "ready_probability": ready_probability,
+        "seed": seed,
+    }
+
+
+def verify(config, *, simulator: str, ticks: int, seed: int, activity: float,
+           ready_probability: float, build_root) -> dict:
+    """Run golden and RTL on the same random input; return the testbench result."""
+    from plasticore.sim.runner import run_case
+
+    case = make_case(config, ticks=ticks, seed=seed, activity=activity,
+                     ready_probability=ready_probability)
+    return run_case(config, case, simulator=simulator, build_root=build_root)
+
+
+def format_verdict(result: dict) -> str:
+    """Return the one-line verdict of a verification result."""
+    if result["mismatch"] is None:
+        return (f"bit-exact: {result['ticks']} ticks, {result['spikes']} spikes, "
+                f"{result['state_words']} state words compared")
+    fields = ", ".join(f"{k} {v}" for k, v in result["mismatch"].items())
+    return f"MISMATCH after {result['ticks']} bit-exact ticks: {fields}"
+
+
+def benchmark(config, *, simulator: str, ticks: int, seed: int, activities, build_root,
+              burst_events: int = 512, golden_ticks: int = 2000) -> dict:
+    """Measure cycles per tick and per synaptic event on the RTL, and golden ticks per second.
+
+    The output is always ready, so the figures are the core's own. ``burst`` runs one tick
+    with ``burst_events`` input events: delivery dominates and its cost per synaptic event
+    approaches the steady state of one word (``lanes`` synapses) per cycle.
+    """
+    from plasticore.golden import GoldenCore
+    from plasticore.sim.random_case import case_weights, random_event_ticks
+    from plasticore.sim.runner import run_case
+
+    rows = []
+    for activity in activities:
+        case = make_case(config, ticks=ticks, seed=seed, activity=activity,
+                         ready_probability=1.0, out_of_range=0.0)
+        case["check_weights"] = False
+        result = run_case(config, case, simulator=simulator, build_root=build_root)
+        if result["mismatch"] is not None:
+            raise RuntimeError(format_verdict(result))
+        cycles = sum(result["tick_cycles"])
+        synaptic = sum(result["synaptic_events"])
+        rows.append({
+            "activity": activity,
+            "input_events_per_tick": sum(result["input_events"]) / ticks,
+            "spikes_per_tick": result["spikes"] / ticks,
+            "synaptic_events_per_tick": synaptic / ticks,
+            "cycles_per_tick": cycles / ticks,
+            "cycles_per_synaptic_event": cycles / synaptic if synaptic else None,
+        })
+    rng = np.random.default_rng(seed)
+    burst = {"weights": case_weights(config, rng),
+             "event_ticks": [rng.integers(0, config.n_inputs, size=burst_events)],
+             "ready_probability": 1.0, "seed": seed, "check_weights": False}
+    result = run_case(config, burst, simulator=simulator, build_root=build_root)
+    if result["mismatch"] is not None:
+        raise RuntimeError(format_verdict(result))
+    burst_row = {
+        "input_events": burst_events,
+        "synaptic_events": result["synaptic_events"][0],
+        "cycles": result["tick_cycles"][0],
+        "cycles_per_synaptic_event": result["tick_cycles"][0] / result["synaptic_events"][0],
+        "ideal_cycles_per_synaptic_event": 1 / config.lanes,
+    }
+    golden = GoldenCore(config, case_weights(config, np.random.default_rng(seed)))
+    events = random_event_ticks(config, np.random.default_rng(seed), golden_ticks, 0.2, 0.0)
+    start = time.perf_counter()
+    golden.run(events)
+    golden_seconds = time.perf_counter() - start
+    return {"config": config.name, "lanes": config.lanes, "simulator": simulator,
+            "ticks": ticks, "activity": rows, "burst": burst_row,
+            "golden_ticks_per_second": golden_ticks / golden_seconds,
+            "golden_activity": 0.2}
+
+
+def _print_benchmark(figures: dict) -> None:
+    print(f"{figures['config']}: lanes {figures['lanes']}, {figures['ticks']} ticks per activity "
+          f"level, RTL on {figures['simulator']}")
+    print(f"{'activity':>8} {'in ev/tick':>10} {'spikes/tick':>11} {'syn ev/tick':>11} "
+          f"{'cycles/tick':>11} {'cycles/syn ev':>13}")
+    for row in figures["activity"]:
+        per_event = row["cycles_per_synaptic_event"]
+        print(f"{row['activity']:>8.3f} {row['input_events_per_tick']:>10.2f} "
+              f"{row['spikes_per_tick']:>11.2f} {row['synaptic_events_per_tick']:>11.1f} "
+              f"{row['cycles_per_tick']:>11.1f} "
+              f"{(f'{per_event:.3f}' if per_event else '-'):>13}")
+    burst = figures["burst"]
+    print(f"burst: {burst['input_events']} input events in one tick, "
+          f"{burst['synaptic_events']} synaptic events in {burst['cycles']} cycles = "
+          f"{burst['cycles_per_synaptic_event']:.3f} cycles per synaptic event "
+          f"(one word per cycle would be {burst['ideal_cycles_per_synaptic_event']:.3f})")
+    print(f"golden model: {figures['golden_ticks_per_second']:.0f} ticks per second "
+          f"(activity {figures['golden_activity']})")
+
+
+def _generate_command(args) -> int:
+    config = load_config(args.config)
+    verilog_path, json_path = generate(config, Path(args.output))
+    print(f"wrote {verilog_path} and {json_path}")
+    return 0
+
+
+def _verify_command(args) -> int:
+    from plasticore.sim.runner import SimulatorError
+
+    config = load_config(args.config)
+    try:
+        result = verify(config, simulator=args.simulator, ticks=args.ticks, seed=args.seed,
+                        activity=args.activity, ready_probability=args.ready,
+                        build_root=args.build_dir)
+    except SimulatorError as error:
+        print(f"plasticore: {error}", file=sys.stderr)
+        return 2
+    print(format_verdict(result))
+    return 0 if result["mismatch"] is None else 1
+
+
+def _bench_command(args) -> int:
+    config = load_config(args.config)
+    figures = benchmark(config, simulator=args.simulator, ticks=args.ticks, seed=args.seed,
+                        activities=args.activity, build_root=args.build_dir,
+                        burst_events=args.burst)
+    _print_benchmark(figures)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{value} is not between 0 and 1")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{value} is not positive")
+    return value
+
+
+def register(subparsers) -> None:
+    """Add the ``generate``, ``verify`` and ``bench`` commands."""
+    from plasticore.sim.runner import DEFAULT_BUILD_ROOT, SIMULATORS
+
+    generate_parser = subparsers.add_parser(
+        "generate", help="write the Verilog of a core and a JSON description of its ports")
+    generate_parser.add_argument("config", help="core configuration (TOML)")
+    generate_parser.add_argument("-o", "--output", required=True, help="output directory")
+    generate_parser.set_defaults(handler=_generate_command)
+
+    def simulation_options(parser):
+        parser.add_argument("config", help="core configuration (TOML)")
+        parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+        parser.add_argument("--seed", type=int, default=0, help="seed of weights and events")
+        parser.add_argument("--build-dir", default=str(DEFAULT_BUILD_ROOT),
+                            help="where compiled simulations are cached")
+
+    verify_parser = subparsers.add_parser(
+        "verify", help="run random input through golden and RTL, compare every tick")
+    simulation_options(verify_parser)
+    verify_parser.add_argument("--ticks", type=_positive, default=200)
+    verify_parser.add_argument("--activity", type=_probability, default=0.2,
+                               help="mean fraction of inputs that spike per tick")
+    verify_parser.add_argument("--ready", type=_probability, default=0.8,
+                               help="probability that the output is ready in a cycle")
+    verify_parser.set_defaults(handler=_verify_command)
+
+    bench_parser = subparsers.add_parser(
+        "bench", help="measure RTL cycles per tick and per synaptic event, golden speed")
+    simulation_options(bench_parser)
+    bench_parser.add_argument("--ticks", type=_positive, default=100)
+    bench_parser.add_argument("--activity", type=_probability, nargs="+",
+                              default=[0.05, 0.1, 0.2, 0.4])
+    bench_parser.add_argument("--burst", type=_positive, default=512,
+                              help="input events in the one-tick burst measurement")
+    bench_parser.add_argument("--json", help="also write the figures to this JSON file")
+    bench_parser.set_defaults(handler=_bench_command)
