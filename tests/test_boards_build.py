@@ -1,0 +1,140 @@
+"""Board tops, the build flow's checks and report parsing, and (marked ``synth``) a real build.
+
+The ``synth`` test runs Yosys and nextpnr (YoWASP) on examples/inference.toml for the
+iCEBreaker: a few minutes; select it with ``-m synth`` or leave it out with ``-m "not synth"``.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from plasticore.boards.build import (FitError, check_fit, parse_nextpnr_report,
+                                     parse_yosys_cells)
+from plasticore.boards.platforms import BOARDS, BoardError, get_board
+from plasticore.boards.top import BoardTop, ecp5_pll_params, ice40_pll_params
+from plasticore.cli import main
+from plasticore.config import CoreConfig, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pll_settings_by_hand():
+    # iCE40: 12 MHz * (63 + 1) / (0 + 1) = 768 MHz VCO, / 2**4 = 48 MHz (icepll's answer).
+    assert ice40_pll_params(12e6, 48e6) == {"DIVR": 0, "DIVF": 63, "DIVQ": 4,
+                                             "FILTER_RANGE": 1, "frequency": 48e6}
+    # ECP5: 25 MHz / 1 * 2 = 50 MHz, VCO 50 * 12 = 600 MHz (the middle of 400-800).
+    params = ecp5_pll_params(25e6, 50e6)
+    assert (params["CLKI_DIV"], params["CLKFB_DIV"], params["CLKOP_DIV"],
+            params["frequency"]) == (1, 2, 12, 50e6)
+
+
+def test_unknown_board_is_named():
+    with pytest.raises(BoardError, match="board = 'de0'.*icebreaker"):
+        get_board("de0")
+
+
+def test_config_too_big_for_the_icebreaker_is_refused_before_synthesis():
+    # 1024 x 1024 weights of 8 bits is 8 Mbit; the UP5K has 30 x 4 kbit EBR.
+    config = CoreConfig(layers=(1024, 1024), weight_bits=8, lanes=1, name="huge")
+    with pytest.raises(FitError) as raised:
+        check_fit(config, get_board("icebreaker"))
+    message = str(raised.value)
+    assert "BRAM" in message and "icebreaker" in message
+    needed = int(message.split("needs ")[1].split()[0])
+    # The weights alone: 1M words of 8 bits in 512 x 8 blocks.
+    assert needed >= 1024 * 1024 // 512
+    assert f"({needed - 30} too many" in message
+
+
+def test_inference_fits_every_board():
+    config = load_config(ROOT / "examples" / "inference.toml")
+    for board in BOARDS.values():
+        memories = check_fit(config, board)
+        names = {memory["name"] for memory in memories}
+        assert "link.buffer" in names and any(n.startswith("core.") for n in names)
+
+
+def test_nextpnr_report_parsing():
+    sample = {
+        "utilization": {"ICESTORM_LC": {"available": 5280, "used": 2582},
+                        "ICESTORM_RAM": {"available": 30, "used": 12},
+                        "ICESTORM_SPRAM": {"available": 4, "used": 0},
+                        "ICESTORM_DSP": {"available": 8, "used": 0}},
+        "fmax": {"clk": {"achieved": 18.391, "constraint": 12.0},
+                 "pll_clk": {"achieved": 40.0, "constraint": 48.0}},
+    }
+    path = Path(__file__).parent / "_nextpnr_sample.json"
+    try:
+        path.write_text(json.dumps(sample))
+        parsed = parse_nextpnr_report(path, "ice40")
+    finally:
+        path.unlink()
+    assert parsed["utilization"]["LUT"] == {"used": 2582, "available": 5280,
+                                            "cell": "ICESTORM_LC"}
+    assert parsed["utilization"]["BRAM"]["used"] == 12
+    assert parsed["clocks"]["clk"] == {"achieved_mhz": 18.39, "constraint_mhz": 12.0,
+                                       "met": True}
+    assert parsed["clocks"]["pll_clk"]["met"] is False
+
+
+def test_yosys_statistics_parsing(tmp_path):
+    log = tmp_path / "top.rpt"
+    log.write_text("""
+2.50. Printing statistics.
+
+=== top ===
+
+   Number of cells:               4000
+       2   SB_RAM40_4K
+       9   SB_RAM40_4K
+    1988   SB_LUT4
+     639   SB_CARRY
+    1400   SB_DFF
+      12   SB_DFFE
+""")
+    cells = parse_yosys_cells(log)
+    assert cells["SB_RAM40_4K"] == 2 or cells["SB_RAM40_4K"] == 9
+    assert cells["SB_LUT4"] == 1988 and cells["SB_DFF*"] == 1412
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_board_top_elaborates_with_its_pins(board):
+    """Prepare the build files (no tools run): pins, clock, PLL and constraints resolve."""
+    spec = get_board(board)
+    config = CoreConfig.from_toml(ROOT / "examples" / "tiny.toml")
+    top = BoardTop(config, spec)
+    plan = spec.platform().build(top, name="top", do_build=False)
+    files = plan.files
+    constraints = files.get("top.pcf") or files.get("top.lpf")
+    assert constraints and "uart" in constraints
+    if top.pll is not None:
+        assert ("EHXPLLL" if spec.family == "ecp5" else "SB_PLL40") in files["top.il"]
+    assert top.clock_hz == pytest.approx(spec.clock_hz, rel=0.01)
+
+
+def test_boards_command_lists_the_boards(capsys):
+    assert main(["boards"]) == 0
+    out = capsys.readouterr().out
+    for name in ("icebreaker", "ulx3s-85f", "orangecrab"):
+        assert name in out
+
+
+def test_build_command_refuses_a_config_that_does_not_fit(tmp_path, capsys):
+    config = tmp_path / "huge.toml"
+    config.write_text('name = "huge"\nlayers = [1024, 1024]\n')
+    assert main(["build", str(config), "--board", "icebreaker", "-o", str(tmp_path)]) == 3
+    assert "BRAM needs" in capsys.readouterr().err
+
+
+@pytest.mark.synth
+def test_icebreaker_build_meets_timing(tmp_path):
+    out = tmp_path / "icebreaker"
+    code = main(["build", str(ROOT / "examples" / "inference.toml"), "--board", "icebreaker",
+                 "-o", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    assert code == 0, report
+    assert Path(report["bitstream"]).stat().st_size > 100_000     # UP5K images are ~104 kB
+    assert report["utilization"]["LUT"]["used"] > 0
+    assert report["utilization"]["BRAM"]["used"] > 0
+    assert report["timing_met"] and report["fmax_mhz"] >= 12.0
