@@ -55,7 +55,10 @@ with presynaptic spikes ``s`` (the inputs for ``l = 1``; for ``l > 1`` the spike
 
       ``rnd`` is the top ``lr_shift`` bits of the synapse's 16-bit draw (stochastic
       rounding: ``E[(x + rnd) >> s] = x / 2**s``), or 0 with ``stochastic_rounding = false``.
-      Biases live in the weight format and saturate the same way.
+      ``lr_shift`` is the layer's entry of ``lr_shifts``; the host may raise it between
+      epochs (``lr_halving_epochs``).
+      Biases live in the weight format and saturate the same way; they change only with
+      ``learn_bias`` (off by default: the bias row's draws are then unused).
 
 After the last layer the tick counter advances by one.
 
@@ -103,7 +106,7 @@ READOUT_STREAM = 0x52444F00
 FLAG_MEMBRANE_SATURATED = 1 << 0
 FLAG_WEIGHT_SATURATED = 1 << 1
 
-_ACCUMULATOR_BITS = 48   # the model's dot products; build-time check keeps them in range
+_ACCUMULATOR_BITS = 48   # the dot products; a build-time check keeps them in range (and float-exact)
 
 
 def _params(config: CoreConfig):
@@ -122,7 +125,7 @@ def synapse_offsets(config: CoreConfig) -> list[int]:
 
 
 def initial_parameters(config: CoreConfig, seed: int | None = None):
-    """Draw initial integer weights and biases, uniform in ``+-init_scale/sqrt(fan_in)``.
+    """Draw initial integer weights, uniform in ``+-init_scale[l]/sqrt(fan_in)``; biases 0.
 
     Initial values are loaded by the host, so an ordinary NumPy generator is enough.
 
@@ -135,12 +138,11 @@ def initial_parameters(config: CoreConfig, seed: int | None = None):
     rng = np.random.default_rng(config.seed if seed is None else seed)
     high = config.weight_range[1]
     weights, biases = [], []
-    for n_pre, n_post in zip(config.layers, config.layers[1:]):
-        bound = params.init_scale / math.sqrt(n_pre) * (1 << params.unit_bits)
+    for scale, n_pre, n_post in zip(params.init_scale, config.layers, config.layers[1:]):
+        bound = scale / math.sqrt(n_pre) * (1 << params.unit_bits)
         w = np.rint(rng.uniform(-bound, bound, size=(n_pre, n_post))).astype(np.int64)
-        b = np.rint(rng.uniform(-bound, bound, size=n_post)).astype(np.int64)
         weights.append(np.clip(w, -high, high))
-        biases.append(np.clip(b, -high, high))
+        biases.append(np.zeros(n_post, dtype=np.int64))
     return weights, biases
 
 
@@ -233,6 +235,9 @@ class GoldenDecolle:
             weights = w0 if weights is None else weights
             biases = b0 if biases is None else biases
         self.weights = [np.array(w, dtype=np.int64) for w in weights]
+        # float64 mirrors of the weights: BLAS dot products, exact because every partial sum
+        # stays below 2**53 (checked below)
+        self._weights_float = [w.astype(np.float64) for w in self.weights]
         self.biases = [np.array(b, dtype=np.int64) for b in biases]
         low, high = config.weight_range
         for index, (w, b, n_pre, n_post) in enumerate(
@@ -248,10 +253,30 @@ class GoldenDecolle:
             if n_pre * (high + 1) * (1 << (params.trace_bits + 1)) >= 1 << (_ACCUMULATOR_BITS - 1):
                 raise ValueError(f"layers[{index}] = {n_pre}: the dot product could overflow")
         self.readouts = readout_matrices(config)
+        #: Learning-rate shifts in use: ``params.lr_shifts`` unless the host changed them
+        #: (a register write between epochs, see :meth:`set_lr_shifts`).
+        self.lr_shifts = tuple(params.lr_shifts)
         self.offsets = synapse_offsets(config)
         self.tick_count = 0
         self.flags = 0
         self.reset_state(1)
+
+    def set_lr_shifts(self, shifts) -> None:
+        """Change the learning-rate shifts (0 to 16 each, one per layer)."""
+        shifts = tuple(int(v) for v in shifts)
+        if len(shifts) != len(self.weights) or not all(0 <= v <= 16 for v in shifts):
+            raise ValueError(f"lr_shifts = {list(shifts)}: need {len(self.weights)} values in 0..16")
+        self.lr_shifts = shifts
+
+    def load_weights(self, weights, biases) -> None:
+        """Replace every layer's weights and biases (checked as in the constructor)."""
+        checked = GoldenDecolle(self.config, weights, biases)
+        self.weights, self.biases = checked.weights, checked.biases
+        self._weights_float = checked._weights_float
+
+    def read_weights(self):
+        """Return copies of the weights and biases."""
+        return [w.copy() for w in self.weights], [b.copy() for b in self.biases]
 
     def reset_state(self, batch: int = 1) -> None:
         """Zero every trace, refractory state and spike (a new sample; weights are kept)."""
@@ -299,18 +324,19 @@ class GoldenDecolle:
         n_pre, n_post = self.weights[layer].shape
         trace = np.append(pre_trace[0], 1 << params.trace_bits)   # bias row: constant 1.0
         product = -np.outer(trace, error_q[0, columns])           # (n_pre + 1, active)
-        shift = params.lr_shifts[layer]
+        shift = self.lr_shifts[layer]
         if params.stochastic_rounding and shift:
             block = draws[self.offsets[layer]:self.offsets[layer + 1]].reshape(n_pre + 1, n_post)
             product = product + (block[:, columns] >> (16 - shift))
         delta = product >> shift
         low, high = self.config.weight_range
         new_w = self.weights[layer][:, columns] + delta[:n_pre]
-        new_b = self.biases[layer][columns] + delta[n_pre]
+        new_b = self.biases[layer][columns] + (delta[n_pre] if params.learn_bias else 0)
         if new_w.min() < low or new_w.max() > high or new_b.min() < low or new_b.max() > high:
             self.flags |= FLAG_WEIGHT_SATURATED
             new_w, new_b = np.clip(new_w, low, high), np.clip(new_b, low, high)
         self.weights[layer][:, columns] = new_w
+        self._weights_float[layer][:, columns] = new_w
         self.biases[layer][columns] = new_b
 
     def tick(self, spikes, target=None, learn: bool = False, draws=None):
@@ -351,7 +377,7 @@ class GoldenDecolle:
             self.P[layer] = _decay(self.P[layer], q_old, params.p_shifts)
             kick = np.where(self.S[layer], -params.refractory_weight, 0)
             self.R[layer] = _decay(self.R[layer], kick, params.r_shifts)
-            drive = (self.P[layer] @ self.weights[layer]) >> tb
+            drive = (self.P[layer].astype(np.float64) @ self._weights_float[layer]).astype(np.int64) >> tb
             membrane = self._clamp_membrane(drive + self.biases[layer] + self.R[layer])
             s_out = membrane > 0
             self.S[layer] = s_out
@@ -382,8 +408,10 @@ class GoldenDecolle:
         if learn:
             target = np.zeros((1, n_classes), dtype=np.int64)
             target[0, label] = 1
-            if params.stochastic_rounding:
-                all_draws = rounding_draws(self.config, self.tick_count + np.arange(ticks))
+            if params.stochastic_rounding:   # only the learning ticks draw
+                all_draws = np.zeros((ticks, self.offsets[-1]), dtype=np.int64)
+                all_draws[params.burn_in:] = rounding_draws(
+                    self.config, self.tick_count + np.arange(params.burn_in, ticks))
         counts = np.zeros((batch, n_classes), dtype=np.int64)
         sums = np.zeros((batch, n_classes), dtype=np.int64)
         for t in range(ticks):

@@ -13,7 +13,7 @@ as the integer model (:mod:`plasticore.golden.decolle`). For each layer, with in
     S     = [U > 0]
     r     = S . G + g                                  # fixed random readout (identity on top)
     e     = sigma'(U) * (clip(r - y, -1, 1) . G^T) / K # gradient of the Huber local loss
-    W    -= lr * outer(P, e);   b -= lr * e
+    W    -= lr * outer(P, e);   b -= lr * e   (the bias only with learn_bias)
 
 ``sigma'`` is the boxcar ``1[-window < U <= window]`` or the fast sigmoid
 ``1 / (10 |U| + 1)**2``. The local loss of a layer is ``mean_k huber(r_k - y_k)`` with
@@ -92,10 +92,12 @@ class FloatDecolle:
     surrogate : {"boxcar", "fast_sigmoid"}
     learning_rates : sequence of float
         One per layer.
+    learn_bias : bool
+        Whether ``b -= lr * e`` is applied (the weights always learn).
     """
 
     def __init__(self, weights, biases, readouts, *, alpha, beta, alpha_rp, w_rp, window,
-                 surrogate, learning_rates):
+                 surrogate, learning_rates, learn_bias=True):
         if surrogate not in SURROGATES:
             raise ValueError(f"surrogate = {surrogate!r}: must be one of {', '.join(SURROGATES)}")
         self.weights = [np.array(w, dtype=float) for w in weights]
@@ -105,6 +107,7 @@ class FloatDecolle:
         self.alpha, self.beta, self.alpha_rp, self.w_rp = alpha, beta, alpha_rp, w_rp
         self.window, self.surrogate = window, surrogate
         self.learning_rates = tuple(learning_rates)
+        self.learn_bias = bool(learn_bias)
         if len(self.learning_rates) != len(self.weights):
             raise ValueError(f"learning_rates: {len(self.learning_rates)} given, "
                              f"{len(self.weights)} layers")
@@ -138,7 +141,8 @@ class FloatDecolle:
                                     self.surrogate, self.window)
                 lr = self.learning_rates[layer]
                 w -= lr * (self.P[layer].T @ error)
-                b -= lr * error.sum(axis=0)
+                if self.learn_bias:
+                    b -= lr * error.sum(axis=0)
             outputs.append((membrane, s_out))
             s = s_out
         return outputs

@@ -106,7 +106,9 @@ class NaiveDecolle:
                         rnd = (scalar_draw(c, self.tick_count, index) >> (16 - ls)
                                if p.stochastic_rounding and ls else 0)
                         delta = floor_shift(x + rnd, ls)
-                        if j < n_pre:
+                        if j < n_pre or not p.learn_bias:
+                            if j == n_pre:
+                                continue
                             self.W[l][j][i] = self.clamp(self.W[l][j][i] + delta, wlow, whigh,
                                                          FLAG_WEIGHT_SATURATED)
                         else:
@@ -127,8 +129,10 @@ def random_start(config, rng, fraction=0.6):
 
 @pytest.mark.parametrize("case", [
     dict(),
+    dict(decolle=dict(learn_bias=True)),
     dict(weight_bits=5, membrane_bits=6,                     # saturates
-         decolle=dict(init_scale=0.5, unit_bits=4, refractory_weight=16, surrogate_window=20)),
+         decolle=dict(init_scale=0.5, unit_bits=4, refractory_weight=16, surrogate_window=20,
+                      learn_bias=True)),
     dict(decolle=dict(error_bits=2, stochastic_rounding=False)),
     dict(layers=(7, 6, 5, 4), decolle=dict(error_shifts=[6, 6, 2], lr_shifts=[5, 0, 16])),
 ])
@@ -137,14 +141,16 @@ def test_ticks_match_naive_spec(case):
                          weight_bits=case.get("weight_bits", 8),
                          membrane_bits=case.get("membrane_bits", 12), **case.get("decolle", {}))
     rng = np.random.default_rng(len(str(case)))
-    weights, biases = random_start(config, rng, 0.9 if "weight_bits" in case else 0.6)
+    weights, biases = random_start(config, rng, 1.0 if "weight_bits" in case else 0.6)
+    if "weight_bits" in case:      # drive the first hidden neuron hard: its membrane must clamp
+        weights[0][:, 0] = config.weight_range[1]
     model = GoldenDecolle(config, weights, biases)
     naive = NaiveDecolle(config, weights, biases, readout_matrices(config))
     learned_ticks = 0
-    for t in range(40):
-        spikes = rng.random(config.layers[0]) < 0.5
+    for t in range(60):
+        spikes = rng.random(config.layers[0]) < (0.9 if "weight_bits" in case else 0.5)
         label = int(rng.integers(config.layers[-1]))
-        learn = t % 5 != 0
+        learn = t % 5 != 0 and t >= 20    # let the traces build up first
         outputs = model.tick(spikes, np.eye(config.layers[-1], dtype=np.int64)[label], learn)
         expected = naive.tick(spikes, label, learn)
         for (membrane, s_out), exp in zip(outputs, expected):
@@ -224,6 +230,7 @@ def test_stochastic_rounding_is_unbiased_and_truncation_is_not():
     for rounding in (True, False):
         config = make_config(layers=(1, 1, 1), weight_bits=16, membrane_bits=20,
                              error_shifts=[6, 5], lr_shifts=[4, 8], surrogate_window=1 << 18,
+                             learn_bias=True,
                              stochastic_rounding=rounding)
         model = GoldenDecolle(config, [[[0]], [[0]]], [[-1000], [-5000]])
         ticks = 2000

@@ -109,10 +109,21 @@ class Params:
         clamped to ``error_bits``.
     lr_shifts : tuple of int
         Per neuron layer: learning-rate shift, ``dW = round_stochastic(e_q * P >> lr_shift)``.
+    lr_halving_epochs : int
+        Every this many epochs the trainer adds 1 to each learning-rate shift (up to 16),
+        halving the rates; 0 keeps them. A host register write between epochs.
     stochastic_rounding : bool
         False truncates (floor) instead; kept only to measure what rounding buys.
-    init_scale : float
-        Initial weights and biases are uniform in ``+-init_scale / sqrt(fan_in)`` (units).
+    learn_bias : bool
+        Whether biases learn (as a synapse with a constant trace of 1.0). Off by default:
+        measured on the digits, a learning bias follows the classes of the last few dozen
+        samples (online, one sample at a time) and costs accuracy; the bias then stays at
+        its initial 0 and the hardware can drop it.
+    init_scale : float or tuple of float
+        Per neuron layer (or one for all): initial weights are uniform in
+        ``+-init_scale / sqrt(fan_in)`` (units); initial biases are 0. Large enough that the
+        input, not the bias, decides who spikes (the reference gets there with a data-driven
+        LSUV initialization instead).
     readout_amplitude : float
         ``lc_ampl``: hidden layers' fixed readouts are uniform in ``+-lc_ampl/sqrt(fan_in)``.
     readout_seed : int
@@ -138,8 +149,10 @@ class Params:
     error_bits: int = 4
     error_shifts: tuple = (10, 8)
     lr_shifts: tuple = (6, 12)
+    lr_halving_epochs: int = 0
     stochastic_rounding: bool = True
-    init_scale: float = 1.0
+    learn_bias: bool = False
+    init_scale: Any = 1.0
     readout_amplitude: float = 0.5
     readout_seed: int = 0
     prng_rounds: int = 13
@@ -182,14 +195,24 @@ class Params:
                            _per_layer(p + "error_shifts", self.error_shifts, n_layers, 0, 31))
         object.__setattr__(self, "lr_shifts",
                            _per_layer(p + "lr_shifts", self.lr_shifts, n_layers, 0, RANDOM_DRAW_BITS))
-        if not isinstance(self.stochastic_rounding, bool):
-            raise ConfigError(p + "stochastic_rounding", self.stochastic_rounding, "must be true or false")
-        _number(p + "init_scale", self.init_scale, 0.0, 64.0)
-        largest_init = self.init_scale / math.sqrt(min(core.layers[:-1])) * (1 << unit)
-        if largest_init > weight_high:
-            raise ConfigError(p + "init_scale", self.init_scale,
-                              f"initial weights up to {largest_init:.0f} LSBs exceed the weight "
-                              f"range (+-{weight_high} for weight_bits = {core.weight_bits})")
+        _int(p + "lr_halving_epochs", self.lr_halving_epochs, 0, 1 << 16)
+        for name in ("stochastic_rounding", "learn_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(p + name, getattr(self, name), "must be true or false")
+        scales = self.init_scale
+        if isinstance(scales, (int, float)) and not isinstance(scales, bool):
+            scales = (scales,) * n_layers
+        if isinstance(scales, (str, bytes)) or not hasattr(scales, "__iter__") or len(tuple(scales)) != n_layers:
+            raise ConfigError(p + "init_scale", scales,
+                              f"must be a number or a list with one entry per neuron layer ({n_layers})")
+        scales = tuple(_number(f"{p}init_scale[{i}]", v, 0.0, 1024.0) for i, v in enumerate(scales))
+        object.__setattr__(self, "init_scale", scales)
+        for index, (scale, fan_in) in enumerate(zip(scales, core.layers)):
+            largest_init = scale / math.sqrt(fan_in) * (1 << unit)
+            if largest_init > weight_high:
+                raise ConfigError(f"{p}init_scale[{index}]", scale,
+                                  f"initial weights up to {largest_init:.0f} LSBs exceed the weight "
+                                  f"range (+-{weight_high} for weight_bits = {core.weight_bits})")
         _number(p + "readout_amplitude", self.readout_amplitude, 0.0, 64.0, open_low=True)
         _int(p + "readout_seed", self.readout_seed, 0, (1 << 32) - 1)
         _int(p + "prng_rounds", self.prng_rounds, 1, 32)
@@ -246,4 +269,4 @@ class Params:
         return dict(alpha=alpha, beta=beta, alpha_rp=alpha_rp,
                     w_rp=self.refractory_weight / unit,
                     window=self.surrogate_window / unit,
-                    learning_rates=rates, surrogate=self.surrogate)
+                    learning_rates=rates, surrogate=self.surrogate, learn_bias=self.learn_bias)
