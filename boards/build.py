@@ -81,7 +81,7 @@ def estimate_memories(config: CoreConfig, board: BoardSpec, *, core_factory=None
     """Return every memory of the board design, with the block RAMs it needs.
 
     The design is elaborated (no synthesis) and its memories listed with the blocks of the
-    best aspect ratio. On ECP5, memories of at most 256 bits are expected in LUT RAM and not
+    best aspect ratio. On ECP5, memories of at most 1024 bits are expected in LUT RAM and not
     counted. Yosys may share or split a little differently: the synthesis log in the build
     report has the final count.
     """
@@ -112,7 +112,7 @@ def estimate_memories(config: CoreConfig, board: BoardSpec, *, core_factory=None
 
 
 #: Memories this small are left to logic by Yosys; not counted as block RAM.
-_LUT_RAM_BITS = 256
+_LUT_RAM_BITS = 1024
 
 
 def check_fit(config: CoreConfig, board: BoardSpec, *, core_factory=None) -> list[dict]:
