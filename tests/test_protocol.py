@@ -35,10 +35,14 @@ def test_crc16_matches_bitwise_reference():
 
 
 def test_worked_example_from_the_docs():
-    # READ of 2 words from address 0x4003 (docs/protocol.md), bytes written out by hand.
-    frame = encode_request(Command.READ, read_payload(0x4003, 2))
-    body = bytes([0x02, 0x06, 0x00, 0x03, 0x40, 0x00, 0x00, 0x02, 0x00])
+    # docs/protocol.md: READ two weights of examples/inference.toml from host address
+    # 0x1060 (layer 1, pre 3, post 0), byte for byte as the document prints it.
+    frame = encode_request(Command.READ, read_payload(0x1060, 2))
+    body = bytes([0x02, 0x06, 0x00, 0x60, 0x10, 0x00, 0x00, 0x02, 0x00])
     assert frame == bytes([SYNC]) + body + struct.pack("<H", naive_crc16(body))
+    assert frame.hex(" ") == "a5 02 06 00 60 10 00 00 02 00 fe 63"
+    reply = encode_reply(Command.READ, Status.OK, struct.pack("<2i", 5, -2))
+    assert reply.hex(" ") == "a5 02 00 08 00 05 00 00 00 fe ff ff ff 9d 6f"
     assert decode_request(frame).payload == body[3:]
 
 
