@@ -38,7 +38,7 @@ with presynaptic spikes ``s`` (the inputs for ``l = 1``; for ``l > 1`` the spike
 
           r[k]   = clamp_m(g[k] + sum_{i: S[i]} G[i, k])          # event-driven
           err[k] = clamp(r[k] - (y[k] << u), -(1 << u), 1 << u)   # Huber gradient
-          e[i]   = sum_k G[i, k] * err[k]                         # exact, 32-bit
+          e[i]   = sum_k G[i, k] * err[k]                         # exact
 
       In the top layer ``e[i] = (S[i] - y[i]) << u``.
    b. Quantized, gated error, once per neuron::
@@ -47,8 +47,8 @@ with presynaptic spikes ``s`` (the inputs for ``l = 1``; for ``l > 1`` the spike
           e_q[i] = 0 unless -surrogate_window < U[i] <= surrogate_window     # boxcar
 
       with ``half = 1 << (error_shift - 1)`` (0 when the shift is 0): round half up.
-   c. Update, per synapse (the bias is synapse row ``n_pre`` with a constant trace of
-      ``1 << tb``), for every neuron with ``e_q[i] != 0``::
+   c. Update, per synapse (with ``learn_bias`` the bias is synapse row ``n_pre`` with a
+      constant trace of ``1 << tb``), for every neuron with ``e_q[i] != 0``::
 
           x = -e_q[i] * P[j]                     # a small product (a shift if error_bits = 2)
           W[j, i] = clamp_w(W[j, i] + ((x + rnd) >> lr_shift))
@@ -67,7 +67,8 @@ Random draws
 Every random number is a Threefry-2x32 draw (:mod:`plasticore.golden.prng`, ``prng_rounds``
 rounds) whose counter names what it is for, so a draw never depends on the order of others:
 
-- stochastic rounding: key ``(seed, ROUNDING_STREAM)``, counter ``(tick, index >> 2)``; the
+- stochastic rounding: key ``(seed, ROUNDING_STREAM)``, counter ``(tick, index >> 2)``, where
+  ``tick`` is the model's tick counter (it counts every tick run, learning or not); the
   synapse with global index ``index`` takes the 16-bit field ``index & 3`` of the 64 output
   bits (word 0 low, word 0 high, word 1 low, word 1 high), so one Threefry block serves four
   synapses. Global indices run layer by layer, row (presynaptic index, bias last) by row:
@@ -83,6 +84,11 @@ A floor shift makes a rising trace stop short of its target (``(target - X) >> k
 the gap is below ``2**k``) and a falling one reach 0. The prediction for a sample is the top
 layer's spike count over the ticks from ``burn_in`` on; ties go to the larger sum of
 membranes over those ticks, then to the lower index.
+
+Of the core's fields the model reads ``layers``, ``weight_bits``, ``membrane_bits`` and
+``seed``; the DECOLLE neuron has no leak, threshold, reset or refractory counter of its own
+(``leak_shift``, ``threshold``, ``reset``, ``refractory_ticks`` belong to the inference
+core's LIF neuron and are ignored here).
 """
 
 from __future__ import annotations
@@ -322,22 +328,30 @@ class GoldenDecolle:
         if columns.size == 0:
             return
         n_pre, n_post = self.weights[layer].shape
-        trace = np.append(pre_trace[0], 1 << params.trace_bits)   # bias row: constant 1.0
-        product = -np.outer(trace, error_q[0, columns])           # (n_pre + 1, active)
+        error = error_q[0, columns]
         shift = self.lr_shifts[layer]
+        rows = n_pre + 1 if params.learn_bias else n_pre
+        product = np.empty((rows, columns.size), dtype=np.int64)
+        np.multiply.outer(-pre_trace[0], error, out=product[:n_pre])
+        if params.learn_bias:
+            product[n_pre] = -error << params.trace_bits     # bias row: constant trace 1.0
         if params.stochastic_rounding and shift:
             block = draws[self.offsets[layer]:self.offsets[layer + 1]].reshape(n_pre + 1, n_post)
-            product = product + (block[:, columns] >> (16 - shift))
-        delta = product >> shift
+            product += block[:rows, columns] >> (16 - shift)
+        product >>= shift
         low, high = self.config.weight_range
-        new_w = self.weights[layer][:, columns] + delta[:n_pre]
-        new_b = self.biases[layer][columns] + (delta[n_pre] if params.learn_bias else 0)
-        if new_w.min() < low or new_w.max() > high or new_b.min() < low or new_b.max() > high:
+        new_w = self.weights[layer][:, columns] + product[:n_pre]
+        if new_w.min() < low or new_w.max() > high:
             self.flags |= FLAG_WEIGHT_SATURATED
-            new_w, new_b = np.clip(new_w, low, high), np.clip(new_b, low, high)
+            np.clip(new_w, low, high, out=new_w)
         self.weights[layer][:, columns] = new_w
         self._weights_float[layer][:, columns] = new_w
-        self.biases[layer][columns] = new_b
+        if params.learn_bias:
+            new_b = self.biases[layer][columns] + product[n_pre]
+            if new_b.min() < low or new_b.max() > high:
+                self.flags |= FLAG_WEIGHT_SATURATED
+                np.clip(new_b, low, high, out=new_b)
+            self.biases[layer][columns] = new_b
 
     def tick(self, spikes, target=None, learn: bool = False, draws=None):
         """Run one tick (steps 1 to 5) on the input ``spikes``.

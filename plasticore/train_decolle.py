@@ -1,8 +1,9 @@
 """Online DECOLLE training on the digits, with the integer model or the float reference.
 
-``fit`` is what ``plasticore train`` calls for ``rule = "decolle"``. Until that command
-exists, ``python -m plasticore.train_decolle CONFIG --epochs E [--backend golden|float]``
-runs it and prints one line per epoch.
+``fit`` is what ``plasticore train CONFIG --backend golden|float`` calls for
+``rule = "decolle"``. ``python -m plasticore.train_decolle CONFIG --epochs E [--backend B]
+[--set FIELD=VALUE ...]`` runs the same ``fit`` with ``[decolle]`` fields overridden, for
+measuring what an approximation costs, and prints one line per epoch.
 
 Protocol: each epoch presents the 1347 training images once, in a fresh random order, one
 at a time (online: weights change every tick from ``burn_in`` on), each as a new Bernoulli
@@ -22,7 +23,7 @@ import time
 import numpy as np
 
 from plasticore.config import CoreConfig, load_config
-from plasticore.datasets import load_digits_split
+from plasticore.datasets import DigitsSplit, load_digits_split
 from plasticore.golden.decolle import GoldenDecolle, initial_parameters, predict, readout_matrices
 from plasticore.golden.decolle_float import FloatDecolle
 from plasticore.rules.decolle import RANDOM_DRAW_BITS
@@ -72,8 +73,9 @@ def evaluate(model, backend: str, rasters, labels, burn_in: int, batch: int = 15
     return correct / len(rasters)
 
 
-def fit(config, split=None, *, backend: str = "golden", epochs: int = 30, seed: int = 0,
-        progress=None) -> TrainResult:
+def fit(config, split=None, *, backend: str = "golden", epochs: int | None = None, seed: int = 0,
+        progress: bool = False, on_epoch=None, limit_train: int | None = None,
+        limit_test: int | None = None) -> TrainResult:
     """Train a DECOLLE core online on the digits.
 
     Parameters
@@ -83,11 +85,16 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int = 30, seed: 
     split : plasticore.datasets.DigitsSplit, optional
         Defaults to :func:`plasticore.datasets.load_digits_split`.
     backend : {"golden", "float"}
-    epochs : int
+    epochs : int, optional
+        Defaults to the ``[decolle]`` table's ``epochs``.
     seed : int
         Seeds the sample order and the input rasters (weights come from ``config.seed``).
-    progress : callable or bool, optional
-        Called with each :class:`EpochMetrics`; True prints a line per epoch.
+    progress : bool
+        Show a tqdm progress bar over each epoch's samples.
+    on_epoch : callable, optional
+        Called with each :class:`EpochMetrics` as soon as the epoch is evaluated.
+    limit_train, limit_test : int, optional
+        Use only the first N training / test images (quick checks).
 
     Returns
     -------
@@ -98,10 +105,15 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int = 30, seed: 
         raise ValueError(f'rule = {config.rule!r}: fit needs rule = "decolle" and a [decolle] table')
     if backend not in BACKENDS:
         raise ValueError(f"backend = {backend!r}: must be one of {', '.join(BACKENDS)}")
+    if epochs is None:
+        epochs = config.learning.epochs
     if epochs < 0:
         raise ValueError(f"epochs = {epochs}: must not be negative")
     if split is None:
         split = load_digits_split()
+    if limit_train is not None or limit_test is not None:
+        split = DigitsSplit(split.x_train[:limit_train], split.x_test[:limit_test],
+                            split.y_train[:limit_train], split.y_test[:limit_test])
     n_classes = int(max(split.y_train.max(), split.y_test.max())) + 1
     if config.layers[0] != split.x_train.shape[1] or config.layers[-1] != n_classes:
         raise ValueError(f"layers = {list(config.layers)}: the data set needs "
@@ -125,7 +137,11 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int = 30, seed: 
         rasters = _encode(split.x_train[order], ticks, rate, rng)
         labels = split.y_train[order]
         start = time.perf_counter()
-        for raster, label in zip(rasters, labels):
+        samples = zip(rasters, labels)
+        if progress:
+            from tqdm import tqdm
+            samples = tqdm(samples, total=len(labels), desc=f"epoch {epoch}/{epochs}", leave=False)
+        for raster, label in samples:
             _run(model, backend, raster, int(label), True, burn_in)
         seconds = time.perf_counter() - start
         # Accuracy with learning off: while a sample is being learned, its own error drives
@@ -134,11 +150,8 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int = 30, seed: 
         test_accuracy = evaluate(model, backend, test_rasters, split.y_test, burn_in)
         metrics = EpochMetrics(epoch, train_accuracy, test_accuracy, seconds)
         history.append(metrics)
-        if callable(progress):
-            progress(metrics)
-        elif progress:
-            print(f"epoch {epoch:3d}  train {metrics.train_accuracy:.4f}  "
-                  f"test {metrics.test_accuracy:.4f}  {seconds:.1f} s", flush=True)
+        if on_epoch is not None:
+            on_epoch(metrics)
     if backend == "golden":
         weights = [np.vstack([w, b[None, :]]) for w, b in zip(model.weights, model.biases)]
         extra = {"flags": model.flags, "ticks": model.tick_count}
@@ -156,7 +169,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m plasticore.train_decolle",
                                      description="Train a DECOLLE core online on the digits.")
     parser.add_argument("config")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--backend", choices=BACKENDS, default="golden")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -172,7 +185,11 @@ def main(argv=None) -> int:
         data = config.to_dict()
         data["decolle"] = table
         config = CoreConfig.from_dict(data, source=args.config)
-    result = fit(config, backend=args.backend, epochs=args.epochs, seed=args.seed, progress=True)
+    def line(metrics):
+        print(f"epoch {metrics.epoch:3d}  train {metrics.train_accuracy:.4f}  "
+              f"test {metrics.test_accuracy:.4f}  {metrics.seconds:.1f} s", flush=True)
+
+    result = fit(config, backend=args.backend, epochs=args.epochs, seed=args.seed, on_epoch=line)
     final = result.final if result.epochs else None
     if final is not None:
         last = result.epochs[-5:]

@@ -330,3 +330,21 @@ def test_params_round_trip_and_example_config():
     assert example.rule == "decolle" and example.layers == (64, 100, 10)
     model = GoldenDecolle(example)
     assert model.weights[0].shape == (64, 100)
+
+
+@pytest.mark.parametrize("backend", ["golden", "float"])
+def test_fit_runs_online_and_reports(backend):
+    from plasticore.train_decolle import fit
+    example = CoreConfig.from_toml("examples/decolle-digits.toml")
+    config = CoreConfig.from_dict({**example.to_dict(), "decolle": {
+        **example.learning.to_dict(), "ticks_per_sample": 20, "burn_in": 5}})
+    seen = []
+    result = fit(config, backend=backend, epochs=1, limit_train=8, limit_test=6,
+                 on_epoch=seen.append)
+    assert result.rule == "decolle" and result.backend == backend
+    assert len(result.epochs) == 1 and seen == result.epochs
+    assert 0 <= result.final.test_accuracy <= 1 and result.final.seconds > 0
+    assert [w.shape for w in result.weights] == [(65, 100), (101, 10)]
+    start = GoldenDecolle(config).weights[0] / (1 if backend == "golden" else 256)
+    assert (result.weights[0][:64] != start).any(), "no weight changed: nothing learned online"
+    assert np.abs(result.weights[0][:64] - start).max() < 0.2 * np.abs(start).max()

@@ -81,6 +81,8 @@ class Params:
 
     Parameters
     ----------
+    epochs : int
+        Training epochs when the command line does not say (``plasticore train``).
     ticks_per_sample : int
         Ticks each training and test sample is presented for.
     burn_in : int
@@ -135,6 +137,7 @@ class Params:
         give; used to measure what the shift decays cost.
     """
 
+    epochs: int = 30
     ticks_per_sample: int = 100
     burn_in: int = 10
     input_rate: float = 0.2
@@ -176,6 +179,7 @@ class Params:
         """Check every field against ``core``; raise :class:`ConfigError` on the first bad one."""
         n_layers = len(core.neuron_layers)
         p = "decolle."
+        _int(p + "epochs", self.epochs, 1, 1 << 16)
         ticks = _int(p + "ticks_per_sample", self.ticks_per_sample, 1, 1 << 16)
         _int(p + "burn_in", self.burn_in, 0, ticks - 1)
         _number(p + "input_rate", self.input_rate, 0.0, 1.0, open_low=True)
