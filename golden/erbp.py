@@ -20,7 +20,8 @@ For a core with ``layers = (N_in, N_1, ..., N_L)`` and ``rule = "erbp"``:
 
 Every state is a signed ``membrane_bits`` integer and every addition into a state or an
 accumulator saturates to ``[-2**(membrane_bits-1), 2**(membrane_bits-1) - 1]``; ``>>`` is an
-arithmetic (floor) shift. ``s = learning_rate_shift``.
+arithmetic (floor) shift. ``s`` is the learning-rate shift register
+(:attr:`GoldenErbpCore.learning_rate_shift`, loaded from ``learning_rate_shift``).
 
 A tick
 ------
@@ -253,6 +254,8 @@ class GoldenErbpCore:
     feedback : list of numpy.ndarray
         The fixed error -> dendrite matrices.
     learning_enabled : bool
+    learning_rate_shift : int
+        The register ``s`` (1 to 32); the host may change it between samples.
     tick_count, sample_tick, dropped_events, flags : int
     last_error_spikes : numpy.ndarray
         Boolean ``(2, N_L)``: the error spikes of the last tick.
@@ -273,6 +276,7 @@ class GoldenErbpCore:
         self.error_state = np.zeros((2, config.layers[-1]), dtype=np.int64)
         self.last_error_spikes = np.zeros((2, config.layers[-1]), dtype=bool)
         self.learning_enabled = False
+        self.learning_rate_shift = self.params.learning_rate_shift
         self.tick_count = 0
         self.sample_tick = 0
         self.dropped_events = 0
@@ -324,7 +328,7 @@ class GoldenErbpCore:
         signals = []
         for v, u in zip(self.membrane, self.dendrite):
             gate = (v > params.gate_low) & (v < params.gate_high)
-            step, frac = stochastic_round_step(u, params.learning_rate_shift)
+            step, frac = stochastic_round_step(u, self.learning_rate_shift)
             step, frac = np.where(gate, step, 0), np.where(gate, frac, 0)
             signals.append((step, frac, bool(step.any() or frac.any())))
         return signals
@@ -340,7 +344,7 @@ class GoldenErbpCore:
         return self._low_bits(words).reshape(events.size, n_post)
 
     def _low_bits(self, words: np.ndarray) -> np.ndarray:
-        shift = self.params.learning_rate_shift
+        shift = self.learning_rate_shift
         words = words.astype(np.int64)
         return words if shift >= 32 else words & ((1 << shift) - 1)
 

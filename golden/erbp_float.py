@@ -79,7 +79,7 @@ class FloatErbpNetwork:
         self._soma_decay = 1.0 - (2.0 ** -config.leak_shift if config.leak_shift else 0.0)
         self._dendrite_decay = 1.0 - 2.0 ** -params.dendrite_leak_shift
         self._gain = 2.0 ** params.soma_gain_shift
-        self._eta = 2.0 ** -params.learning_rate_shift
+        self.learning_rate_shift = params.learning_rate_shift
 
     def load_weights(self, weights) -> None:
         """Replace every plastic projection's weights."""
@@ -108,7 +108,7 @@ class FloatErbpNetwork:
             acc = matrix[presynaptic].sum(axis=0) * self._gain
             if active and presynaptic.size:
                 gate = (v > params.gate_low) & (v < params.gate_high)
-                du = np.where(gate, u * self._eta, 0.0)
+                du = np.where(gate, u * 2.0 ** -self.learning_rate_shift, 0.0)
                 np.add.at(matrix, presynaptic, du)   # duplicates add twice
             idle = ref == 0
             integrated = v * self._soma_decay + acc

@@ -6,7 +6,8 @@ train (:func:`plasticore.datasets.label_spike_train`); learning is on after the 
 The class is the prediction neuron with the most spikes after the burn-in (ties go to the
 lowest index). The training accuracy is measured online, during the training pass, with
 the weights changing as it goes; the test accuracy after each epoch, with learning off and
-the same test spike trains every epoch.
+the same test spike trains every epoch. With ``learning_rate_decay_epochs`` the learning
+rate halves every so many epochs (the host rewrites the core's shift register).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
     model = make_model(config, backend)
     history = []
     for epoch in range(1, epochs + 1):
+        model.learning_rate_shift = params.learning_rate_shift_at(epoch)
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(len(y_train))
         correct = 0

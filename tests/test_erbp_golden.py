@@ -363,3 +363,22 @@ def test_learns_a_two_class_problem():
             core.run_sample(rate_encode(patterns[label], 40, 0.5, rng),
                             label_spike_train(label, 2, 40, 3), learn=True)
     assert accuracy() >= 0.8
+
+
+def test_learning_rate_schedule_and_register():
+    base = CoreConfig.from_toml(EXAMPLE).to_dict()
+    config = CoreConfig.from_dict({**base, "erbp": {**base["erbp"], "learning_rate_shift": 30,
+                                                    "learning_rate_decay_epochs": 2}})
+    params = config.learning
+    assert [params.learning_rate_shift_at(e) for e in range(1, 9)] == [30, 30, 31, 31, 32,
+                                                                       32, 32, 32]
+    constant = CoreConfig.from_toml(EXAMPLE).learning
+    assert constant.learning_rate_shift_at(50) == constant.learning_rate_shift
+    # The register, not the config, sets the step: u = 256 at shift 7 is exactly +2.
+    core = GoldenErbpCore(small_config(burn_in_ticks=0),
+                          weights=[np.zeros((5, 4)), np.zeros((4, 3))])
+    core.learning_enabled = True
+    core.learning_rate_shift = 7
+    core.dendrite[0] = np.full(4, 256)
+    core.tick([2])
+    assert core.weights[0][2].tolist() == [2, 2, 2, 2]

@@ -68,7 +68,11 @@ class Params:
         somatic membrane ``v`` at the start of the tick.
     learning_rate_shift : int
         Expected weight change per presynaptic spike is ``u * 2**-learning_rate_shift``,
-        ``u`` the postsynaptic dendrite; stochastic rounding keeps it unbiased.
+        ``u`` the postsynaptic dendrite; stochastic rounding keeps it unbiased. The core
+        loads it into a register that the host may change between epochs.
+    learning_rate_decay_epochs : int
+        Training schedule: after every ``learning_rate_decay_epochs`` epochs the trainer
+        adds one to the learning-rate shift (the rate halves), up to 32. 0 keeps it fixed.
     error_threshold : int
         An error neuron spikes when its state reaches this, and subtracts it.
     error_input_weight : int
@@ -102,6 +106,7 @@ class Params:
     gate_low: int = -2560
     gate_high: int = 2560
     learning_rate_shift: int = 17
+    learning_rate_decay_epochs: int = 0
     error_threshold: int = 1025
     error_input_weight: int = 1536
     feedback_output_weight: int = 592
@@ -158,6 +163,7 @@ class Params:
         _int("gate_low", self.gate_low, v_low - 1, v_high)
         _int("gate_high", self.gate_high, self.gate_low + 2, v_high + 1)
         _int("learning_rate_shift", self.learning_rate_shift, 1, 32)
+        _int("learning_rate_decay_epochs", self.learning_rate_decay_epochs, 0, 10000)
         _int("error_threshold", self.error_threshold, 1, v_high)
         _int("error_input_weight", self.error_input_weight, 1, v_high)
         _int("feedback_output_weight", self.feedback_output_weight, 0, v_high)
@@ -172,6 +178,12 @@ class Params:
                               f"needs one entry per projection ({len(core.layers) - 1})")
         for index, value in enumerate(ranges):
             _int(f"initial_weight_range[{index}]", value, 0, min(-w_low - 1, w_high))
+
+    def learning_rate_shift_at(self, epoch: int) -> int:
+        """Return the learning-rate shift of training epoch ``epoch`` (1-based)."""
+        if not self.learning_rate_decay_epochs:
+            return self.learning_rate_shift
+        return min(32, self.learning_rate_shift + (epoch - 1) // self.learning_rate_decay_epochs)
 
     def to_dict(self) -> dict:
         """Return the fields as plain TOML/JSON-friendly values."""
