@@ -81,8 +81,8 @@ def estimate_memories(config: CoreConfig, board: BoardSpec, *, core_factory=None
     """Return every memory of the board design, with the block RAMs it needs.
 
     The design is elaborated (no synthesis) and its memories listed with the blocks of the
-    best aspect ratio. On ECP5, memories of at most 1024 bits are expected in LUT RAM and not
-    counted. Yosys may share or split a little differently: the synthesis log in the build
+    best aspect ratio. On ECP5, memories of at most 16 LUT-RAM cells are expected in LUT RAM
+    and not counted. Yosys may share or split a little differently: the synthesis log in the build
     report has the final count.
     """
     from amaranth.hdl import Fragment
@@ -99,8 +99,10 @@ def estimate_memories(config: CoreConfig, board: BoardSpec, *, core_factory=None
             data = fragment._data
             width = Shape.cast(data.shape).width
             bits = width * data.depth
-            # iCE40 has no LUT RAM: Yosys puts even a tiny memory in an EBR.
-            in_logic = board.family == "ecp5" and bits <= _LUT_RAM_BITS
+            # iCE40 has no LUT RAM: Yosys puts even a tiny memory in an EBR. On ECP5 it takes
+            # LUT RAM (16 x 4 bit cells) for a memory of a few cells, block RAM beyond.
+            lut_ram_cells = -(-data.depth // 16) * -(-width // 4)
+            in_logic = board.family == "ecp5" and lut_ram_cells <= _LUT_RAM_CELLS
             blocks = 0 if in_logic else _blocks(width, data.depth, board.family)
             memories.append({"name": ".".join(path), "width": width, "depth": data.depth,
                              "bits": bits, "blocks": blocks})
@@ -111,8 +113,10 @@ def estimate_memories(config: CoreConfig, board: BoardSpec, *, core_factory=None
     return memories
 
 
-#: Memories this small are left to logic by Yosys; not counted as block RAM.
-_LUT_RAM_BITS = 1024
+#: ECP5 memories of at most this many 16 x 4 LUT-RAM cells stay out of block RAM. Seen in
+#: the synthesis logs: 21 x 32 (16 cells) and 42 x 16 (12) in LUT RAM, 394 x 2 (25) in a
+#: DP16KD.
+_LUT_RAM_CELLS = 16
 
 
 def check_fit(config: CoreConfig, board: BoardSpec, *, core_factory=None) -> list[dict]:
