@@ -129,3 +129,23 @@ def test_missing_field_and_not_structured():
 def test_bad_adapter_settings(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         EventAdapter(**kwargs)
+
+
+def test_recording_drives_a_decolle_core():
+    """An N-MNIST-shaped recording, binned at 1 ms and pooled 2x2, feeds the integer model."""
+    from plasticore.config import CoreConfig
+    from plasticore.golden.decolle import GoldenDecolle
+
+    adapter = EventAdapter((34, 34, 2), time_window=1000, downsample=2, n_ticks=30, t_start=0)
+    assert adapter.n_inputs == 2 * 17 * 17
+    events = recording(4000, 34, 34, 30_000, seed=11)
+    raster = adapter.raster(events)
+    config = CoreConfig.from_dict(dict(
+        layers=[adapter.n_inputs, 20, 10], weight_bits=12, membrane_bits=16, rule="decolle",
+        decolle=dict(ticks_per_sample=30, burn_in=5, trace_bits=12, lr_shifts=[12, 12],
+                     init_scale=[8.0, 3.0])))
+    model = GoldenDecolle(config)
+    before = model.weights[0].copy()
+    counts, _ = model.run_sample(raster, label=3, learn=True)
+    assert counts.shape == (1, 10)
+    assert (model.weights[0] != before).any()
