@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,8 @@ from plasticore.config import CoreConfig
 from .platforms import BoardError, BoardSpec, get_board
 
 __all__ = ["build_board", "toolchain_env", "estimate_memories", "check_fit",
-           "parse_nextpnr_report", "parse_yosys_cells", "format_report", "FitError"]
+           "parse_nextpnr_report", "parse_yosys_cells", "placement_overflow", "format_report",
+           "FitError"]
 
 #: Amaranth's tool variables and the YoWASP commands that stand in for them.
 _YOWASP = {
@@ -179,6 +181,21 @@ def parse_yosys_cells(log_path: Path) -> dict:
     return cells
 
 
+def placement_overflow(log_path: Path) -> str | None:
+    """Return "CELL needs N, the device has M (K too many)" from a failed nextpnr log."""
+    try:
+        text = Path(log_path).read_text(errors="replace")
+    except OSError:
+        return None
+    over = []
+    for cell, used, available in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", text):
+        used, available = int(used), int(available)
+        if used > available:
+            over.append(f"{cell} needs {used}, the device has {available} "
+                        f"({used - available} too many)")
+    return "; ".join(dict.fromkeys(over)) or None
+
+
 def format_report(report: dict) -> str:
     """Return the short table ``plasticore build`` prints."""
     lines = [f"{report['config']['name']} on {report['board']} ({report['device']}), "
@@ -221,7 +238,16 @@ def build_board(config: CoreConfig, board_name: str, out_dir, *, baud_rate: int 
     env = toolchain_env(board.family)
     started = time.monotonic()
     plan = platform.build(top, name=name, build_dir=str(build_dir), do_build=False, **overrides)
-    plan.execute_local(str(build_dir), env=env)
+    try:
+        plan.execute_local(str(build_dir), env=env)
+    except subprocess.CalledProcessError:
+        # The estimate passed but the placed design may still need a block or two more
+        # than the device has: say so as plainly as the estimate would have.
+        overflow = placement_overflow(build_dir / f"{name}.tim")
+        if overflow:
+            raise FitError(f"{config.name} does not fit {board.name} ({board.device}) after "
+                           f"synthesis: {overflow}") from None
+        raise
     seconds = time.monotonic() - started
 
     suffix = ".bin" if board.family == "ice40" else ".bit"

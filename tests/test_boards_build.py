@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from plasticore.boards.build import (FitError, check_fit, parse_nextpnr_report,
-                                     parse_yosys_cells)
+                                     parse_yosys_cells, placement_overflow)
 from plasticore.boards.platforms import BOARDS, BoardError, get_board
 from plasticore.boards.top import BoardTop, ecp5_pll_params, ice40_pll_params
 from plasticore.cli import main
@@ -96,6 +96,17 @@ def test_yosys_statistics_parsing(tmp_path):
     cells = parse_yosys_cells(log)
     assert cells["SB_RAM40_4K"] == 2 or cells["SB_RAM40_4K"] == 9
     assert cells["SB_LUT4"] == 1988 and cells["SB_DFF*"] == 1412
+
+
+def test_placement_overflow_from_a_failed_nextpnr_log(tmp_path):
+    log = tmp_path / "top.tim"
+    log.write_text("Info: Device utilisation:\n"
+                   "Info: \t              DP16KD:      57/     56   101%\n"
+                   "Info: \t          MULT18X18D:       1/     28     3%\n"
+                   "ERROR: Unable to place cell 'weights.0.40', no BELs remaining\n")
+    assert placement_overflow(log) == "DP16KD needs 57, the device has 56 (1 too many)"
+    log.write_text("Info: \t          MULT18X18D:       1/     28     3%\n")
+    assert placement_overflow(log) is None
 
 
 @pytest.mark.parametrize("board", sorted(BOARDS))
