@@ -60,8 +60,8 @@ def test_update_on_presynaptic_spike(config):
     assert net.weights[0][5] == pytest.approx(expected, abs=1e-12)
     assert net.weights[0][9] == pytest.approx(expected, abs=1e-12)
     assert (net.weights[0][[0, 1, 2]] == 2.0).all()
-    # The delivered weights are the ones read before the update: 2 weights of 2 * 2**3.
-    v_expected = v * (1 - 2.0 ** -config.leak_shift) + 2 * 2.0 * 8
+    # The delivered weights are the ones read before the update: 2 weights of 2 * 2**gain.
+    v_expected = v * (1 - 2.0 ** -config.leak_shift) + 2 * 2.0 * 2 ** params.soma_gain_shift
     spiking = v_expected >= config.threshold
     assert net.membrane[0][~spiking] == pytest.approx(v_expected[~spiking])
     assert (net.membrane[0][spiking] == 0).all()   # reset = "zero"

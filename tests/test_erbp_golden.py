@@ -321,9 +321,9 @@ def test_params_validation_names_the_field():
         "erbp.burn_in_ticks": dict(burn_in_ticks=200),
         "erbp.learning_rate_shift": dict(learning_rate_shift=0),
         "erbp.input_rate": dict(input_rate=1.5),
-        "erbp.soma_gain_shift": dict(soma_gain_shift=9),
+        "erbp.soma_gain_shift": dict(soma_gain_shift=7),   # 16-bit soma, 10-bit weights
         "erbp.initial_weight_range": dict(initial_weight_range=[16]),
-        "erbp.initial_weight_range[1]": dict(initial_weight_range=[16, 128]),
+        "erbp.initial_weight_range[1]": dict(initial_weight_range=[16, 512]),
         "erbp.error_threshold": dict(error_threshold=True),
         "erbp.no_such_field": dict(no_such_field=1),
     }
@@ -372,7 +372,8 @@ def test_learning_rate_schedule_and_register():
     params = config.learning
     assert [params.learning_rate_shift_at(e) for e in range(1, 9)] == [30, 30, 31, 31, 32,
                                                                        32, 32, 32]
-    constant = CoreConfig.from_toml(EXAMPLE).learning
+    constant = CoreConfig.from_dict({**base, "erbp": {**base["erbp"],
+                                                      "learning_rate_decay_epochs": 0}}).learning
     assert constant.learning_rate_shift_at(50) == constant.learning_rate_shift
     # The register, not the config, sets the step: u = 256 at shift 7 is exactly +2.
     core = GoldenErbpCore(small_config(burn_in_ticks=0),
