@@ -132,8 +132,8 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
             model.set_lr_shifts([min(RANDOM_DRAW_BITS, s + halvings) for s in params.lr_shifts])
         else:
             model.learning_rates = tuple(
-                rate * 2.0 ** -(min(RANDOM_DRAW_BITS, s + halvings) - s)
-                for rate, s in zip(base_rates, params.lr_shifts))
+                lr * 2.0 ** -(min(RANDOM_DRAW_BITS, s + halvings) - s)
+                for lr, s in zip(base_rates, params.lr_shifts))
         order = rng.permutation(len(split.x_train))
         rasters = _encode(split.x_train[order], ticks, rate, rng)
         labels = split.y_train[order]
@@ -201,6 +201,9 @@ def main(argv=None) -> int:
               f"{np.mean([m.test_accuracy for m in last]):.4f}  "
               f"{result.extra['seconds_per_epoch']:.1f} s per epoch, "
               f"{result.extra['cpu_seconds_per_epoch']:.1f} s CPU ({args.backend})")
+        largest = [float(np.abs(w).max()) for w in result.weights]
+        print(f"largest |weight| per layer {largest}"
+              + (f", saturation flags {result.extra['flags']:#x}" if "flags" in result.extra else ""))
     return 0
 
 
