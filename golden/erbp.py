@@ -102,8 +102,8 @@ from plasticore.golden.prng import threefry2x32
 from plasticore.layout import FLAG_ACCUMULATOR_SATURATED, FLAG_MEMBRANE_SATURATED
 
 __all__ = ["GoldenErbpCore", "feedback_matrices", "initial_weights", "synapse_offsets",
-           "stochastic_round_step", "threefry_word0", "FLAG_WEIGHT_SATURATED", "FLAG_DENDRITE_SATURATED",
-           "FLAG_ERROR_SATURATED"]
+           "stochastic_round_step", "threefry_word0", "FLAG_WEIGHT_SATURATED",
+           "FLAG_DENDRITE_SATURATED", "FLAG_ERROR_SATURATED"]
 
 # Sticky flags beyond those of the inference core (plasticore.layout defines bits 0 and 1).
 FLAG_WEIGHT_SATURATED = 1 << 2
