@@ -79,6 +79,9 @@ def _per_layer(name, value, count, low, high):
 class Params:
     """Constants of the DECOLLE rule, validated against the core they run on.
 
+    The defaults are those of ``examples/decolle-digits.toml`` (measured in
+    ``docs/decolle.md``), except ``init_scale``, which the example sets per layer.
+
     Parameters
     ----------
     epochs : int
@@ -137,11 +140,11 @@ class Params:
         give; used to measure what the shift decays cost.
     """
 
-    epochs: int = 30
+    epochs: int = 15
     ticks_per_sample: int = 100
     burn_in: int = 10
     input_rate: float = 0.2
-    trace_bits: int = 8
+    trace_bits: int = 12
     q_shifts: tuple = (4, 6)
     p_shifts: tuple = (5,)
     r_shifts: tuple = (2, 4, 5)
@@ -151,11 +154,11 @@ class Params:
     surrogate: str = "boxcar"
     error_bits: int = 4
     error_shifts: tuple = (10, 8)
-    lr_shifts: tuple = (6, 12)
-    lr_halving_epochs: int = 0
+    lr_shifts: tuple = (12, 12)
+    lr_halving_epochs: int = 5
     stochastic_rounding: bool = True
     learn_bias: bool = False
-    init_scale: Any = 1.0
+    init_scale: Any = 3.0
     readout_amplitude: float = 0.5
     readout_seed: int = 0
     prng_rounds: int = 13
