@@ -214,8 +214,10 @@ def format_report(report: dict) -> str:
 
 
 def build_board(config: CoreConfig, board_name: str, out_dir, *, baud_rate: int | None = None,
-                seed: int = 1, core_factory=None, log=print) -> dict:
+                clock_hz: float | None = None, seed: int = 1, core_factory=None) -> dict:
     """Build ``config`` for ``board_name`` into ``out_dir``; return (and write) the report.
+
+    ``clock_hz`` overrides the board's design clock (through the PLL).
 
     Raises :class:`FitError` before synthesis when the memories do not fit, and
     ``subprocess.CalledProcessError`` when a tool fails.
@@ -228,7 +230,8 @@ def build_board(config: CoreConfig, board_name: str, out_dir, *, baud_rate: int 
     build_dir = out_dir / "build"
     build_dir.mkdir(parents=True, exist_ok=True)
     name = f"{config.name}_{board.name.replace('-', '_')}"
-    top = BoardTop(config, board, baud_rate=baud_rate, core_factory=core_factory)
+    top = BoardTop(config, board, baud_rate=baud_rate, clock_hz=clock_hz,
+                   core_factory=core_factory)
     platform = board.platform()
     overrides = {"nextpnr_opts": f"--report {name}.report.json --seed {seed} "
                                  "--timing-allow-fail"}

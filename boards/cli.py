@@ -21,6 +21,8 @@ def register(subparsers) -> None:
     build.add_argument("-o", "--output", default=None,
                        help="output directory (default: build/CONFIG_BOARD)")
     build.add_argument("--baud", type=int, default=None, help="serial speed (default: the board's)")
+    build.add_argument("--clock", type=float, default=None, metavar="MHZ",
+                       help="design clock in MHz, made by the PLL (default: the board's)")
     build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     build.set_defaults(handler=_build)
 
@@ -46,11 +48,13 @@ def _build(args) -> int:
     config = load_config(args.config)
     out = Path(args.output or Path("build") / f"{config.name}_{args.board}")
     try:
-        report = build_board(config, args.board, out, baud_rate=args.baud, seed=args.seed)
+        clock_hz = args.clock * 1e6 if args.clock else None
+        report = build_board(config, args.board, out, baud_rate=args.baud, clock_hz=clock_hz,
+                             seed=args.seed)
     except FitError as error:
         print(f"plasticore build: {error}", file=sys.stderr)
         return 3
-    except BoardError as error:
+    except (BoardError, ValueError) as error:     # includes a clock the PLL cannot make
         print(f"plasticore build: {error}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as error:

@@ -94,21 +94,24 @@ class BoardTop(Elaboratable):
     board : BoardSpec
     baud_rate : int, optional
         Defaults to the board's.
+    clock_hz : float, optional
+        Design clock; defaults to the board's. A clock other than the oscillator's is made
+        by the PLL (the nearest frequency it can make).
     core_factory : callable, optional
         Passed to :class:`LinkTop` (tests and the placeholder core).
     """
 
     def __init__(self, config, board: BoardSpec, *, baud_rate: int | None = None,
-                 core_factory=None):
+                 clock_hz: float | None = None, core_factory=None):
         self.config = config
         self.board = board
         self.baud_rate = baud_rate or board.baud_rate
         self.core_factory = core_factory
-        self.clock_hz = board.clock_hz
+        self.clock_hz = clock_hz or board.clock_hz
         self.pll = None
-        if board.clock_hz != board.input_clock_hz:
+        if self.clock_hz != board.input_clock_hz:
             params = (ice40_pll_params if board.family == "ice40" else ecp5_pll_params)(
-                board.input_clock_hz, board.clock_hz)
+                board.input_clock_hz, self.clock_hz)
             self.pll = params
             self.clock_hz = params["frequency"]
 

@@ -149,3 +149,14 @@ def test_icebreaker_build_meets_timing(tmp_path):
     assert report["utilization"]["LUT"]["used"] > 0
     assert report["utilization"]["BRAM"]["used"] > 0
     assert report["timing_met"] and report["fmax_mhz"] >= 12.0
+
+
+def test_clock_override_goes_through_the_pll(tmp_path, capsys):
+    spec = get_board("ulx3s-85f")
+    config = CoreConfig.from_toml(ROOT / "examples" / "tiny.toml")
+    top = BoardTop(config, spec, clock_hz=30e6)
+    # 25 MHz / 5 * 6 = 30 MHz, VCO 30 * 20 = 600 MHz.
+    assert (top.pll["CLKI_DIV"], top.pll["CLKFB_DIV"], top.pll["CLKOP_DIV"]) == (5, 6, 20)
+    assert main(["build", str(ROOT / "examples" / "tiny.toml"), "--board", "icebreaker",
+                 "--clock", "2000", "-o", str(tmp_path)]) == 2
+    assert "no iCE40 PLL setting makes 2000 MHz" in capsys.readouterr().err
