@@ -30,6 +30,12 @@ from plasticore.layout import CoreLayout
 NEURON_MASK = (1 << ADDRESS_BITS) - 1
 
 
+def _high(signal) -> bool:
+    """True when a 1-bit signal is 1. Icarus shows combinational outputs as X until their
+    inputs first change, so X (and Z) read as low rather than raising."""
+    return signal.value == 1
+
+
 def _signed32(value: int) -> int:
     return value - (1 << 32) if value & (1 << 31) else value
 
@@ -45,8 +51,11 @@ class Mismatch(Exception):
 class CoreBench:
     """Cycle-level driver and monitor of the core's streams and host port."""
 
-    def __init__(self, dut, rng: np.random.Generator, ready_probability: float):
+    def __init__(self, dut, rng: np.random.Generator, ready_probability: float,
+                 cycles_per_event: int):
         self.dut = dut
+        # A tick that takes far longer than its work explains has hung: report, don't wait.
+        self.cycles_per_event = cycles_per_event
         self.rng = rng
         self.ready_probability = ready_probability
         self.cycle = 0
@@ -69,9 +78,12 @@ class CoreBench:
         ready = bool(self.rng.random() < self.ready_probability)
         dut.o_events__ready.value = int(ready)
         await ReadOnly()
-        taken = offer is not None and bool(dut.i_events__ready.value)
-        if ready and dut.o_events__valid.value:
-            word = dut.o_events__payload.value.to_unsigned()
+        taken = offer is not None and _high(dut.i_events__ready)
+        if ready and _high(dut.o_events__valid):
+            value = dut.o_events__payload.value
+            if not value.is_resolvable:
+                raise Mismatch(what="output event with unknown bits", payload=str(value))
+            word = value.to_unsigned()
             neuron = word & NEURON_MASK
             layer = (word >> ADDRESS_BITS) & ((1 << LAYER_BITS) - 1)
             tick = (word >> (ADDRESS_BITS + LAYER_BITS)) & ((1 << TICK_BITS) - 1)
@@ -91,8 +103,8 @@ class CoreBench:
         dut.host__strobe.value = 1
         while True:
             await ReadOnly()
-            if dut.host__ack.value:
-                result = (dut.host__read_data.value.to_unsigned(), bool(dut.host__error.value))
+            if _high(dut.host__ack):
+                result = (dut.host__read_data.value.to_unsigned(), _high(dut.host__error))
                 break
             await FallingEdge(dut.clk)
         await FallingEdge(dut.clk)
@@ -120,12 +132,15 @@ class CoreBench:
         first_output = len(self.outputs)
         queue = [(int(a), 0) for a in events] + [(0, 1)]
         position = 0
-        while True:
+        limit = int((1000 + self.cycles_per_event * len(queue)) / max(self.ready_probability, 0.05))
+        while self.cycle - start_cycle < limit:
             offer = queue[position] if position < len(queue) else None
             if await self.step(offer):
                 position += 1
             if self.outputs[first_output:] and self.outputs[-1][3]:
                 return self.outputs[first_output:], self.cycle - start_cycle
+        raise Mismatch(what="tick did not end", cycles=limit, inputs_taken=position,
+                       inputs=len(queue))
 
 
 async def _run_case(dut, case: dict) -> dict:
@@ -133,8 +148,13 @@ async def _run_case(dut, case: dict) -> dict:
     layout = CoreLayout(config)
     weights = [np.array(w, dtype=np.int64).reshape(n_pre, n_post) for w, n_pre, n_post
                in zip(case["weights"], config.layers, config.layers[1:])]
-    golden = GoldenCore(config, weights)
-    bench = CoreBench(dut, np.random.default_rng(case["seed"]), case["ready_probability"])
+    # A test of the checker itself may give the golden model other weights than the RTL.
+    golden_weights = case.get("golden_weights")
+    golden = GoldenCore(config, weights if golden_weights is None else
+                        [np.array(w, dtype=np.int64) for w in golden_weights])
+    work_per_event = (sum(lay.row_words for lay in layout.layers) + config.n_neurons) * 4
+    bench = CoreBench(dut, np.random.default_rng(case["seed"]), case["ready_probability"],
+                      work_per_event)
     n_layers = len(config.neuron_layers)
 
     dut.i_events__valid.value = 0

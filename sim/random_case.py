@@ -17,8 +17,10 @@ _SIZES = (1, 2, 3, 5, 7, 8, 13, 17, 24)
 def random_config(rng: np.random.Generator, name: str = "random") -> CoreConfig:
     """Draw a random but sensible core configuration."""
     n_layers = int(rng.integers(1, 4))
-    layers = tuple(int(rng.choice(_SIZES)) for _ in range(n_layers + 1))
-    weight_bits = int(rng.integers(3, 9))
+    # At least two inputs: a lone input with a zero weight silences the whole network.
+    layers = (int(rng.choice(_SIZES[1:])),) + tuple(int(rng.choice(_SIZES))
+                                                    for _ in range(n_layers))
+    weight_bits = int(rng.integers(4, 9))
     membrane_bits = int(rng.integers(weight_bits + 1, 17))
     w_max = (1 << (weight_bits - 1)) - 1
     m_max = (1 << (membrane_bits - 1)) - 1
@@ -39,10 +41,11 @@ def random_config(rng: np.random.Generator, name: str = "random") -> CoreConfig:
 
 
 def case_weights(config: CoreConfig, rng: np.random.Generator) -> list[np.ndarray]:
-    """Random weights biased slightly positive, so that deeper layers also spike."""
+    """Random weights biased positive (mean about a quarter of the range), so that small
+    networks and deeper layers spike too."""
     weights = random_weights(config, rng)
     low, high = config.weight_range
-    return [np.clip(w + (high // 4), low, high) for w in weights]
+    return [np.clip(w + (high + 1) // 2, low, high) for w in weights]
 
 
 def random_event_ticks(config: CoreConfig, rng: np.random.Generator, ticks: int,
