@@ -1,0 +1,77 @@
+"""CoreConfig: validation messages name the field, the value and the limit."""
+
+import pytest
+
+from plasticore import ConfigError, CoreConfig
+from plasticore.layout import CoreLayout, HostAddressError
+
+
+def test_examples_load():
+    inference = CoreConfig.from_toml("examples/inference.toml")
+    assert inference.layers == (64, 32, 10)
+    assert inference.n_synapses == 64 * 32 + 32 * 10
+    tiny = CoreConfig.from_toml("examples/tiny.toml")
+    assert tiny.layers == (2, 1, 1)
+
+
+@pytest.mark.parametrize("changes, field, limit", [
+    ({"layers": [4]}, "layers", "at least two entries"),
+    ({"layers": [4, 0]}, "layers[1]", "between 1 and 65536"),
+    ({"layers": [4, 70000]}, "layers[1]", "between 1 and 65536"),
+    ({"weight_bits": 1}, "weight_bits", "between 2 and 16"),
+    ({"weight_bits": 8, "membrane_bits": 8}, "membrane_bits", "between 9 and 32"),
+    ({"membrane_bits": 8, "weight_bits": 4, "leak_shift": 8}, "leak_shift", "between 0 and 7"),
+    ({"membrane_bits": 8, "weight_bits": 4, "threshold": 128}, "threshold", "between 1 and 127"),
+    ({"reset": "hold"}, "reset", "zero, subtract"),
+    ({"refractory_ticks": 256}, "refractory_ticks", "between 0 and 255"),
+    ({"lanes": 3}, "lanes", "1, 2, 4, 8, 16"),
+    ({"lanes": True}, "lanes", "integer"),
+    ({"rule": "stdp"}, "rule", "none, erbp, decolle"),
+    ({"name": "my core"}, "name", "identifier"),
+])
+def test_bad_values_are_refused_with_field_value_and_limit(changes, field, limit):
+    data = {"layers": [4, 3], **changes}
+    with pytest.raises(ConfigError) as caught:
+        CoreConfig.from_dict(data)
+    message = str(caught.value)
+    assert caught.value.field == field
+    assert message.startswith(f"{field} = ")
+    assert repr(caught.value.value) in message
+    assert limit in message
+
+
+def test_unknown_key_is_refused(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text('layers = [2, 2]\nthreshhold = 10\n')
+    with pytest.raises(ConfigError, match="threshhold = 10: is not a field"):
+        CoreConfig.from_toml(path)
+
+
+def test_invalid_toml_is_refused(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("layers = [2, 2\n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        CoreConfig.from_toml(path)
+
+
+def test_config_is_frozen_and_round_trips():
+    config = CoreConfig.from_toml("examples/inference.toml")
+    with pytest.raises(Exception):
+        config.threshold = 3
+    assert CoreConfig.from_dict(config.to_dict()) == config
+
+
+def test_layout_places_every_weight_once():
+    config = CoreConfig(layers=(3, 5, 2), lanes=4, threshold=10)
+    layout = CoreLayout(config)
+    # Row words: ceil(5/4) = 2 for layer 1, ceil(2/4) = 1 for layer 2.
+    assert [lay.row_words for lay in layout.layers] == [2, 1]
+    assert layout.weight_words == 3 * 2 + 5 * 1
+    assert layout.accumulator_words == 3
+    addresses = {layout.weight_address(lay.index, pre, post)
+                 for lay in layout.layers for pre in range(lay.n_pre) for post in range(lay.n_post)}
+    assert len(addresses) == config.n_synapses
+    with pytest.raises(HostAddressError, match="post = 5: layer 1 has 5 neurons"):
+        layout.weight_address(1, 0, 5)
+    with pytest.raises(HostAddressError, match="layer 3 does not exist"):
+        layout.membrane_address(3, 0)
