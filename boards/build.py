@@ -225,13 +225,14 @@ def build_board(config: CoreConfig, board_name: str, out_dir, *, baud_rate: int 
     from .top import BoardTop
 
     board = get_board(board_name)
+    # The PLL check first: it needs no elaboration.
+    top = BoardTop(config, board, baud_rate=baud_rate, clock_hz=clock_hz,
+                   core_factory=core_factory)
     memories = check_fit(config, board, core_factory=core_factory)
     out_dir = Path(out_dir)
     build_dir = out_dir / "build"
     build_dir.mkdir(parents=True, exist_ok=True)
     name = f"{config.name}_{board.name.replace('-', '_')}"
-    top = BoardTop(config, board, baud_rate=baud_rate, clock_hz=clock_hz,
-                   core_factory=core_factory)
     platform = board.platform()
     overrides = {"nextpnr_opts": f"--report {name}.report.json --seed {seed} "
                                  "--timing-allow-fail"}

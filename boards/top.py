@@ -28,6 +28,19 @@ from .platforms import BoardSpec
 __all__ = ["BoardTop", "ice40_pll_params", "ecp5_pll_params"]
 
 
+#: A PLL setting further than this from the requested clock is refused.
+PLL_TOLERANCE = 0.01
+
+
+def _closest(family, best, input_hz, output_hz):
+    if best is None or best[0] > PLL_TOLERANCE * output_hz:
+        nearest = "" if best is None else \
+            f" (nearest: {best[1]['frequency'] / 1e6:.4g} MHz)"
+        raise ValueError(f"no {family} PLL setting makes {output_hz / 1e6:g} MHz from "
+                         f"{input_hz / 1e6:g} MHz within {PLL_TOLERANCE:.0%}{nearest}")
+    return best[1]
+
+
 def ice40_pll_params(input_hz: float, output_hz: float) -> dict:
     """Return SB_PLL40 dividers closest to ``output_hz`` (the search icepll does).
 
@@ -51,10 +64,7 @@ def ice40_pll_params(input_hz: float, output_hz: float) -> dict:
                         (17e6, 26e6, 44e6, 66e6, 101e6, 133e6)) if pfd < limit) + 1
                     best = (error, dict(DIVR=divr, DIVF=divf, DIVQ=divq,
                                         FILTER_RANGE=filter_range, frequency=out))
-    if best is None:
-        raise ValueError(f"no iCE40 PLL setting makes {output_hz / 1e6:g} MHz from "
-                         f"{input_hz / 1e6:g} MHz")
-    return best[1]
+    return _closest("iCE40", best, input_hz, output_hz)
 
 
 def ecp5_pll_params(input_hz: float, output_hz: float) -> dict:
@@ -79,10 +89,7 @@ def ecp5_pll_params(input_hz: float, output_hz: float) -> dict:
                 if best is None or error < best[0]:
                     best = (error, dict(CLKI_DIV=clki, CLKFB_DIV=clkfb, CLKOP_DIV=clkop,
                                         CLKOP_CPHASE=clkop - 1, frequency=out))
-    if best is None:
-        raise ValueError(f"no ECP5 PLL setting makes {output_hz / 1e6:g} MHz from "
-                         f"{input_hz / 1e6:g} MHz")
-    return best[1]
+    return _closest("ECP5", best, input_hz, output_hz)
 
 
 class BoardTop(Elaboratable):
