@@ -228,7 +228,11 @@ def build_board(config: CoreConfig, board_name: str, out_dir, *, baud_rate: int 
     # The PLL check first: it needs no elaboration.
     top = BoardTop(config, board, baud_rate=baud_rate, clock_hz=clock_hz,
                    core_factory=core_factory)
-    memories = check_fit(config, board, core_factory=core_factory)
+    try:
+        memories = check_fit(config, board, core_factory=core_factory)
+    except FitError:
+        top._MustUse__silence = True     # refused on purpose: not an elaboratable left behind
+        raise
     out_dir = Path(out_dir)
     build_dir = out_dir / "build"
     build_dir.mkdir(parents=True, exist_ok=True)
