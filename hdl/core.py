@@ -6,7 +6,8 @@ Phases
     ``INPUT``: input events are delivered to layer 1 as they arrive; the host port is
     served between events. An ``end_of_tick`` event starts ``UPDATE`` of layer 1.
     ``UPDATE``: one neuron per cycle reads its membrane, refractory counter and accumulator,
-    is updated by :class:`LifUpdate`, written back, and its accumulator cleared. A spike
+    is updated (:class:`LifIntegrate`, a register, :class:`LifFire`: three pipeline
+    stages), written back, and its accumulator cleared. A spike
     goes to ``o_events`` (the pass stalls while the output is not ready) and, unless this
     is the last layer, into the spike FIFO. ``DELIVER``: the FIFO's spikes are delivered to
     the next layer, then that layer is updated. After the last layer ``END_TICK`` sends the
@@ -38,7 +39,7 @@ from plasticore.layout import (CORE_MAGIC, FLAG_ACCUMULATOR_SATURATED, FLAG_MEMB
                                REGION_WEIGHTS, REGISTERS, CoreLayout)
 from .interfaces import (ADDRESS_BITS, HOST_DATA_BITS, HostSignature, input_stream_signature,
                          output_stream_signature)
-from .neuron import LifUpdate
+from .neuron import LifFire, LifIntegrate, raw_shape
 from .synapse import LaneAccumulate, accumulator_word_layout, weight_word_layout
 
 __all__ = ["Core"]
@@ -130,7 +131,8 @@ class Core(wiring.Component):
             m.submodules.spike_fifo = spike_fifo = SyncFIFOBuffered(
                 width=max(1, ceil_log2(max(spiking_layers))), depth=max(spiking_layers) + 1)
 
-        m.submodules.lif = lif = LifUpdate(config)
+        m.submodules.integrate = integrate = LifIntegrate(config)
+        m.submodules.fire = fire = LifFire(config)
         m.submodules.lane_add = lane_add = LaneAccumulate(config)
 
         # ---- registers ---------------------------------------------------------------
@@ -174,6 +176,13 @@ class Core(wiring.Component):
         deliver_acc_addr = Signal.like(acc_base)
 
         m.d.comb += event_take.eq(walk_enable & event_valid & row_done)
+        # Where the row of event_pre starts: a product by a per-layer constant, so that no
+        # general multiplier is built.
+        row_start = Signal.like(weight_base)
+        with m.Switch(layer):
+            for index, lay in enumerate(layout.layers):
+                with m.Case(index):
+                    m.d.comb += row_start.eq(lay.weight_base + event_pre * lay.row_words)
         with m.If(walk_active):
             m.d.comb += [
                 weights_rd.addr.eq(walk_weight_addr),
@@ -191,7 +200,7 @@ class Core(wiring.Component):
         with m.If(event_take):
             m.d.sync += [
                 walk_active.eq(1),
-                walk_weight_addr.eq(weight_base + event_pre * row_words),
+                walk_weight_addr.eq(row_start),
                 walk_acc_addr.eq(acc_base),
                 walk_words_left.eq(row_words - 1),
             ]
@@ -212,19 +221,29 @@ class Core(wiring.Component):
                 m.d.sync += flags.eq(flags | FLAG_ACCUMULATOR_SATURATED)
 
         # ---- update pass -------------------------------------------------------------------
+        # Three stages: U1 issues the reads of neuron `update_index`; U2 has its words on the
+        # read ports and forms the raw sum; U3 has the raw sum in a register, fires, writes
+        # back and emits. A spike that the output cannot take stalls all three.
         update_index = Signal(range(max_post + 1))   # next neuron to issue
         update_issue = Signal()
-        u2_valid = Signal()                          # a neuron's state is on the read ports
+        update_enable = Signal()
+        u2_valid = Signal()
         u2_index = Signal(range(max_post))
         u2_lane = Signal(max(1, lane_bits))
+        u3_valid = Signal()
+        u3_index = Signal(range(max_post))
+        u3_membrane = Signal(signed(config.membrane_bits))
+        u3_refractory = Signal(unsigned(config.refractory_bits))
+        u3_raw = Signal(raw_shape(config))
         stall = Signal()
-        update_enable = Signal()
 
         m.d.comb += [
-            lif.membrane.eq(membrane_rd.data),
-            lif.refractory.eq(refractory_rd.data),
-            lif.accumulator.eq(acc_rd.data[u2_lane] if lanes > 1 else acc_rd.data[0]),
-            stall.eq(u2_valid & lif.spike & ~self.o_events.ready),
+            integrate.membrane.eq(membrane_rd.data),
+            integrate.accumulator.eq(acc_rd.data[u2_lane] if lanes > 1 else acc_rd.data[0]),
+            fire.membrane.eq(u3_membrane),
+            fire.refractory.eq(u3_refractory),
+            fire.raw.eq(u3_raw),
+            stall.eq(u3_valid & fire.spike & ~self.o_events.ready),
             update_issue.eq(update_enable & (update_index < n_post)),
         ]
         # A stalled pass keeps its read data: the ports only latch when the pass advances.
@@ -241,39 +260,45 @@ class Core(wiring.Component):
                     u2_valid.eq(update_issue),
                     u2_index.eq(update_index),
                     u2_lane.eq(update_index if lanes > 1 else 0),
+                    u3_valid.eq(u2_valid),
+                    u3_index.eq(u2_index),
+                    u3_membrane.eq(membrane_rd.data),
+                    u3_refractory.eq(refractory_rd.data),
+                    u3_raw.eq(integrate.raw),
                 ]
                 with m.If(update_issue):
                     m.d.sync += update_index.eq(update_index + 1)
 
         spike_count = Signal(range(max_post + 1))   # spikes of the layer just updated
         spikes_taken = Signal(range(max_post + 1))  # of those, delivered to the next layer
-        u2_commit = u2_valid & ~stall
-        with m.If(u2_commit):
+        u3_commit = u3_valid & ~stall
+        with m.If(u3_commit):
             m.d.comb += [
-                membrane_wr.addr.eq(state_base + u2_index),
-                membrane_wr.data.eq(lif.new_membrane),
+                membrane_wr.addr.eq(state_base + u3_index),
+                membrane_wr.data.eq(fire.new_membrane),
                 membrane_wr.en.eq(1),
-                refractory_wr.addr.eq(state_base + u2_index),
-                refractory_wr.data.eq(lif.new_refractory),
+                refractory_wr.addr.eq(state_base + u3_index),
+                refractory_wr.data.eq(fire.new_refractory),
                 refractory_wr.en.eq(1),
             ]
             # Clear this neuron's accumulator lane for the next tick (the delivery stage is
-            # idle during the update pass, so the write port is free).
+            # idle during the update pass, so the write port is free; the lane is read once
+            # per tick, so the clear never races a read of it).
             m.d.comb += [
-                acc_wr.addr.eq(acc_base + (u2_index >> lane_bits)),
-                acc_wr.en.eq(Const(1, lanes) << u2_lane if lanes > 1 else 1),
+                acc_wr.addr.eq(acc_base + (u3_index >> lane_bits)),
+                acc_wr.en.eq(Const(1, lanes) << u3_index[:lane_bits] if lanes > 1 else 1),
             ]
-            with m.If(lif.saturated):
+            with m.If(fire.saturated):
                 m.d.sync += flags.eq(flags | FLAG_MEMBRANE_SATURATED)
-            with m.If(lif.spike):
+            with m.If(fire.spike):
                 m.d.sync += spike_count.eq(spike_count + 1)
                 if spiking_layers:
                     m.d.comb += [
-                        spike_fifo.w_data.eq(u2_index),
+                        spike_fifo.w_data.eq(u3_index),
                         spike_fifo.w_en.eq(~is_last),
                     ]
         m.d.comb += [
-            self.o_events.payload.neuron.eq(u2_index),
+            self.o_events.payload.neuron.eq(u3_index),
             self.o_events.payload.layer.eq(layer + 1),
             self.o_events.payload.tick.eq(tick),
         ]
@@ -337,9 +362,9 @@ class Core(wiring.Component):
             with m.State("UPDATE"):
                 m.d.comb += [
                     update_enable.eq(1),
-                    self.o_events.valid.eq(u2_valid & lif.spike),
+                    self.o_events.valid.eq(u3_valid & fire.spike),
                 ]
-                with m.If(~update_issue & ~u2_valid):
+                with m.If(~update_issue & ~u2_valid & ~u3_valid):
                     m.d.sync += spikes_taken.eq(0)
                     with m.If(is_last):
                         m.next = "END_TICK"
