@@ -16,8 +16,8 @@ Delivery (the row walker)
     A presynaptic event ``j`` walks its row: ``row_words`` consecutive weight words, each
     read together with the matching accumulator word; one cycle later the lanes are added
     (:class:`LaneAccumulate`) and written back. A new event is taken in the cycle the
-    previous row issues its last word, so a steady stream costs one word (``lanes``
-    synapses) per cycle. The accumulator read port is transparent to its write port, so a
+    previous row issues its last word (through a one-event holding register), so a steady
+    stream costs one word (``lanes`` synapses) per cycle. The accumulator read port is transparent to its write port, so a
     read in the same cycle as the write-back of the same word sees the new value:
     back-to-back events on one-word rows need no stall.
 Host port
@@ -175,7 +175,6 @@ class Core(wiring.Component):
         deliver_valid = Signal()
         deliver_acc_addr = Signal.like(acc_base)
 
-        m.d.comb += event_take.eq(walk_enable & event_valid & row_done)
         # Where the row of event_pre starts: a product by a per-layer constant, so that no
         # general multiplier is built.
         row_start = Signal.like(weight_base)
@@ -183,6 +182,21 @@ class Core(wiring.Component):
             for index, lay in enumerate(layout.layers):
                 with m.Case(index):
                     m.d.comb += row_start.eq(lay.weight_base + event_pre * lay.row_words)
+        # One register between the event source and the walker: the source's handshake and
+        # the row-start product stay off the path into the weight memory's address, and a
+        # stream of events still starts a row every cycle the previous one ends.
+        pending_valid = Signal()
+        pending_row_start = Signal.like(weight_base)
+        walker_load = pending_valid & row_done
+        m.d.comb += event_take.eq(walk_enable & event_valid & (~pending_valid | walker_load))
+        with m.If(event_take):
+            m.d.sync += [
+                pending_valid.eq(1),
+                pending_row_start.eq(row_start),
+            ]
+        with m.Elif(walker_load):
+            m.d.sync += pending_valid.eq(0)
+        delivery_idle = ~walk_active & ~pending_valid
         with m.If(walk_active):
             m.d.comb += [
                 weights_rd.addr.eq(walk_weight_addr),
@@ -197,10 +211,10 @@ class Core(wiring.Component):
             deliver_valid.eq(walk_active),
             deliver_acc_addr.eq(walk_acc_addr),
         ]
-        with m.If(event_take):
+        with m.If(walker_load):
             m.d.sync += [
                 walk_active.eq(1),
-                walk_weight_addr.eq(row_start),
+                walk_weight_addr.eq(pending_row_start),
                 walk_acc_addr.eq(acc_base),
                 walk_words_left.eq(row_words - 1),
             ]
@@ -333,7 +347,7 @@ class Core(wiring.Component):
         in_range = payload.address < config.n_inputs
         with m.FSM(name="phase"):
             with m.State("INPUT"):
-                host_turn = host.strobe & ~walk_active
+                host_turn = host.strobe & delivery_idle
                 m.d.comb += [
                     walk_enable.eq(~host.strobe),
                     event_valid.eq(self.i_events.valid & ~payload.end_of_tick & in_range),
@@ -343,7 +357,7 @@ class Core(wiring.Component):
                     m.next = "HOST_ACCESS"
                 with m.Elif(self.i_events.valid & ~host.strobe):
                     with m.If(payload.end_of_tick):
-                        with m.If(~walk_active):
+                        with m.If(delivery_idle):
                             m.d.comb += self.i_events.ready.eq(1)
                             m.d.sync += [
                                 update_index.eq(0),
@@ -382,7 +396,7 @@ class Core(wiring.Component):
                     ]
                     with m.If(event_take):
                         m.d.sync += spikes_taken.eq(spikes_taken + 1)
-                with m.If((spikes_taken == spike_count) & ~walk_active):
+                with m.If((spikes_taken == spike_count) & delivery_idle):
                     m.d.sync += [
                         update_index.eq(0),
                         spike_count.eq(0),
