@@ -53,7 +53,7 @@ import numpy as np
 from plasticore.config import CoreConfig
 from plasticore.layout import FLAG_ACCUMULATOR_SATURATED, FLAG_MEMBRANE_SATURATED
 
-__all__ = ["GoldenCore", "random_weights", "lif_update", "saturating_add", "FLAG_ACCUMULATOR_SATURATED",
+__all__ = ["GoldenCore", "random_weights", "check_weights", "lif_update", "saturating_add", "FLAG_ACCUMULATOR_SATURATED",
            "FLAG_MEMBRANE_SATURATED"]
 
 DROPPED_EVENTS_MAX = (1 << 32) - 1
@@ -138,6 +138,30 @@ def _deliver(events: np.ndarray, weights: np.ndarray, low: int, high: int):
     return acc, saturated
 
 
+def check_weights(config: CoreConfig, weights) -> list[np.ndarray]:
+    """Return ``weights`` as int64 matrices, refusing a wrong count, shape or range.
+
+    The error names the projection, what was found and the limit.
+    """
+    if len(weights) != len(config.layers) - 1:
+        raise ValueError(f"weights: got {len(weights)} matrices, the core has "
+                         f"{len(config.layers) - 1} projections")
+    low, high = config.weight_range
+    checked = []
+    for index, (matrix, n_pre, n_post) in enumerate(
+            zip(weights, config.layers, config.layers[1:]), 1):
+        matrix = np.array(matrix, dtype=np.int64)
+        if matrix.shape != (n_pre, n_post):
+            raise ValueError(f"weights[{index - 1}] (layer {index}): shape {matrix.shape}, "
+                             f"expected {(n_pre, n_post)}")
+        if matrix.size and (matrix.min() < low or matrix.max() > high):
+            raise ValueError(f"weights[{index - 1}] (layer {index}): values span "
+                             f"[{matrix.min()}, {matrix.max()}], the limit is "
+                             f"[{low}, {high}] for weight_bits = {config.weight_bits}")
+        checked.append(matrix)
+    return checked
+
+
 class GoldenCore:
     """Bit-exact integer model of the inference core, run tick by tick.
 
@@ -163,39 +187,19 @@ class GoldenCore:
         self.config = config
         if weights is None:
             weights = random_weights(config)
-        self.weights = self._checked_weights(weights)
+        self.weights = check_weights(self.config, weights)
         self.membrane = [np.zeros(n, dtype=np.int64) for n in config.neuron_layers]
         self.refractory = [np.zeros(n, dtype=np.int64) for n in config.neuron_layers]
         self.tick_count = 0
         self.dropped_events = 0
         self.flags = 0
 
-    def _checked_weights(self, weights):
-        config = self.config
-        if len(weights) != len(config.layers) - 1:
-            raise ValueError(f"weights: got {len(weights)} matrices, the core has "
-                             f"{len(config.layers) - 1} projections")
-        low, high = config.weight_range
-        checked = []
-        for index, (matrix, n_pre, n_post) in enumerate(
-                zip(weights, config.layers, config.layers[1:]), 1):
-            matrix = np.array(matrix, dtype=np.int64)
-            if matrix.shape != (n_pre, n_post):
-                raise ValueError(f"weights[{index - 1}] (layer {index}): shape {matrix.shape}, "
-                                 f"expected {(n_pre, n_post)}")
-            if matrix.size and (matrix.min() < low or matrix.max() > high):
-                raise ValueError(f"weights[{index - 1}] (layer {index}): values span "
-                                 f"[{matrix.min()}, {matrix.max()}], the limit is "
-                                 f"[{low}, {high}] for weight_bits = {config.weight_bits}")
-            checked.append(matrix)
-        return checked
-
     # The run API. The RTL simulation and the board driver offer the same methods, so that
     # one script runs unchanged against any of them.
 
     def load_weights(self, weights) -> None:
         """Replace every projection's weights (checked as in the constructor)."""
-        self.weights = self._checked_weights(weights)
+        self.weights = check_weights(self.config, weights)
 
     def read_weights(self) -> list[np.ndarray]:
         """Return a copy of every projection's weights."""
