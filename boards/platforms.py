@@ -115,7 +115,7 @@ BOARDS = {
         event_buffer_depth=256),
     "ulx3s-85f": BoardSpec(
         name="ulx3s-85f", title="Radiona ULX3S (ECP5-85F)", family="ecp5",
-        device="LFE5U-85F-6BG381C", input_clock_hz=25e6, clock_hz=40e6,
+        device="LFE5U-85F-6BG381C", input_clock_hz=25e6, clock_hz=50e6,
         resources={"LUT": 83640, "FF": 83640, "BRAM": 208, "SPRAM": 0, "DSP": 156},
         event_buffer_depth=1024),
     "orangecrab": BoardSpec(
