@@ -144,7 +144,7 @@ class Core(wiring.Component):
         # Per-layer constants of the current layer.
         n_post = Signal(range(max_post + 1))
         row_words = Signal(range(max(lay.row_words for lay in layout.layers) + 1))
-        weight_base = Signal(range(layout.weight_words + 1))
+        weight_address = range(layout.weight_words + 1)       # shape of a weight word address
         acc_base = Signal(range(layout.accumulator_words + 1))
         state_base = Signal(range(layout.state_words + 1))
         is_last = Signal()
@@ -154,7 +154,6 @@ class Core(wiring.Component):
                     m.d.comb += [
                         n_post.eq(lay.n_post),
                         row_words.eq(lay.row_words),
-                        weight_base.eq(lay.weight_base),
                         acc_base.eq(lay.accumulator_base),
                         state_base.eq(lay.state_base),
                         is_last.eq(index == n_layers - 1),
@@ -166,7 +165,7 @@ class Core(wiring.Component):
         event_take = Signal()
         walk_enable = Signal()                     # the phase allows taking events
         walk_active = Signal()
-        walk_weight_addr = Signal.like(weight_base)
+        walk_weight_addr = Signal(weight_address)
         walk_acc_addr = Signal.like(acc_base)
         walk_words_left = Signal.like(row_words)
         row_done = ~walk_active | (walk_words_left == 0)
@@ -177,7 +176,7 @@ class Core(wiring.Component):
 
         # Where the row of event_pre starts: a product by a per-layer constant, so that no
         # general multiplier is built.
-        row_start = Signal.like(weight_base)
+        row_start = Signal(weight_address)
         with m.Switch(layer):
             for index, lay in enumerate(layout.layers):
                 with m.Case(index):
@@ -186,7 +185,7 @@ class Core(wiring.Component):
         # the row-start product stay off the path into the weight memory's address, and a
         # stream of events still starts a row every cycle the previous one ends.
         pending_valid = Signal()
-        pending_row_start = Signal.like(weight_base)
+        pending_row_start = Signal(weight_address)
         walker_load = pending_valid & row_done
         m.d.comb += event_take.eq(walk_enable & event_valid & (~pending_valid | walker_load))
         with m.If(event_take):
@@ -329,7 +328,7 @@ class Core(wiring.Component):
         # Weight addresses: (row << post_bits) | post, row counting presynaptic rows.
         weight_row = offset >> layout.post_bits
         weight_post = offset[:layout.post_bits] if layout.post_bits else Const(0, 1)
-        weight_word = Signal.like(weight_base)
+        weight_word = Signal(weight_address)
         weight_valid = Signal()
         for lay in layout.layers:
             with m.If((weight_row >= lay.row_base) & (weight_row < lay.row_base + lay.n_pre)
