@@ -98,6 +98,7 @@ from __future__ import annotations
 import numpy as np
 
 from plasticore.config import CoreConfig
+from plasticore.golden.lif import check_weights
 from plasticore.golden.prng import threefry2x32
 from plasticore.layout import FLAG_ACCUMULATOR_SATURATED, FLAG_MEMBRANE_SATURATED
 
@@ -233,6 +234,36 @@ def _saturating_sum(rows: np.ndarray, n: int, low: int, high: int):
     return acc, saturated
 
 
+def present_sample(model, raster, label_raster=None, *, learn: bool,
+                   count_from: int | None = None):
+    """Present one sample to an eRBP model (integer or float); return the prediction
+    layer's spike counts from tick ``count_from`` (default: the burn-in) on.
+
+    Labels follow the data events of their tick as addresses ``N_in + k``.
+    """
+    params = model.params
+    raster = np.asarray(raster, dtype=bool)
+    if count_from is None:
+        count_from = params.burn_in_ticks
+    counts = np.zeros(model.config.layers[-1], dtype=np.int64)
+    model.start_sample()
+    model.learning_enabled = learn
+    if label_raster is not None:
+        label_raster = np.asarray(label_raster, dtype=bool)
+        if label_raster.shape != (raster.shape[0], model.config.layers[-1]):
+            raise ValueError(f"label_raster: shape {label_raster.shape}, expected "
+                             f"{(raster.shape[0], model.config.layers[-1])}")
+        raster = np.concatenate([raster, label_raster], axis=1)
+    tick_of, address = raster.nonzero()
+    bounds = np.searchsorted(tick_of, np.arange(raster.shape[0] + 1))
+    for t in range(raster.shape[0]):
+        spikes = model.tick(address[bounds[t]:bounds[t + 1]])
+        if t >= count_from:
+            counts[spikes[-1]] += 1
+    model.learning_enabled = False
+    return counts
+
+
 class GoldenErbpCore:
     """Bit-exact integer model of the eRBP learning core, run tick by tick.
 
@@ -264,7 +295,7 @@ class GoldenErbpCore:
     def __init__(self, config: CoreConfig, weights=None):
         self.config = config
         self.params = _params(config)
-        self.weights = self._checked_weights(initial_weights(config) if weights is None
+        self.weights = check_weights(self.config, initial_weights(config) if weights is None
                                              else weights)
         self.feedback = feedback_matrices(config)
         self.offsets = synapse_offsets(config)
@@ -282,30 +313,11 @@ class GoldenErbpCore:
         self.dropped_events = 0
         self.flags = 0
 
-    def _checked_weights(self, weights):
-        config = self.config
-        if len(weights) != len(config.layers) - 1:
-            raise ValueError(f"weights: got {len(weights)} matrices, the core has "
-                             f"{len(config.layers) - 1} projections")
-        low, high = config.weight_range
-        checked = []
-        for index, (matrix, n_pre, n_post) in enumerate(
-                zip(weights, config.layers, config.layers[1:])):
-            matrix = np.array(matrix, dtype=np.int64)
-            if matrix.shape != (n_pre, n_post):
-                raise ValueError(f"weights[{index}]: shape {matrix.shape}, "
-                                 f"expected {(n_pre, n_post)}")
-            if matrix.size and (matrix.min() < low or matrix.max() > high):
-                raise ValueError(f"weights[{index}]: values span [{matrix.min()}, "
-                                 f"{matrix.max()}], the limit is [{low}, {high}]")
-            checked.append(matrix)
-        return checked
-
     # Run API, as for plasticore.golden.lif.GoldenCore.
 
     def load_weights(self, weights) -> None:
         """Replace every plastic projection's weights (checked as in the constructor)."""
-        self.weights = self._checked_weights(weights)
+        self.weights = check_weights(self.config, weights)
 
     def read_weights(self) -> list[np.ndarray]:
         """Return a copy of every plastic projection's weights."""
@@ -556,24 +568,4 @@ class GoldenErbpCore:
         count_from : int, optional
             First tick whose output spikes are counted; default ``burn_in_ticks``.
         """
-        params = self.params
-        raster = np.asarray(raster, dtype=bool)
-        if count_from is None:
-            count_from = params.burn_in_ticks
-        counts = np.zeros(self.config.layers[-1], dtype=np.int64)
-        self.start_sample()
-        self.learning_enabled = learn
-        if label_raster is not None:
-            label_raster = np.asarray(label_raster, dtype=bool)
-            if label_raster.shape != (raster.shape[0], self.config.layers[-1]):
-                raise ValueError(f"label_raster: shape {label_raster.shape}, expected "
-                                 f"{(raster.shape[0], self.config.layers[-1])}")
-            raster = np.concatenate([raster, label_raster], axis=1)
-        tick_of, address = raster.nonzero()
-        bounds = np.searchsorted(tick_of, np.arange(raster.shape[0] + 1))
-        for t in range(raster.shape[0]):
-            spikes = self.tick(address[bounds[t]:bounds[t + 1]])
-            if t >= count_from:
-                counts[spikes[-1]] += 1
-        self.learning_enabled = False
-        return counts
+        return present_sample(self, raster, label_raster, learn=learn, count_from=count_from)

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from plasticore.config import CoreConfig
-from plasticore.golden.erbp import feedback_matrices, initial_weights
+from plasticore.golden.erbp import feedback_matrices, initial_weights, present_sample
 
 __all__ = ["FloatErbpNetwork"]
 
@@ -140,24 +140,4 @@ class FloatErbpNetwork:
     def run_sample(self, raster, label_raster=None, *, learn: bool,
                    count_from: int | None = None):
         """Present one sample; return the prediction layer's spike counts (see the golden model)."""
-        params = self.params
-        raster = np.asarray(raster, dtype=bool)
-        if count_from is None:
-            count_from = params.burn_in_ticks
-        counts = np.zeros(self.config.layers[-1], dtype=np.int64)
-        self.start_sample()
-        self.learning_enabled = learn
-        if label_raster is not None:
-            label_raster = np.asarray(label_raster, dtype=bool)
-            if label_raster.shape != (raster.shape[0], self.config.layers[-1]):
-                raise ValueError(f"label_raster: shape {label_raster.shape}, expected "
-                                 f"{(raster.shape[0], self.config.layers[-1])}")
-            raster = np.concatenate([raster, label_raster], axis=1)
-        tick_of, address = raster.nonzero()
-        bounds = np.searchsorted(tick_of, np.arange(raster.shape[0] + 1))
-        for t in range(raster.shape[0]):
-            spikes = self.tick(address[bounds[t]:bounds[t + 1]])
-            if t >= count_from:
-                counts[spikes[-1]] += 1
-        self.learning_enabled = False
-        return counts
+        return present_sample(self, raster, label_raster, learn=learn, count_from=count_from)

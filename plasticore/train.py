@@ -180,15 +180,8 @@ def run_train(args) -> int:
 
 def main(argv=None) -> int:
     """Run ``train`` alone: ``python -m plasticore.train CONFIG ...`` (same options)."""
-    from .config import ConfigError
-    parser = argparse.ArgumentParser(prog="plasticore")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.handler(args)
-    except ConfigError as error:
-        print(f"plasticore: configuration error: {error}", file=sys.stderr)
-        return 2
+    from .cli import main as cli_main
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover
