@@ -230,8 +230,10 @@ def build_board(config: CoreConfig, board_name: str, out_dir, *, baud_rate: int 
                    core_factory=core_factory)
     try:
         memories = check_fit(config, board, core_factory=core_factory)
-    except FitError:
-        top._MustUse__silence = True     # refused on purpose: not an elaboratable left behind
+    except Exception:
+        # Refused (or the core could not be built): the top is dropped on purpose, not an
+        # elaboratable forgotten.
+        top._MustUse__silence = True
         raise
     out_dir = Path(out_dir)
     build_dir = out_dir / "build"

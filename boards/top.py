@@ -185,7 +185,9 @@ class BoardTop(Elaboratable):
                        event_buffer_depth=self.board.event_buffer_depth,
                        core_factory=self.core_factory)
         m.submodules.link = link
-        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        # Every subsignal raw: some boards' UART resource also carries RTS/DTR (unused here).
+        uart_resource = platform.lookup("uart", 0)
+        uart = platform.request("uart", 0, dir={io_.name: "-" for io_ in uart_resource.ios})
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
         m.d.comb += [link.rx.eq(rx.i), tx.o.eq(link.tx)]
