@@ -99,6 +99,7 @@ import numpy as np
 
 from plasticore.config import CoreConfig
 from plasticore.golden.prng import threefry2x32
+from plasticore.rules import rule_params
 
 __all__ = ["GoldenDecolle", "initial_parameters", "readout_matrices", "rounding_draws",
            "synapse_offsets", "predict", "FLAG_MEMBRANE_SATURATED", "FLAG_WEIGHT_SATURATED",
@@ -116,10 +117,7 @@ _ACCUMULATOR_BITS = 48   # the dot products; a build-time check keeps them in ra
 
 
 def _params(config: CoreConfig):
-    if config.rule != "decolle" or config.learning is None:
-        raise ValueError(f'rule = {config.rule!r}: the DECOLLE model needs rule = "decolle" '
-                         "with a [decolle] table")
-    return config.learning
+    return rule_params(config, "decolle", "the DECOLLE golden model")
 
 
 def synapse_offsets(config: CoreConfig) -> list[int]:

@@ -100,6 +100,7 @@ import numpy as np
 from plasticore.config import CoreConfig
 from plasticore.golden.lif import check_weights
 from plasticore.golden.prng import threefry2x32
+from plasticore.rules import rule_params
 from plasticore.layout import FLAG_ACCUMULATOR_SATURATED, FLAG_MEMBRANE_SATURATED
 
 __all__ = ["GoldenErbpCore", "feedback_matrices", "initial_weights", "synapse_offsets",
@@ -118,10 +119,7 @@ _PLUS_MINUS = np.array([[1], [-1]], dtype=np.int64)
 
 
 def _params(config: CoreConfig):
-    if config.rule != "erbp" or config.learning is None:
-        raise ValueError(f'config.rule = {config.rule!r}: the eRBP core needs rule = "erbp" '
-                         "with an [erbp] table")
-    return config.learning
+    return rule_params(config, "erbp", "the eRBP golden model")
 
 
 def synapse_offsets(config: CoreConfig) -> list[int]:

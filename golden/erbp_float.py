@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from plasticore.config import CoreConfig
+from plasticore.rules import rule_params
 from plasticore.golden.erbp import feedback_matrices, initial_weights, present_sample
 
 __all__ = ["FloatErbpNetwork"]
@@ -55,10 +56,8 @@ class FloatErbpNetwork:
     """
 
     def __init__(self, config: CoreConfig, weights=None):
-        if config.rule != "erbp" or config.learning is None:
-            raise ValueError(f'config.rule = {config.rule!r}: eRBP needs rule = "erbp"')
         self.config = config
-        self.params = params = config.learning
+        self.params = params = rule_params(config, "erbp", "the eRBP float model")
         if weights is None:
             weights = initial_weights(config)
         self.weights = [np.array(w, dtype=float) for w in weights]

@@ -26,6 +26,7 @@ from plasticore.config import CoreConfig, load_config
 from plasticore.datasets import DigitsSplit, load_digits_split
 from plasticore.golden.decolle import GoldenDecolle, initial_parameters, predict, readout_matrices
 from plasticore.golden.decolle_float import FloatDecolle
+from plasticore.rules import rule_params
 from plasticore.rules.decolle import RANDOM_DRAW_BITS
 from plasticore.training import EpochMetrics, TrainResult
 
@@ -101,8 +102,7 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
     TrainResult
     """
     config = load_config(config)
-    if config.rule != "decolle" or config.learning is None:
-        raise ValueError(f'rule = {config.rule!r}: fit needs rule = "decolle" and a [decolle] table')
+    rule_params(config, "decolle", "DECOLLE training")
     if backend not in BACKENDS:
         raise ValueError(f"backend = {backend!r}: must be one of {', '.join(BACKENDS)}")
     if epochs is None:

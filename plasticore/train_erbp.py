@@ -18,6 +18,7 @@ import numpy as np
 
 from plasticore.config import CoreConfig
 from plasticore.datasets import DigitsSplit, label_spike_train, rate_encode
+from plasticore.rules import rule_params
 from plasticore.training import EpochMetrics, TrainResult
 
 __all__ = ["BACKENDS", "fit", "make_model", "evaluate"]
@@ -84,9 +85,7 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
     on_epoch : callable, optional
         Called with each :class:`EpochMetrics` as soon as it is known.
     """
-    if config.rule != "erbp" or config.learning is None:
-        raise ValueError(f'config.rule = {config.rule!r}: eRBP training needs rule = "erbp"')
-    params = config.learning
+    params = rule_params(config, "erbp", "eRBP training")
     n_classes = config.layers[-1]
     if split.x_train.shape[1] != config.n_inputs:
         raise ValueError(f"the data has {split.x_train.shape[1]} inputs per sample, "
