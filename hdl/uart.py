@@ -47,7 +47,21 @@ def cycles_per_bit(clk_frequency: float, baud_rate: float) -> int:
     return divisor
 
 
-class UARTReceiver(wiring.Component):
+class _BitTimed(wiring.Component):
+    """A UART side clocked at ``divisor`` cycles per bit (validated once, for both sides)."""
+
+    def __init__(self, divisor: int):
+        self._divisor = operator.index(divisor)
+        if self._divisor < 4:
+            raise BaudRateError(f"divisor = {divisor}: must be at least 4 cycles per bit")
+        super().__init__()
+
+    @property
+    def divisor(self) -> int:
+        return self._divisor
+
+
+class UARTReceiver(_BitTimed):
     """Receive 8N1 bytes from the ``rx`` pin.
 
     A byte whose stop bit is low is discarded (``framing_error`` pulses). ``o_stream``
@@ -72,16 +86,6 @@ class UARTReceiver(wiring.Component):
     o_stream: Out(stream.Signature(8))
     framing_error: Out(1)
     overrun: Out(1)
-
-    def __init__(self, divisor: int):
-        self._divisor = operator.index(divisor)
-        if self._divisor < 4:
-            raise BaudRateError(f"divisor = {divisor}: must be at least 4 cycles per bit")
-        super().__init__()
-
-    @property
-    def divisor(self) -> int:
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
@@ -131,7 +135,7 @@ class UARTReceiver(wiring.Component):
         return m
 
 
-class UARTTransmitter(wiring.Component):
+class UARTTransmitter(_BitTimed):
     """Send the bytes of ``i_stream`` as 8N1 on the ``tx`` pin.
 
     Parameters
@@ -143,16 +147,6 @@ class UARTTransmitter(wiring.Component):
     i_stream: In(stream.Signature(8))
     tx: Out(1, init=1)
     busy: Out(1)
-
-    def __init__(self, divisor: int):
-        self._divisor = operator.index(divisor)
-        if self._divisor < 4:
-            raise BaudRateError(f"divisor = {divisor}: must be at least 4 cycles per bit")
-        super().__init__()
-
-    @property
-    def divisor(self) -> int:
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
