@@ -98,7 +98,7 @@ from __future__ import annotations
 import numpy as np
 
 from plasticore.config import CoreConfig
-from plasticore.golden.lif import check_weights
+from plasticore.golden.lif import GoldenCore, check_weights
 from plasticore.golden.prng import threefry2x32
 from plasticore.rules import rule_params
 from plasticore.layout import FLAG_ACCUMULATOR_SATURATED, FLAG_MEMBRANE_SATURATED
@@ -262,7 +262,7 @@ def present_sample(model, raster, label_raster=None, *, learn: bool,
     return counts
 
 
-class GoldenErbpCore:
+class GoldenErbpCore(GoldenCore):
     """Bit-exact integer model of the eRBP learning core, run tick by tick.
 
     Parameters
@@ -290,6 +290,9 @@ class GoldenErbpCore:
         Boolean ``(2, N_L)``: the error spikes of the last tick.
     """
 
+    # The run API (load_weights, read_weights, read_membrane, read_refractory, run) is
+    # GoldenCore's; the state, the constructor and the tick are the eRBP core's own.
+
     def __init__(self, config: CoreConfig, weights=None):
         self.config = config
         self.params = _params(config)
@@ -310,16 +313,6 @@ class GoldenErbpCore:
         self.sample_tick = 0
         self.dropped_events = 0
         self.flags = 0
-
-    # Run API, as for plasticore.golden.lif.GoldenCore.
-
-    def load_weights(self, weights) -> None:
-        """Replace every plastic projection's weights (checked as in the constructor)."""
-        self.weights = check_weights(self.config, weights)
-
-    def read_weights(self) -> list[np.ndarray]:
-        """Return a copy of every plastic projection's weights."""
-        return [matrix.copy() for matrix in self.weights]
 
     def start_sample(self) -> None:
         """Mark the start of a sample: the burn-in window restarts."""
