@@ -581,8 +581,8 @@ class LinkTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if self._core_factory is None:
-            from .core import Core
-            core = Core(self.config)
+            from .cores import make_core
+            core = make_core(self.config)
         else:
             core = self._core_factory(self.config)
         m.submodules.core = core

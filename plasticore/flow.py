@@ -42,9 +42,9 @@ def generate(config, out_dir: Path) -> tuple[Path, Path]:
     """Write ``<name>.v`` and ``<name>.json`` (ports and host memory map) into ``out_dir``."""
     from amaranth.back import verilog
 
-    from plasticore.hdl.core import Core
+    from plasticore.hdl.cores import make_core
 
-    core = Core(config)
+    core = make_core(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     top = f"plasticore_{config.name}"
     verilog_path = out_dir / f"{config.name}.v"

@@ -22,7 +22,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from plasticore.config import CoreConfig
-from plasticore.hdl.core import Core
+from plasticore.hdl.cores import make_core
 
 __all__ = ["SIMULATORS", "TOPLEVEL", "SimulatorError", "generate_verilog", "simulator_environment",
            "build", "run_case"]
@@ -39,7 +39,7 @@ class SimulatorError(RuntimeError):
 
 def generate_verilog(config: CoreConfig, name: str = TOPLEVEL) -> str:
     """Return the Verilog of the core described by ``config``."""
-    core = Core(config)
+    core = make_core(config)
     return verilog.convert(core, name=name, emit_src=False)
 
 
