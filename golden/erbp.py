@@ -101,16 +101,14 @@ from plasticore.config import CoreConfig
 from plasticore.golden.lif import GoldenCore, check_weights
 from plasticore.golden.prng import threefry2x32
 from plasticore.rules import rule_params
-from plasticore.layout import FLAG_ACCUMULATOR_SATURATED, FLAG_MEMBRANE_SATURATED
+from plasticore.layout import (FLAG_ACCUMULATOR_SATURATED, FLAG_DENDRITE_SATURATED,
+                               FLAG_ERROR_SATURATED, FLAG_MEMBRANE_SATURATED,
+                               FLAG_WEIGHT_SATURATED)
 
 __all__ = ["GoldenErbpCore", "feedback_matrices", "initial_weights", "synapse_offsets",
-           "stochastic_round_step", "threefry_word0", "FLAG_WEIGHT_SATURATED",
-           "FLAG_DENDRITE_SATURATED", "FLAG_ERROR_SATURATED"]
-
-# Sticky flags beyond those of the inference core (plasticore.layout defines bits 0 and 1).
-FLAG_WEIGHT_SATURATED = 1 << 2
-FLAG_DENDRITE_SATURATED = 1 << 3
-FLAG_ERROR_SATURATED = 1 << 4
+           "stochastic_round_step", "threefry_word0", "weight_step", "error_neuron_update",
+           "dendrite_update", "FLAG_WEIGHT_SATURATED", "FLAG_DENDRITE_SATURATED",
+           "FLAG_ERROR_SATURATED"]
 
 COUNTER_MAX = (1 << 32) - 1
 # Draw for all later synapses in one Threefry call when there are at most this many.
@@ -179,6 +177,45 @@ def stochastic_round_step(u, shift: int):
     """Split ``u * 2**-shift`` into the per-neuron integer step and fraction (step 2)."""
     u = np.asarray(u, dtype=np.int64)
     return u >> shift, u & ((1 << shift) - 1)
+
+
+def weight_step(v, u, random_word, shift: int, gate_low: int, gate_high: int):
+    """Return the change of one weight (step 3a): ``step[i] + (r < frac[i])``, gated.
+
+    ``random_word`` is word 0 of the synapse's draw (``r`` is its low ``shift`` bits);
+    ``v`` and ``u`` are the postsynaptic soma and dendrite at the start of the tick.
+    Arrays broadcast.
+    """
+    v, u = np.asarray(v, dtype=np.int64), np.asarray(u, dtype=np.int64)
+    step, frac = stochastic_round_step(u, shift)
+    r = np.asarray(random_word, dtype=np.int64) & ((1 << shift) - 1)
+    gate = (v > gate_low) & (v < gate_high)
+    return np.where(gate, step + (r < frac), 0)
+
+
+def error_neuron_update(state, acc, threshold: int, membrane_bits: int):
+    """Step 4 for error neurons with input sum ``acc``: return ``(state, spike, saturated)``.
+
+    ``e = max(0, sat(e + acc))``; a spike when ``e >= threshold``, then ``e -= threshold``.
+    """
+    high = (1 << (membrane_bits - 1)) - 1
+    low = -high - 1
+    raw = np.asarray(state, dtype=np.int64) + np.asarray(acc, dtype=np.int64)
+    saturated = (raw > high) | (raw < low)
+    raw = np.maximum(np.clip(raw, low, high), 0)
+    spike = raw >= threshold
+    return raw - spike * threshold, spike, saturated
+
+
+def dendrite_update(u, fb, leak_shift: int, membrane_bits: int):
+    """Step 5 for dendrites with feedback sum ``fb``: return ``(u, saturated)``."""
+    high = (1 << (membrane_bits - 1)) - 1
+    low = -high - 1
+    u = np.asarray(u, dtype=np.int64)
+    leak = u >> leak_shift
+    leak = np.where((u > 0) & (leak == 0), 1, leak)
+    raw = u - leak + np.asarray(fb, dtype=np.int64)
+    return np.clip(raw, low, high), (raw > high) | (raw < low)
 
 
 _ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
@@ -285,6 +322,8 @@ class GoldenErbpCore(GoldenCore):
     learning_enabled : bool
     learning_rate_shift : int
         The register ``s`` (1 to 32); the host may change it between samples.
+    burn_in_ticks : int
+        The register holding the burn-in window (from ``burn_in_ticks``).
     tick_count, sample_tick, dropped_events, flags : int
     last_error_spikes : numpy.ndarray
         Boolean ``(2, N_L)``: the error spikes of the last tick.
@@ -309,6 +348,7 @@ class GoldenErbpCore(GoldenCore):
         self.last_error_spikes = np.zeros((2, config.layers[-1]), dtype=bool)
         self.learning_enabled = False
         self.learning_rate_shift = self.params.learning_rate_shift
+        self.burn_in_ticks = self.params.burn_in_ticks
         self.tick_count = 0
         self.sample_tick = 0
         self.dropped_events = 0
@@ -326,7 +366,7 @@ class GoldenErbpCore(GoldenCore):
         write back what it read).
         """
         params = self.params
-        if not self.learning_enabled or self.sample_tick < params.burn_in_ticks:
+        if not self.learning_enabled or self.sample_tick < self.burn_in_ticks:
             return None
         signals = []
         for v, u in zip(self.membrane, self.dendrite):
@@ -506,13 +546,10 @@ class GoldenErbpCore(GoldenCore):
                 if ((raw < low) | (raw > high)).any():
                     self.flags |= FLAG_ERROR_SATURATED
                 acc[:, k] = np.clip(raw, low, high)
-        state = self.error_state + acc
-        if state.max() > high or state.min() < low:
+        self.error_state, spikes, saturated = error_neuron_update(
+            self.error_state, acc, params.error_threshold, config.membrane_bits)
+        if saturated.any():
             self.flags |= FLAG_ERROR_SATURATED
-            state = np.minimum(state, high)
-        state = np.maximum(state, 0)
-        spikes = state >= params.error_threshold
-        self.error_state = state - spikes * params.error_threshold
         return spikes
 
     def _dendrite_update(self, error_spikes: np.ndarray) -> None:
@@ -534,14 +571,10 @@ class GoldenErbpCore(GoldenCore):
                 fb, saturated = _saturating_sum(rows, matrix.shape[1], low, high)
                 if saturated:
                     self.flags |= FLAG_DENDRITE_SATURATED
-            u = self.dendrite[layer]
-            leak = u >> shift
-            leak = np.where((u > 0) & (leak == 0), 1, leak)
-            raw = u - leak + fb
-            if raw.min() < low or raw.max() > high:
+            self.dendrite[layer], saturated = dendrite_update(self.dendrite[layer], fb, shift,
+                                                              config.membrane_bits)
+            if saturated.any():
                 self.flags |= FLAG_DENDRITE_SATURATED
-                raw = np.minimum(np.maximum(raw, low), high)
-            self.dendrite[layer] = raw
 
     def run_sample(self, raster, label_raster=None, *, learn: bool,
                    count_from: int | None = None):

@@ -24,27 +24,58 @@ Host port
     Served only in ``INPUT`` with no row in flight: one cycle to decode and access, one to
     answer with ``ack``. Addresses that name nothing, read-only registers and values that do
     not fit their field are answered with ``error`` and change nothing.
+eRBP learning (``rule = "erbp"``; a core with ``rule = "none"`` has none of this logic)
+    It runs the tick of :mod:`plasticore.golden.erbp`. The synapse index of the rounding
+    draw is the weight word address (one weight per word: the eRBP core has one lane), so
+    the row walker's address enters the Threefry pipeline (:class:`Threefry2x32`) and the
+    word travels beside it for its ``latency`` cycles before it is read. One cycle before
+    the read the postsynaptic soma and dendrite are read (they still hold the start of the
+    tick: neither is written during delivery), and :class:`ErbpWeightStep` turns them and
+    the draw into the weight's change. In the cycle the accumulator is written back, the
+    weight is written back too, through :class:`WeightUpdate`: learning costs no cycle per
+    synaptic event, only the pipeline's fill once per delivered layer. Label events
+    (addresses ``N_in + k``) add into per-class label sums as they arrive. After the last
+    layer's update three passes finish the tick: ``ERROR`` (one cycle per class, E+ and E-
+    side by side), ``FEEDBACK`` (for each hidden layer and each error spike, a walk over
+    the layer adding the spike's row of the feedback ROM into the accumulators, which
+    are free after the somatic update), ``DENDRITE`` (one neuron per cycle, leaking and
+    adding the feedback, clearing the accumulator).
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from plasticore.config import CoreConfig
-from plasticore.layout import (CORE_MAGIC, FLAG_ACCUMULATOR_SATURATED, FLAG_MEMBRANE_SATURATED,
+from plasticore.config import ConfigError, CoreConfig
+from plasticore.layout import (CORE_MAGIC, FLAG_ACCUMULATOR_SATURATED, FLAG_DENDRITE_SATURATED,
+                               FLAG_ERROR_SATURATED, FLAG_MEMBRANE_SATURATED,
+                               FLAG_WEIGHT_SATURATED, REGION_DENDRITE, REGION_ERROR,
                                REGION_MEMBRANE, REGION_REFRACTORY, REGION_REGISTERS,
-                               REGION_WEIGHTS, REGISTERS, CoreLayout)
+                               REGION_WEIGHTS, CoreLayout)
+from plasticore.golden.erbp import feedback_matrices
+from .arith import saturate
+from .erbp import DendriteUpdate, ErbpWeightStep, ErrorNeuron
 from .interfaces import (ADDRESS_BITS, HOST_DATA_BITS, HostSignature, input_stream_signature,
                          output_stream_signature)
 from .neuron import LifFire, LifIntegrate, raw_shape
-from .synapse import LaneAccumulate, accumulator_word_layout, weight_word_layout
+from .prng import Threefry2x32
+from .synapse import LaneAccumulate, WeightUpdate, accumulator_word_layout, weight_word_layout
 
 __all__ = ["Core"]
 
 DROPPED_EVENTS_MAX = (1 << 32) - 1
+COUNTER_MAX = (1 << 32) - 1
+#: Threefry rounds between pipeline registers in the eRBP core: two 32-bit additions in
+#: series stay shorter than the core's other paths on an iCE40.
+PRNG_ROUNDS_PER_STAGE = 2
+
+
+def _bit(flag: int) -> int:
+    """The bit index of a one-bit flag mask."""
+    return flag.bit_length() - 1
 
 
 def _fits_signed(value, bits):
@@ -72,10 +103,14 @@ class Core(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
-        if config.rule != "none":
-            raise NotImplementedError(
-                f"rule = {config.rule!r}: the learning hardware is not built yet; "
-                "only rule = \"none\" generates RTL")
+        if config.rule not in ("none", "erbp"):
+            raise ConfigError("rule", config.rule,
+                              "Core builds rule = \"none\" or \"erbp\"; "
+                              "plasticore.hdl.cores.make_core picks the core of other rules")
+        if config.rule == "erbp" and config.lanes != 1:
+            raise ConfigError("lanes", config.lanes,
+                              "must be 1 for rule = \"erbp\" (the eRBP core reads one weight "
+                              "and one postsynaptic state per cycle)")
         if len(config.neuron_layers) > 255:
             raise ValueError(f"layers: {len(config.neuron_layers)} neuron layers, "
                              "the output event tags at most 255")
@@ -123,6 +158,28 @@ class Core(wiring.Component):
         refractory_wr = refractory.write_port()
         refractory_rd = refractory.read_port(transparent_for=(refractory_wr,))
 
+        learning = config.rule == "erbp"
+        params = config.learning
+        n_classes = config.layers[-1]
+        hidden_layers = layout.layers[:-1]
+        membrane_high = (1 << (config.membrane_bits - 1)) - 1
+        if learning:
+            m.submodules.dendrites = dendrites = Memory(
+                shape=signed(config.membrane_bits), depth=layout.state_words, init=[])
+            dendrite_wr = dendrites.write_port()
+            dendrite_rd = dendrites.read_port(transparent_for=(dendrite_wr,))
+            # The fixed error -> hidden dendrite weights, row k (class) after row k - 1,
+            # hidden layer after hidden layer. The prediction layer's feedback is one to
+            # one with a single weight and needs no storage.
+            feedback_rows, feedback_base = [], []
+            for matrix in feedback_matrices(config)[:-1]:
+                feedback_base.append(len(feedback_rows))
+                feedback_rows.extend(int(value) for value in matrix.reshape(-1))
+            feedback_bits = max(abs(value) for value in feedback_rows).bit_length() + 1
+            m.submodules.feedback = feedback_rom = Memory(
+                shape=signed(feedback_bits), depth=len(feedback_rows), init=feedback_rows)
+            feedback_rd = feedback_rom.read_port()
+
         # Spikes of a layer wait here until they are delivered to the next one. A layer
         # writes at most one spike per neuron before any is read; the buffered FIFO's output
         # register is one entry on top of the memory, hence depth + 1.
@@ -133,13 +190,35 @@ class Core(wiring.Component):
 
         m.submodules.integrate = integrate = LifIntegrate(config)
         m.submodules.fire = fire = LifFire(config)
-        m.submodules.lane_add = lane_add = LaneAccumulate(config)
+        m.submodules.lane_add = lane_add = LaneAccumulate(
+            config, params.soma_gain_shift if learning else 0)
 
         # ---- registers ---------------------------------------------------------------
         tick = Signal(32)
         dropped_events = Signal(32)
-        flags = Signal(2)
+        flags = Signal(5 if learning else 2)
+        # Flags raised this cycle, bit by bit: several stages may raise different ones.
+        flags_raised = Signal.like(flags)
+        m.d.sync += flags.eq(flags | flags_raised)
         layer = Signal(range(n_layers))            # 0-based neuron layer being worked on
+
+        if learning:
+            learning_enabled = Signal()
+            sample_tick = Signal(32)
+            burn_in_ticks = Signal(32, init=params.burn_in_ticks)
+            rate_shift = Signal(range(33), init=params.learning_rate_shift)
+            rate_mask = Signal(32, init=(1 << params.learning_rate_shift) - 1)
+            learn_active = Signal()
+            m.d.comb += learn_active.eq(learning_enabled & (sample_tick >= burn_in_ticks))
+
+            def per_class(name):
+                return Array(Signal(signed(config.membrane_bits), name=f"{name}_{k}")
+                             for k in range(n_classes))
+            label_plus, label_minus = per_class("label_plus"), per_class("label_minus")
+            error_plus, error_minus = per_class("error_plus"), per_class("error_minus")
+            predictions = Signal(n_classes)         # prediction spikes of this tick
+            spikes_plus = Signal(n_classes)         # error spikes of this tick
+            spikes_minus = Signal(n_classes)
 
         # Per-layer constants of the current layer.
         n_post = Signal(range(max_post + 1))
@@ -195,20 +274,45 @@ class Core(wiring.Component):
             ]
         with m.Elif(walker_load):
             m.d.sync += pending_valid.eq(0)
-        delivery_idle = ~walk_active & ~pending_valid
         with m.If(walk_active):
-            m.d.comb += [
-                weights_rd.addr.eq(walk_weight_addr),
-                acc_rd.addr.eq(walk_acc_addr),
-            ]
             m.d.sync += [
                 walk_weight_addr.eq(walk_weight_addr + 1),
                 walk_acc_addr.eq(walk_acc_addr + 1),
                 walk_words_left.eq(walk_words_left - 1),
             ]
+        # eRBP: the word's address is its synapse index; the word waits `lead` cycles
+        # beside its rounding draw before it is read.
+        if learning:
+            m.submodules.prng = prng = Threefry2x32((params.rounding_seed, 0),
+                                                    params.prng_rounds, PRNG_ROUNDS_PER_STAGE)
+            m.d.comb += [prng.counter0.eq(tick), prng.counter1.eq(walk_weight_addr)]
+            lead = prng.latency
+        else:
+            lead = 0
+        lead_valid, lead_weight_addr, lead_acc_addr = [walk_active], [walk_weight_addr], \
+            [walk_acc_addr]
+        for stage in range(1, lead + 1):
+            lead_valid.append(Signal(name=f"lead{stage}_valid"))
+            lead_weight_addr.append(Signal(weight_address, name=f"lead{stage}_weight_addr"))
+            lead_acc_addr.append(Signal.like(acc_base, name=f"lead{stage}_acc_addr"))
+            m.d.sync += [
+                lead_valid[stage].eq(lead_valid[stage - 1]),
+                lead_weight_addr[stage].eq(lead_weight_addr[stage - 1]),
+                lead_acc_addr[stage].eq(lead_acc_addr[stage - 1]),
+            ]
+        issue_valid, issue_weight_addr, issue_acc_addr = (
+            lead_valid[-1], lead_weight_addr[-1], lead_acc_addr[-1])
+        delivery_idle = ~walk_active & ~pending_valid
+        for valid in lead_valid[1:]:
+            delivery_idle = delivery_idle & ~valid
+        with m.If(issue_valid):
+            m.d.comb += [
+                weights_rd.addr.eq(issue_weight_addr),
+                acc_rd.addr.eq(issue_acc_addr),
+            ]
         m.d.sync += [
-            deliver_valid.eq(walk_active),
-            deliver_acc_addr.eq(walk_acc_addr),
+            deliver_valid.eq(issue_valid),
+            deliver_acc_addr.eq(issue_acc_addr),
         ]
         with m.If(walker_load):
             m.d.sync += [
@@ -231,7 +335,47 @@ class Core(wiring.Component):
                 acc_wr.en.eq(Const(-1, lanes)),
             ]
             with m.If(lane_add.saturated.any()):
-                m.d.sync += flags.eq(flags | FLAG_ACCUMULATOR_SATURATED)
+                m.d.comb += flags_raised[_bit(FLAG_ACCUMULATOR_SATURATED)].eq(1)
+
+        if learning:
+            # One cycle before the weight is read: its postsynaptic soma and dendrite (the
+            # accumulator address is the neuron index: one lane).
+            with m.If(lead_valid[-2]):
+                m.d.comb += [
+                    membrane_rd.addr.eq(lead_acc_addr[-2]),
+                    dendrite_rd.addr.eq(lead_acc_addr[-2]),
+                ]
+            m.submodules.weight_step = weight_step = ErbpWeightStep(config)
+            m.d.comb += [
+                weight_step.membrane.eq(membrane_rd.data),
+                weight_step.dendrite.eq(dendrite_rd.data),
+                weight_step.random.eq(prng.word0),
+                weight_step.shift.eq(rate_shift),
+                weight_step.mask.eq(rate_mask),
+                weight_step.active.eq(learn_active),
+            ]
+            deliver_delta = Signal(signed(config.membrane_bits))
+            deliver_weight_addr = Signal(weight_address)
+            m.d.sync += [
+                deliver_delta.eq(weight_step.delta),
+                deliver_weight_addr.eq(issue_weight_addr),
+            ]
+            # Written back in the cycle the accumulator is: the read port is transparent,
+            # so the next event on the same row reads the learned weight.
+            m.submodules.weight_update = weight_update = WeightUpdate(
+                config.weight_bits, signed(config.membrane_bits))
+            m.d.comb += [
+                weight_update.weight.eq(weights_rd.data[0]),
+                weight_update.delta.eq(deliver_delta),
+            ]
+            with m.If(deliver_valid):
+                m.d.comb += [
+                    weights_wr.addr.eq(deliver_weight_addr),
+                    weights_wr.data.eq(Cat(weight_update.new_weight)),
+                    weights_wr.en.eq(1),
+                ]
+                with m.If(weight_update.saturated):
+                    m.d.comb += flags_raised[_bit(FLAG_WEIGHT_SATURATED)].eq(1)
 
         # ---- update pass -------------------------------------------------------------------
         # Three stages: U1 issues the reads of neuron `update_index`; U2 has its words on the
@@ -302,9 +446,12 @@ class Core(wiring.Component):
                 acc_wr.en.eq(Const(1, lanes) << u3_index[:lane_bits] if lanes > 1 else 1),
             ]
             with m.If(fire.saturated):
-                m.d.sync += flags.eq(flags | FLAG_MEMBRANE_SATURATED)
+                m.d.comb += flags_raised[_bit(FLAG_MEMBRANE_SATURATED)].eq(1)
             with m.If(fire.spike):
                 m.d.sync += spike_count.eq(spike_count + 1)
+                if learning:
+                    with m.If(is_last):
+                        m.d.sync += predictions.bit_select(u3_index, 1).eq(1)
                 if spiking_layers:
                     m.d.comb += [
                         spike_fifo.w_data.eq(u3_index),
@@ -316,13 +463,122 @@ class Core(wiring.Component):
             self.o_events.payload.tick.eq(tick),
         ]
 
+        if learning:
+            # ---- error neurons (step 4), one class per cycle ---------------------------------
+            error_index = Signal(range(n_classes))
+            m.submodules.error_p = error_p = ErrorNeuron(config, +1)
+            m.submodules.error_m = error_m = ErrorNeuron(config, -1)
+            m.d.comb += [
+                error_p.state.eq(error_plus[error_index]),
+                error_p.label_sum.eq(label_plus[error_index]),
+                error_p.prediction.eq(predictions.bit_select(error_index, 1)),
+                error_m.state.eq(error_minus[error_index]),
+                error_m.label_sum.eq(label_minus[error_index]),
+                error_m.prediction.eq(predictions.bit_select(error_index, 1)),
+            ]
+
+            # ---- feedback (step 5, hidden layers): error spike rows into the accumulators --
+            spikes_done = Signal(2 * n_classes)     # spikes of this layer already walked
+            spikes_left = Cat(spikes_plus, spikes_minus) & ~spikes_done
+            next_spike = Signal(range(2 * n_classes))   # the lowest: E+ ascending, then E-
+            for bit in reversed(range(2 * n_classes)):
+                with m.If(spikes_left[bit]):
+                    m.d.comb += next_spike.eq(bit)
+            next_negative = next_spike >= n_classes
+            next_class = Mux(next_negative, next_spike - n_classes, next_spike)
+            next_row = Signal(range(len(feedback_rows) + 1))
+            with m.Switch(layer):
+                for index, lay in enumerate(hidden_layers):
+                    with m.Case(index):
+                        m.d.comb += next_row.eq(feedback_base[index] + next_class * lay.n_post)
+            feedback_walking = Signal()
+            feedback_issue = Signal()
+            feedback_row = Signal.like(next_row)
+            feedback_negative = Signal()
+            feedback_index = Signal(range(max_post + 1))
+            feedback_write = Signal()
+            feedback_write_addr = Signal.like(acc_base)
+            feedback_write_negative = Signal()
+            m.d.sync += [
+                feedback_write.eq(feedback_issue),
+                feedback_write_addr.eq(acc_base + feedback_index),
+                feedback_write_negative.eq(feedback_negative),
+            ]
+            with m.If(feedback_issue):
+                m.d.comb += [
+                    feedback_rd.addr.eq(feedback_row + feedback_index),
+                    acc_rd.addr.eq(acc_base + feedback_index),
+                ]
+                m.d.sync += feedback_index.eq(feedback_index + 1)
+                with m.If(feedback_index == n_post - 1):
+                    m.d.sync += feedback_walking.eq(0)
+            feedback_value = Mux(feedback_write_negative, -feedback_rd.data, feedback_rd.data)
+            feedback_sum, feedback_clamped = saturate(acc_rd.data[0] + feedback_value,
+                                                      config.membrane_bits)
+            with m.If(feedback_write):
+                m.d.comb += [
+                    acc_wr.addr.eq(feedback_write_addr),
+                    acc_wr.data.eq(Cat(feedback_sum)),
+                    acc_wr.en.eq(1),
+                ]
+                with m.If(feedback_clamped):
+                    m.d.comb += flags_raised[_bit(FLAG_DENDRITE_SATURATED)].eq(1)
+
+            # ---- dendrites (step 5), one neuron per cycle ---------------------------------
+            m.submodules.dendrite_update = dendrite_update = DendriteUpdate(config)
+            dendrite_index = Signal(range(max_post + 1))
+            dendrite_issue = Signal()
+            dendrite_write = Signal()
+            dendrite_write_index = Signal(range(max_post))
+            dendrite_write_last = Signal()
+            dendrite_write_state = Signal.like(state_base)
+            dendrite_write_acc = Signal.like(acc_base)
+            m.d.sync += [
+                dendrite_write.eq(dendrite_issue),
+                dendrite_write_index.eq(dendrite_index),
+                dendrite_write_last.eq(is_last),
+                dendrite_write_state.eq(state_base + dendrite_index),
+                dendrite_write_acc.eq(acc_base + dendrite_index),
+            ]
+            with m.If(dendrite_issue):
+                m.d.comb += [
+                    dendrite_rd.addr.eq(state_base + dendrite_index),
+                    acc_rd.addr.eq(acc_base + dendrite_index),
+                ]
+                m.d.sync += dendrite_index.eq(dendrite_index + 1)
+            # The prediction layer's feedback: +w for its E+ spike, then -w for its E-.
+            output_weight = params.feedback_output_weight
+            output_feedback, output_clamped = saturate(
+                Mux(spikes_plus.bit_select(dendrite_write_index, 1), output_weight, 0)
+                - Mux(spikes_minus.bit_select(dendrite_write_index, 1), output_weight, 0),
+                config.membrane_bits)
+            m.d.comb += [
+                dendrite_update.dendrite.eq(dendrite_rd.data),
+                dendrite_update.feedback.eq(Mux(dendrite_write_last, output_feedback,
+                                                acc_rd.data[0])),
+            ]
+            with m.If(dendrite_write):
+                m.d.comb += [
+                    dendrite_wr.addr.eq(dendrite_write_state),
+                    dendrite_wr.data.eq(dendrite_update.new_dendrite),
+                    dendrite_wr.en.eq(1),
+                    # The feedback sum is used: clear it for the next tick's delivery.
+                    acc_wr.addr.eq(dendrite_write_acc),
+                    acc_wr.en.eq(1),
+                ]
+                with m.If(dendrite_update.saturated
+                          | (dendrite_write_last & output_clamped)):
+                    m.d.comb += flags_raised[_bit(FLAG_DENDRITE_SATURATED)].eq(1)
+
         # ---- host port -------------------------------------------------------------------------
         host = self.host
-        region = host.address[layout.offset_bits:layout.offset_bits + 2]
+        registers = layout.registers
+        region = host.address[layout.offset_bits:layout.offset_bits + layout.region_bits]
         offset = host.address[:layout.offset_bits]
-        host_region = Signal(2)
+        host_region = Signal(layout.region_bits)
         host_error = Signal()
-        host_register = Signal(range(len(REGISTERS)))
+        # The register number, or the error neuron's index.
+        host_register = Signal(range(max(len(registers), layout.error_neurons)))
         host_lane = Signal(max(1, lane_bits))
 
         # Weight addresses: (row << post_bits) | post, row counting presynaptic rows.
@@ -344,6 +600,14 @@ class Core(wiring.Component):
         # ---- phase machine ---------------------------------------------------------------------
         payload = self.i_events.payload
         in_range = payload.address < config.n_inputs
+        if learning:
+            is_label = ~in_range & (payload.address < config.n_inputs + n_classes)
+            label_class = (payload.address - config.n_inputs)[:max(1, ceil_log2(n_classes))]
+            weight = params.error_input_weight
+            label_plus_sum, label_plus_clamped = saturate(label_plus[label_class] + weight,
+                                                          config.membrane_bits)
+            label_minus_sum, label_minus_clamped = saturate(label_minus[label_class] - weight,
+                                                            config.membrane_bits)
         with m.FSM(name="phase"):
             with m.State("INPUT"):
                 host_turn = host.strobe & delivery_idle
@@ -364,6 +628,16 @@ class Core(wiring.Component):
                                 spikes_taken.eq(0),
                             ]
                             m.next = "UPDATE"
+                    if learning:
+                        with m.Elif(is_label):
+                            # Labels only add into their class's error inputs (step 4).
+                            m.d.comb += self.i_events.ready.eq(1)
+                            m.d.sync += [
+                                label_plus[label_class].eq(label_plus_sum),
+                                label_minus[label_class].eq(label_minus_sum),
+                            ]
+                            with m.If(label_plus_clamped | label_minus_clamped):
+                                m.d.comb += flags_raised[_bit(FLAG_ERROR_SATURATED)].eq(1)
                     with m.Elif(~in_range):
                         # Dropped without touching any state, and counted.
                         m.d.comb += self.i_events.ready.eq(1)
@@ -380,7 +654,11 @@ class Core(wiring.Component):
                 with m.If(~update_issue & ~u2_valid & ~u3_valid):
                     m.d.sync += spikes_taken.eq(0)
                     with m.If(is_last):
-                        m.next = "END_TICK"
+                        if learning:
+                            m.d.sync += error_index.eq(0)
+                            m.next = "ERROR"
+                        else:
+                            m.next = "END_TICK"
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
                         m.next = "DELIVER"
@@ -402,6 +680,55 @@ class Core(wiring.Component):
                     ]
                     m.next = "UPDATE"
 
+            if learning:
+                with m.State("ERROR"):
+                    m.d.sync += [
+                        error_plus[error_index].eq(error_p.new_state),
+                        error_minus[error_index].eq(error_m.new_state),
+                        label_plus[error_index].eq(0),
+                        label_minus[error_index].eq(0),
+                        spikes_plus.bit_select(error_index, 1).eq(error_p.spike),
+                        spikes_minus.bit_select(error_index, 1).eq(error_m.spike),
+                        error_index.eq(error_index + 1),
+                    ]
+                    with m.If(error_p.saturated | error_m.saturated):
+                        m.d.comb += flags_raised[_bit(FLAG_ERROR_SATURATED)].eq(1)
+                    with m.If(error_index == n_classes - 1):
+                        m.d.sync += [
+                            predictions.eq(0),
+                            spikes_done.eq(0),
+                            feedback_walking.eq(0),
+                            layer.eq(0),
+                        ]
+                        m.next = "FEEDBACK"
+
+                with m.State("FEEDBACK"):
+                    with m.If(feedback_walking):
+                        m.d.comb += feedback_issue.eq(1)
+                    with m.Elif(spikes_left.any()):
+                        m.d.sync += [
+                            spikes_done.bit_select(next_spike, 1).eq(1),
+                            feedback_walking.eq(1),
+                            feedback_index.eq(0),
+                            feedback_row.eq(next_row),
+                            feedback_negative.eq(next_negative),
+                        ]
+                    with m.Else():
+                        m.d.sync += spikes_done.eq(0)
+                        with m.If(layer == len(hidden_layers) - 1):
+                            m.d.sync += [layer.eq(0), dendrite_index.eq(0)]
+                            m.next = "DENDRITE"
+                        with m.Else():
+                            m.d.sync += layer.eq(layer + 1)
+
+                with m.State("DENDRITE"):
+                    with m.If(dendrite_index < n_post):
+                        m.d.comb += dendrite_issue.eq(1)
+                    with m.Elif(is_last):
+                        m.next = "END_TICK"
+                    with m.Else():
+                        m.d.sync += [layer.eq(layer + 1), dendrite_index.eq(0)]
+
             with m.State("END_TICK"):
                 m.d.comb += [
                     self.o_events.valid.eq(1),
@@ -411,7 +738,16 @@ class Core(wiring.Component):
                 ]
                 with m.If(self.o_events.ready):
                     # Input events of the next tick are delivered to layer 1.
-                    m.d.sync += [tick.eq(tick + 1), layer.eq(0)]
+                    m.d.sync += layer.eq(0)
+                    if learning:
+                        # The tick counter names the rounding draws: it saturates, never wraps.
+                        m.d.sync += [
+                            tick.eq(Mux(tick == COUNTER_MAX, tick, tick + 1)),
+                            sample_tick.eq(Mux(sample_tick == COUNTER_MAX, sample_tick,
+                                               sample_tick + 1)),
+                        ]
+                    else:
+                        m.d.sync += tick.eq(tick + 1)
                     m.next = "INPUT"
 
             with m.State("HOST_ACCESS"):
@@ -424,13 +760,32 @@ class Core(wiring.Component):
                 m.next = "HOST_ACK"
                 with m.Switch(region):
                     with m.Case(REGION_REGISTERS):
-                        with m.If(offset >= len(REGISTERS)):
+                        with m.If(offset >= len(registers)):
                             m.d.sync += host_error.eq(1)
                         with m.Elif(host.write):
-                            with m.If(offset == REGISTERS["dropped_events"]):
+                            with m.If(offset == registers["dropped_events"]):
                                 m.d.sync += dropped_events.eq(0)
-                            with m.Elif(offset == REGISTERS["flags"]):
-                                m.d.sync += flags.eq(flags & ~write_value[:2])
+                            with m.Elif(offset == registers["flags"]):
+                                m.d.sync += flags.eq(flags & ~write_value[:len(flags)])
+                            if learning:
+                                with m.Elif(offset == registers["learning_enabled"]):
+                                    with m.If(write_value <= 1):
+                                        m.d.sync += learning_enabled.eq(write_value[0])
+                                    with m.Else():
+                                        m.d.sync += host_error.eq(1)
+                                with m.Elif(offset == registers["sample_tick"]):
+                                    m.d.sync += sample_tick.eq(write_value)
+                                with m.Elif(offset == registers["burn_in_ticks"]):
+                                    m.d.sync += burn_in_ticks.eq(write_value)
+                                with m.Elif(offset == registers["learning_rate_shift"]):
+                                    with m.If((write_value >= 1) & (write_value <= 32)):
+                                        m.d.sync += [
+                                            rate_shift.eq(write_value),
+                                            rate_mask.eq(((Const(1, 33) << write_value[:6])
+                                                          - 1)[:32]),
+                                        ]
+                                    with m.Else():
+                                        m.d.sync += host_error.eq(1)
                             with m.Else():
                                 m.d.sync += host_error.eq(1)
                     with m.Case(REGION_WEIGHTS):
@@ -474,6 +829,35 @@ class Core(wiring.Component):
                                 ]
                             with m.Else():
                                 m.d.sync += host_error.eq(1)
+                    if learning:
+                        with m.Case(REGION_DENDRITE):
+                            m.d.comb += dendrite_rd.addr.eq(offset)
+                            with m.If(~neuron_valid):
+                                m.d.sync += host_error.eq(1)
+                            with m.Elif(host.write):
+                                with m.If(_fits_signed(write_value, config.membrane_bits)):
+                                    m.d.comb += [
+                                        dendrite_wr.addr.eq(offset),
+                                        dendrite_wr.data.eq(write_value),
+                                        dendrite_wr.en.eq(1),
+                                    ]
+                                with m.Else():
+                                    m.d.sync += host_error.eq(1)
+                        with m.Case(REGION_ERROR):
+                            # Error neurons never go negative: 0 .. 2**(membrane_bits-1) - 1.
+                            with m.If(offset >= layout.error_neurons):
+                                m.d.sync += host_error.eq(1)
+                            with m.Elif(host.write):
+                                with m.If(write_value <= membrane_high):
+                                    with m.If(offset < n_classes):
+                                        m.d.sync += error_plus[offset].eq(write_value)
+                                    with m.Else():
+                                        m.d.sync += error_minus[offset - n_classes].eq(
+                                            write_value)
+                                with m.Else():
+                                    m.d.sync += host_error.eq(1)
+                        with m.Default():
+                            m.d.sync += host_error.eq(1)
 
             with m.State("HOST_ACK"):
                 m.d.comb += [
@@ -483,12 +867,18 @@ class Core(wiring.Component):
                 read_data = Signal(HOST_DATA_BITS)
                 with m.Switch(host_region):
                     with m.Case(REGION_REGISTERS):
+                        register_values = [("magic", CORE_MAGIC), ("tick", tick),
+                                           ("dropped_events", dropped_events),
+                                           ("flags", flags), ("layers", n_layers),
+                                           ("neurons", config.n_neurons)]
+                        if learning:
+                            register_values += [("learning_enabled", learning_enabled),
+                                                ("sample_tick", sample_tick),
+                                                ("burn_in_ticks", burn_in_ticks),
+                                                ("learning_rate_shift", rate_shift)]
                         with m.Switch(host_register):
-                            for name, value in (("magic", CORE_MAGIC), ("tick", tick),
-                                                ("dropped_events", dropped_events),
-                                                ("flags", flags), ("layers", n_layers),
-                                                ("neurons", config.n_neurons)):
-                                with m.Case(REGISTERS[name]):
+                            for name, value in register_values:
+                                with m.Case(registers[name]):
                                     m.d.comb += read_data.eq(value)
                     with m.Case(REGION_WEIGHTS):
                         lane_value = (weights_rd.data[host_lane] if lanes > 1
@@ -498,6 +888,14 @@ class Core(wiring.Component):
                         m.d.comb += read_data.eq(membrane_rd.data)
                     with m.Case(REGION_REFRACTORY):
                         m.d.comb += read_data.eq(refractory_rd.data)
+                    if learning:
+                        with m.Case(REGION_DENDRITE):
+                            m.d.comb += read_data.eq(dendrite_rd.data)
+                        with m.Case(REGION_ERROR):
+                            with m.If(host_register < n_classes):
+                                m.d.comb += read_data.eq(error_plus[host_register])
+                            with m.Else():
+                                m.d.comb += read_data.eq(error_minus[host_register - n_classes])
                 with m.If(~host_error):
                     m.d.comb += host.read_data.eq(read_data)
                 m.next = "INPUT"

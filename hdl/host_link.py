@@ -31,7 +31,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect
 
-from plasticore.layout import CoreLayout, REGISTERS, REGION_WEIGHTS
+from plasticore.layout import CoreLayout, REGION_WEIGHTS
 from plasticore.protocol import (
     SYNC, PROTOCOL_VERSION, DEFAULT_MAX_PAYLOAD, SPIKE_TICK_BITS, Command, Status)
 
@@ -41,14 +41,14 @@ from .uart import UARTReceiver, UARTTransmitter
 __all__ = ["HostLink", "LinkTop", "region_sizes"]
 
 
-def region_sizes(layout: CoreLayout) -> tuple[int, int, int, int]:
-    """Return the offset bound of each host region (registers, weights, membrane, refractory).
+def region_sizes(layout: CoreLayout) -> tuple[int, ...]:
+    """Return the offset bound of each host region, padded with 0 to ``2**region_bits``.
 
     The weight region has holes (``post`` past the end of a row's layer); they are checked
     separately, per row.
     """
-    return (len(REGISTERS), layout.rows << layout.post_bits, layout.state_words,
-            layout.state_words)
+    sizes = layout.region_sizes()
+    return sizes + (0,) * ((1 << layout.region_bits) - len(sizes))
 
 
 def _crc16_step(crc: int, byte: int) -> int:
@@ -216,7 +216,7 @@ class HostLink(wiring.Component):
         sizes = region_sizes(layout)
         offset_bits = layout.offset_bits
         end_bits = max(offset_bits, 16) + 1
-        region = address_param[offset_bits:offset_bits + 2]
+        region = address_param[offset_bits:offset_bits + layout.region_bits]
         offset = address_param[:offset_bits]
         burst = Signal(16)
         region_size = Array(Const(size, end_bits) for size in sizes)[region]

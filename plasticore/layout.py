@@ -29,6 +29,15 @@ Host memory map (32-bit data, word addresses)
     2         membrane     global neuron index (layer 1 first)
     3         refractory   global neuron index
     ========  ===========  ===================================================
+
+    A core with ``rule = "erbp"`` has three region bits, the registers of
+    :data:`ERBP_REGISTERS` after those of :data:`REGISTERS`, and two more regions:
+
+    ========  ===========  ===================================================
+    4         dendrite     global neuron index
+    5         error        error neuron: ``k`` for E+ of class ``k``, ``N_L + k``
+                           for its E-
+    ========  ===========  ===================================================
 """
 
 from __future__ import annotations
@@ -38,12 +47,16 @@ from dataclasses import dataclass
 from .config import CoreConfig
 
 __all__ = ["LayerLayout", "CoreLayout", "REGISTERS", "REGION_REGISTERS", "REGION_WEIGHTS",
-           "REGION_MEMBRANE", "REGION_REFRACTORY", "CORE_MAGIC", "HostAddressError"]
+           "REGION_MEMBRANE", "REGION_REFRACTORY", "REGION_DENDRITE", "REGION_ERROR",
+           "ERBP_REGISTERS", "FLAG_WEIGHT_SATURATED", "FLAG_DENDRITE_SATURATED",
+           "FLAG_ERROR_SATURATED", "CORE_MAGIC", "HostAddressError"]
 
 REGION_REGISTERS = 0
 REGION_WEIGHTS = 1
 REGION_MEMBRANE = 2
 REGION_REFRACTORY = 3
+REGION_DENDRITE = 4        # eRBP cores only
+REGION_ERROR = 5           # eRBP cores only
 
 #: Register offsets in region 0, with what reading and writing them does.
 REGISTERS = {
@@ -54,9 +67,19 @@ REGISTERS = {
     "layers": 4,           # read: number of neuron layers
     "neurons": 5,          # read: number of neurons
 }
+#: Registers an eRBP core has after :data:`REGISTERS` (all read and write).
+ERBP_REGISTERS = {
+    "learning_enabled": 6,     # 0 or 1
+    "sample_tick": 7,          # ticks since the sample started; write 0 to start a sample
+    "burn_in_ticks": 8,        # learning is active from sample_tick >= burn_in_ticks on
+    "learning_rate_shift": 9,  # s, 1 to 32: expected weight change u * 2**-s
+}
 #: Bits of the ``flags`` register.
 FLAG_ACCUMULATOR_SATURATED = 1 << 0
 FLAG_MEMBRANE_SATURATED = 1 << 1
+FLAG_WEIGHT_SATURATED = 1 << 2       # eRBP: a learned weight was clamped
+FLAG_DENDRITE_SATURATED = 1 << 3     # eRBP: a dendrite or its feedback sum was clamped
+FLAG_ERROR_SATURATED = 1 << 4        # eRBP: an error neuron or its input sum was clamped
 
 #: Read from register ``magic``: ASCII "PLC" and layout version 1.
 CORE_MAGIC = 0x504C4301
@@ -112,9 +135,26 @@ class CoreLayout:
         self.state_words = state_base
         self.lane_bits = (self.lanes - 1).bit_length()
         self.post_bits = (max(config.neuron_layers) - 1).bit_length()
-        offsets = max(self.rows << self.post_bits, self.state_words, len(REGISTERS))
+        self.erbp = config.rule == "erbp"
+        self.registers = {**REGISTERS, **ERBP_REGISTERS} if self.erbp else dict(REGISTERS)
+        self.error_neurons = 2 * config.layers[-1] if self.erbp else 0
+        self.region_bits = 3 if self.erbp else 2
+        offsets = max(self.rows << self.post_bits, self.state_words, len(self.registers),
+                      self.error_neurons)
         self.offset_bits = max(1, (offsets - 1).bit_length())
-        self.address_bits = self.offset_bits + 2
+        self.address_bits = self.offset_bits + self.region_bits
+
+    def region_sizes(self) -> tuple[int, ...]:
+        """Return the offset bound of each region, in region order.
+
+        The weight region has holes (``post`` past the end of a row's layer), inside this
+        bound.
+        """
+        sizes = (len(self.registers), self.rows << self.post_bits, self.state_words,
+                 self.state_words)
+        if self.erbp:
+            sizes += (self.state_words, self.error_neurons)
+        return sizes
 
     def layer(self, index: int) -> LayerLayout:
         """Return the layout of neuron layer ``index`` (1 for the first)."""
@@ -127,8 +167,9 @@ class CoreLayout:
 
     def address(self, region: int, offset: int) -> int:
         """Return the host address of ``offset`` in ``region``."""
-        if not 0 <= region <= 3:
-            raise HostAddressError(f"region = {region}: must be between 0 and 3")
+        regions = len(self.region_sizes())
+        if not 0 <= region < regions:
+            raise HostAddressError(f"region = {region}: must be between 0 and {regions - 1}")
         if not 0 <= offset < (1 << self.offset_bits):
             raise HostAddressError(f"offset = {offset}: must be below 2**{self.offset_bits} "
                                    f"(the core's offset field)")
@@ -158,12 +199,29 @@ class CoreLayout:
         """Return the host address of the refractory counter of ``neuron`` in ``layer``."""
         return self.address(REGION_REFRACTORY, self.neuron_index(layer, neuron))
 
+    def dendrite_address(self, layer: int, neuron: int) -> int:
+        """Return the host address of the dendrite of ``neuron`` in ``layer`` (eRBP)."""
+        if not self.erbp:
+            raise HostAddressError("dendrites exist only in a core with rule = \"erbp\"")
+        return self.address(REGION_DENDRITE, self.neuron_index(layer, neuron))
+
+    def error_address(self, sign: int, k: int) -> int:
+        """Return the host address of error neuron E+ (``sign = 0``) or E- (1) of class ``k``."""
+        if not self.erbp:
+            raise HostAddressError("error neurons exist only in a core with rule = \"erbp\"")
+        classes = self.config.layers[-1]
+        if sign not in (0, 1):
+            raise HostAddressError(f"sign = {sign}: must be 0 (E+) or 1 (E-)")
+        if not 0 <= k < classes:
+            raise HostAddressError(f"k = {k}: the core has {classes} classes")
+        return self.address(REGION_ERROR, sign * classes + k)
+
     def register_address(self, name: str) -> int:
         """Return the host address of register ``name``."""
-        if name not in REGISTERS:
+        if name not in self.registers:
             raise HostAddressError(f"register {name!r} does not exist; registers: "
-                                   f"{', '.join(REGISTERS)}")
-        return self.address(REGION_REGISTERS, REGISTERS[name])
+                                   f"{', '.join(self.registers)}")
+        return self.address(REGION_REGISTERS, self.registers[name])
 
     def describe(self) -> dict:
         """Return the memory map as JSON-friendly data."""

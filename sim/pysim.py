@@ -65,18 +65,35 @@ async def load_weights(ctx, core: Core, weights) -> None:
             await host_write(ctx, core.host, layout.weight_address(layer, pre, post), int(value))
 
 
+async def _read_per_layer(ctx, core: Core, address_of):
+    layout = core.layout
+    return [np.array([await host_read(ctx, core.host, address_of(lay.index, i))
+                      for i in range(lay.n_post)], dtype=np.int64) for lay in layout.layers]
+
+
 async def read_state(ctx, core: Core):
     """Return ``(membranes, refractory)`` per neuron layer, read through the host port."""
     layout = core.layout
-    membranes, refractory = [], []
-    for lay in layout.layers:
-        membranes.append(np.array([await host_read(ctx, core.host,
-                                                   layout.membrane_address(lay.index, i))
-                                   for i in range(lay.n_post)], dtype=np.int64))
-        refractory.append(np.array([await host_read(ctx, core.host,
-                                                    layout.refractory_address(lay.index, i))
-                                    for i in range(lay.n_post)], dtype=np.int64))
-    return membranes, refractory
+    return (await _read_per_layer(ctx, core, layout.membrane_address),
+            await _read_per_layer(ctx, core, layout.refractory_address))
+
+
+async def read_weights(ctx, core: Core) -> list[np.ndarray]:
+    """Read every weight through the host port."""
+    layout = core.layout
+    return [np.array([[await host_read(ctx, core.host, layout.weight_address(lay.index, j, i))
+                       for i in range(lay.n_post)] for j in range(lay.n_pre)], dtype=np.int64)
+            for lay in layout.layers]
+
+
+async def read_erbp_state(ctx, core: Core):
+    """Return ``(dendrites per layer, error states (2, N_L))`` of an eRBP core."""
+    layout = core.layout
+    dendrites = await _read_per_layer(ctx, core, layout.dendrite_address)
+    classes = core.config.layers[-1]
+    errors = np.array([[await host_read(ctx, core.host, layout.error_address(sign, k))
+                        for k in range(classes)] for sign in (0, 1)], dtype=np.int64)
+    return dendrites, errors
 
 
 @dataclass
@@ -87,16 +104,23 @@ class PysimRun:
     membranes: list = field(default_factory=list)
     refractory: list = field(default_factory=list)
     registers: dict = field(default_factory=dict)
+    weights: list = field(default_factory=list)         # eRBP runs: the learned weights
+    dendrites: list = field(default_factory=list)       # eRBP runs
+    errors: np.ndarray | None = None                    # eRBP runs: (2, N_L) E+ and E-
     tick_cycles: list = field(default_factory=list)     # cycles from first event to end of tick
     events_out: list = field(default_factory=list)      # raw (tick, layer, neuron, end_of_tick)
 
 
 def run_core(config: CoreConfig, weights, event_ticks, *, ready_probability: float = 1.0,
-             seed: int = 0, read_back: bool = True, vcd: str | None = None) -> PysimRun:
+             seed: int = 0, read_back: bool = True, vcd: str | None = None,
+             register_writes=None) -> PysimRun:
     """Simulate the core: load ``weights``, run one tick per entry of ``event_ticks``.
 
     Input events are offered back to back (``valid`` never drops inside a tick); the
     output is accepted with ``ready_probability`` per cycle to exercise back-pressure.
+    ``register_writes``, one list of ``(register name, value)`` per tick, are written
+    through the host port before the tick's first event. An eRBP core's read-back also
+    holds the learned weights, dendrites, error neurons and learning registers.
     """
     core = Core(config)
     layout = CoreLayout(config)
@@ -108,7 +132,9 @@ def run_core(config: CoreConfig, weights, event_ticks, *, ready_probability: flo
     async def drive(ctx):
         await load_weights(ctx, core, weights)
         stream = core.i_events
-        for events in event_ticks:
+        for tick_index, events in enumerate(event_ticks):
+            for name, value in (register_writes[tick_index] if register_writes else ()):
+                await host_write(ctx, core.host, layout.register_address(name), value)
             start = None
             for address, end in [(int(a), 0) for a in events] + [(0, 1)]:
                 ctx.set(stream.payload, {"address": address & 0xFFFF, "end_of_tick": end})
@@ -127,9 +153,12 @@ def run_core(config: CoreConfig, weights, event_ticks, *, ready_probability: flo
             result.tick_cycles.append(ctx.get(_cycle) - start)
         if read_back:
             result.membranes, result.refractory = await read_state(ctx, core)
-            for name in ("tick", "dropped_events", "flags", "magic", "layers", "neurons"):
+            for name in layout.registers:
                 result.registers[name] = await host_read(ctx, core.host,
                                                          layout.register_address(name)) & 0xFFFFFFFF
+            if layout.erbp:
+                result.weights = await read_weights(ctx, core)
+                result.dendrites, result.errors = await read_erbp_state(ctx, core)
         done["input"] = True
 
     async def collect(ctx):

@@ -61,3 +61,95 @@ def random_event_ticks(config: CoreConfig, rng: np.random.Generator, ticks: int,
         addresses[bad] = rng.integers(n_inputs, 1 << 16, size=int(bad.sum()))
         result.append(addresses.astype(np.int64))
     return result
+
+
+# ---- eRBP ------------------------------------------------------------------------------
+
+#: The host registers an eRBP session writes, and the golden model's attribute for each.
+ERBP_HOST_REGISTERS = {
+    "learning_enabled": "learning_enabled",
+    "sample_tick": "sample_tick",
+    "burn_in_ticks": "burn_in_ticks",
+    "learning_rate_shift": "learning_rate_shift",
+}
+
+
+def random_erbp_config(rng: np.random.Generator, name: str = "erbp_random") -> CoreConfig:
+    """Draw a small eRBP core whose learning reaches its corners: large steps (a small
+    learning-rate shift), frequent error spikes, and states and weights that saturate."""
+    n_hidden = int(rng.integers(1, 3))
+    layers = ((int(rng.choice(_SIZES[1:])),) + tuple(int(rng.choice(_SIZES))
+                                                     for _ in range(n_hidden))
+              + (int(rng.choice([1, 2, 3, 5])),))
+    weight_bits = int(rng.integers(4, 11))
+    membrane_bits = int(rng.integers(weight_bits + 2, 17))
+    w_max = (1 << (weight_bits - 1)) - 1
+    m_max = (1 << (membrane_bits - 1)) - 1
+    gain = int(rng.integers(0, min(2, membrane_bits - weight_bits) + 1))
+    scale = w_max << gain           # a strong input
+    gate = int(rng.integers(scale, max(scale + 1, m_max // 2) + 1))
+    table = {
+        "ticks_per_sample": 50, "test_ticks_per_sample": 50,
+        "burn_in_ticks": int(rng.integers(0, 6)),
+        "soma_gain_shift": gain,
+        "dendrite_leak_shift": int(rng.integers(1, 5)),
+        "gate_low": -gate, "gate_high": gate,
+        "learning_rate_shift": int(rng.integers(1, 9)),
+        "error_threshold": int(rng.integers(1, m_max // 4 + 2)),
+        "error_input_weight": int(rng.integers(1, m_max // 2 + 2)),
+        "feedback_output_weight": int(rng.integers(0, m_max // 2 + 1)),
+        "feedback_hidden_scale": int(rng.integers(0, m_max // 3 + 1)),
+        "feedback_seed": int(rng.integers(0, 1 << 32)),
+        "rounding_seed": int(rng.integers(0, 1 << 32)),
+        "prng_rounds": int(rng.choice([13, 13, 5, 20])),
+        "initial_weight_range": [w_max // 2] * (len(layers) - 1),
+    }
+    return CoreConfig.from_dict({
+        "layers": list(layers), "weight_bits": weight_bits, "membrane_bits": membrane_bits,
+        "leak_shift": int(rng.integers(0, min(6, membrane_bits - 1) + 1)),
+        "threshold": int(min(m_max, max(1, rng.integers(1, 3 * scale + 2)))),
+        "reset": str(rng.choice(["zero", "subtract"])),
+        "refractory_ticks": int(rng.choice([0, 0, 1, 3])), "lanes": 1,
+        "seed": int(rng.integers(0, 1 << 32)), "rule": "erbp", "name": name, "erbp": table,
+    })
+
+
+def random_erbp_session(config: CoreConfig, rng: np.random.Generator, ticks: int,
+                        activity: float = 0.4):
+    """Draw an eRBP session: per tick, host register writes made before the tick, then
+    its input events (data, labels ``N_in + k`` and out-of-range addresses, interleaved).
+
+    Learning is on for most ticks; samples restart now and then (``sample_tick = 0``),
+    and the learning rate and burn-in change a few times.
+
+    Returns
+    -------
+    list of (list of (str, int), numpy.ndarray)
+    """
+    n_in, n_out = config.n_inputs, config.layers[-1]
+    session = []
+    for tick in range(ticks):
+        writes = []
+        if tick == 0:
+            writes.append(("learning_enabled", 1))
+        if rng.random() < 0.08:
+            writes.append(("sample_tick", 0))
+        if rng.random() < 0.04:
+            writes.append(("learning_enabled", int(rng.random() < 0.7)))
+        if rng.random() < 0.04:
+            writes.append(("learning_rate_shift", int(rng.integers(1, 33))))
+        if rng.random() < 0.03:
+            writes.append(("burn_in_ticks", int(rng.integers(0, 8))))
+        events = random_event_ticks(config, rng, 1, activity)[0]
+        # A label train per tick for a class that changes with the samples.
+        labels = n_in + rng.integers(0, n_out, size=int(rng.poisson(1.0)))
+        mixed = np.concatenate([events, labels])
+        session.append((writes, mixed[rng.permutation(mixed.size)].astype(np.int64)))
+    return session
+
+
+def apply_erbp_writes(golden, writes) -> None:
+    """Do to the golden eRBP model what the host register ``writes`` do to the core."""
+    for name, value in writes:
+        setattr(golden, ERBP_HOST_REGISTERS[name],
+                bool(value) if name == "learning_enabled" else int(value))

@@ -1,0 +1,139 @@
+"""The arithmetic of eRBP learning: weight step, error neurons, dendrites (combinational).
+
+Golden counterparts: :func:`plasticore.golden.erbp.weight_step`,
+:func:`plasticore.golden.erbp.error_neuron_update` and
+:func:`plasticore.golden.erbp.dendrite_update`. :class:`plasticore.hdl.core.Core` puts
+them in its delivery pipeline and its end-of-tick passes.
+"""
+
+from amaranth.hdl import Module, Mux, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from plasticore.config import CoreConfig
+from .arith import saturate
+
+__all__ = ["ErbpWeightStep", "ErrorNeuron", "DendriteUpdate"]
+
+
+class ErbpWeightStep(wiring.Component):
+    """The change of one weight: ``(u >> s) + (r < (u & (2**s - 1)))`` when gated, else 0.
+
+    Computed as ``(u + ((2**s - 1) & ~word)) >> s``: with ``r`` the low ``s`` bits of the
+    draw, ``u + (2**s - 1 - r)`` carries into bit ``s`` exactly when ``r`` is below the
+    fraction, so one adder and one shifter give the step and the rounding bit together.
+
+    Attributes
+    ----------
+    membrane, dendrite : In(signed(membrane_bits))
+        The postsynaptic soma and dendrite at the start of the tick.
+    random : In(32)
+        Word 0 of the synapse's Threefry draw.
+    shift : In(range(33))
+        The learning-rate shift ``s`` (1 to 32).
+    mask : In(32)
+        ``2**s - 1``, kept in a register beside ``shift``.
+    active : In(1)
+        Learning is on in this tick (enabled and past the burn-in).
+    delta : Out(signed(membrane_bits))
+    """
+
+    def __init__(self, config: CoreConfig):
+        self._config = config
+        bits = config.membrane_bits
+        super().__init__({
+            "membrane": In(signed(bits)), "dendrite": In(signed(bits)),
+            "random": In(32), "shift": In(range(33)), "mask": In(32), "active": In(1),
+            "delta": Out(signed(bits)),
+        })
+
+    def elaborate(self, platform):
+        params = self._config.learning
+        m = Module()
+        complement = self.mask & ~self.random
+        total = self.dendrite + complement            # signed, wide enough for both
+        gate = (self.active & (self.membrane > params.gate_low)
+                & (self.membrane < params.gate_high))
+        # |total >> s| < 2**(membrane_bits - 2) + 2 for s >= 1: it fits the output.
+        m.d.comb += self.delta.eq(Mux(gate, total >> self.shift, 0))
+        return m
+
+
+class ErrorNeuron(wiring.Component):
+    """One error neuron's step 4: input sum, floor at zero, subtractive reset.
+
+    Parameters
+    ----------
+    config : CoreConfig
+    sign : +1 or -1
+        +1 for E+ (labels excite, predictions inhibit), -1 for E-.
+
+    Attributes
+    ----------
+    state : In(signed(membrane_bits))
+        ``e`` before the tick (never negative).
+    label_sum : In(signed(membrane_bits))
+        The saturating sum of this tick's label inputs.
+    prediction : In(1)
+        The prediction neuron of the class spiked in this tick.
+    new_state : Out(signed(membrane_bits))
+    spike : Out(1)
+    saturated : Out(1)
+        The input sum or the state was clamped.
+    """
+
+    def __init__(self, config: CoreConfig, sign: int):
+        if sign not in (1, -1):
+            raise ValueError(f"sign = {sign}: must be +1 or -1")
+        self._config, self._sign = config, sign
+        bits = config.membrane_bits
+        super().__init__({
+            "state": In(signed(bits)), "label_sum": In(signed(bits)), "prediction": In(1),
+            "new_state": Out(signed(bits)), "spike": Out(1), "saturated": Out(1),
+        })
+
+    def elaborate(self, platform):
+        config, params = self._config, self._config.learning
+        bits = config.membrane_bits
+        m = Module()
+        weight = -self._sign * params.error_input_weight
+        with_prediction, input_clamped = saturate(self.label_sum + weight, bits)
+        input_sum = Mux(self.prediction, with_prediction, self.label_sum)
+        raw, state_clamped = saturate(self.state + input_sum, bits)
+        floored = Mux(raw < 0, 0, raw)
+        spike = floored >= params.error_threshold
+        m.d.comb += [
+            self.spike.eq(spike),
+            self.new_state.eq(Mux(spike, floored - params.error_threshold, floored)),
+            self.saturated.eq((self.prediction & input_clamped) | state_clamped),
+        ]
+        return m
+
+
+class DendriteUpdate(wiring.Component):
+    """A dendrite's step 5: ``u - leak + fb``, a positive dendrite leaking at least 1.
+
+    Attributes
+    ----------
+    dendrite, feedback : In(signed(membrane_bits))
+    new_dendrite : Out(signed(membrane_bits))
+    saturated : Out(1)
+    """
+
+    def __init__(self, config: CoreConfig):
+        self._config = config
+        bits = config.membrane_bits
+        super().__init__({
+            "dendrite": In(signed(bits)), "feedback": In(signed(bits)),
+            "new_dendrite": Out(signed(bits)), "saturated": Out(1),
+        })
+
+    def elaborate(self, platform):
+        config = self._config
+        m = Module()
+        u = self.dendrite
+        shifted = u >> config.learning.dendrite_leak_shift
+        leak = Mux((u > 0) & (shifted == 0), 1, shifted)
+        value, clamped = saturate(u - leak + self.feedback, config.membrane_bits)
+        m.d.comb += [self.new_dendrite.eq(value), self.saturated.eq(clamped)]
+        return m
