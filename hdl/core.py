@@ -103,6 +103,7 @@ class Core(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
+        self._MustUse__silence = True    # a refused config leaves no unused-elaboratable warning
         if config.rule not in ("none", "erbp"):
             raise ConfigError("rule", config.rule,
                               "Core builds rule = \"none\" or \"erbp\"; "
@@ -114,6 +115,7 @@ class Core(wiring.Component):
         if len(config.neuron_layers) > 255:
             raise ValueError(f"layers: {len(config.neuron_layers)} neuron layers, "
                              "the output event tags at most 255")
+        self._MustUse__silence = False
         self._config = config
         self._layout = CoreLayout(config)
         super().__init__({
