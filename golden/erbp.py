@@ -105,7 +105,7 @@ from plasticore.layout import (FLAG_ACCUMULATOR_SATURATED, FLAG_DENDRITE_SATURAT
                                FLAG_ERROR_SATURATED, FLAG_MEMBRANE_SATURATED,
                                FLAG_WEIGHT_SATURATED)
 
-__all__ = ["GoldenErbpCore", "feedback_matrices", "initial_weights", "synapse_offsets",
+__all__ = ["GoldenErbpCore", "sample_events", "sample_session", "feedback_matrices", "initial_weights", "synapse_offsets",
            "stochastic_round_step", "threefry_word0", "weight_step", "error_neuron_update",
            "dendrite_update", "FLAG_WEIGHT_SATURATED", "FLAG_DENDRITE_SATURATED",
            "FLAG_ERROR_SATURATED"]
@@ -269,6 +269,36 @@ def _saturating_sum(rows: np.ndarray, n: int, low: int, high: int):
     return acc, saturated
 
 
+def sample_events(n_inputs: int, raster, label_raster=None) -> list[np.ndarray]:
+    """Return each tick's input events of a sample: data addresses ascending, then labels
+    as addresses ``n_inputs + k``."""
+    raster = np.asarray(raster, dtype=bool)
+    if label_raster is not None:
+        label_raster = np.asarray(label_raster, dtype=bool)
+        if label_raster.shape[0] != raster.shape[0]:
+            raise ValueError(f"label_raster: {label_raster.shape[0]} ticks, the raster "
+                             f"{raster.shape[0]}")
+        raster = np.concatenate([raster, label_raster], axis=1)
+    tick_of, address = raster.nonzero()
+    bounds = np.searchsorted(tick_of, np.arange(raster.shape[0] + 1))
+    return [address[bounds[t]:bounds[t + 1]] for t in range(raster.shape[0])]
+
+
+def sample_session(n_inputs: int, raster, label_raster=None, *, learn: bool):
+    """What the host does to present one sample to the core, tick by tick.
+
+    Returns
+    -------
+    list of (list of (str, int), numpy.ndarray)
+        Per tick, the register writes made before it (the first tick starts the sample
+        and sets ``learning_enabled``) and its input events; :func:`present_sample` does
+        the same to a model.
+    """
+    events = sample_events(n_inputs, raster, label_raster)
+    return [([("sample_tick", 0), ("learning_enabled", int(learn))] if t == 0 else [], e)
+            for t, e in enumerate(events)]
+
+
 def present_sample(model, raster, label_raster=None, *, learn: bool,
                    count_from: int | None = None):
     """Present one sample to an eRBP model (integer or float); return the prediction
@@ -288,11 +318,8 @@ def present_sample(model, raster, label_raster=None, *, learn: bool,
         if label_raster.shape != (raster.shape[0], model.config.layers[-1]):
             raise ValueError(f"label_raster: shape {label_raster.shape}, expected "
                              f"{(raster.shape[0], model.config.layers[-1])}")
-        raster = np.concatenate([raster, label_raster], axis=1)
-    tick_of, address = raster.nonzero()
-    bounds = np.searchsorted(tick_of, np.arange(raster.shape[0] + 1))
-    for t in range(raster.shape[0]):
-        spikes = model.tick(address[bounds[t]:bounds[t + 1]])
+    for t, events in enumerate(sample_events(model.config.n_inputs, raster, label_raster)):
+        spikes = model.tick(events)
         if t >= count_from:
             counts[spikes[-1]] += 1
     model.learning_enabled = False

@@ -8,6 +8,11 @@ model as soon as the end-of-tick event arrives, and at the end reads every membr
 refractory counter, weight and status register back through the host port. The first
 difference ends the run. The result is written as JSON to the path in the case.
 
+An eRBP core (``rule = "erbp"``) runs against :class:`plasticore.golden.erbp.GoldenErbpCore`;
+the case may carry host register writes to make before each tick (learning on and off,
+sample starts, the learning rate), and the end also compares every dendrite, error neuron
+and learning register.
+
 Every cycle the bench drives inputs just after the falling clock edge and samples the
 settled outputs in the read-only phase, so what it sees is what the rising edge takes.
 """
@@ -23,9 +28,11 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from plasticore.config import CoreConfig
+from plasticore.golden.erbp import GoldenErbpCore
 from plasticore.golden.lif import GoldenCore
 from plasticore.hdl.interfaces import ADDRESS_BITS, LAYER_BITS, TICK_BITS
 from plasticore.layout import CoreLayout
+from plasticore.sim.random_case import apply_erbp_writes
 
 NEURON_MASK = (1 << ADDRESS_BITS) - 1
 
@@ -150,9 +157,16 @@ async def _run_case(dut, case: dict) -> dict:
                in zip(case["weights"], config.layers, config.layers[1:])]
     # A test of the checker itself may give the golden model other weights than the RTL.
     golden_weights = case.get("golden_weights")
-    golden = GoldenCore(config, weights if golden_weights is None else
-                        [np.array(w, dtype=np.int64) for w in golden_weights])
+    erbp = config.rule == "erbp"
+    golden = (GoldenErbpCore if erbp else GoldenCore)(
+        config, weights if golden_weights is None else
+        [np.array(w, dtype=np.int64) for w in golden_weights])
+    register_writes = case.get("register_writes") or [[] for _ in case["event_ticks"]]
     work_per_event = (sum(lay.row_words for lay in layout.layers) + config.n_neurons) * 4
+    if erbp:
+        # The error, feedback and dendrite passes: at most every error neuron spiking.
+        work_per_event += (2 * config.layers[-1] * sum(config.neuron_layers)
+                           + 2 * config.n_neurons + 100)
     bench = CoreBench(dut, np.random.default_rng(case["seed"]), case["ready_probability"],
                       work_per_event)
     n_layers = len(config.neuron_layers)
@@ -174,6 +188,10 @@ async def _run_case(dut, case: dict) -> dict:
                 await bench.host_write(layout.weight_address(layer, pre, post), int(value))
 
         for tick, events in enumerate(case["event_ticks"]):
+            for name, value in register_writes[tick]:
+                await bench.host_write(layout.register_address(name), int(value))
+            if erbp:
+                apply_erbp_writes(golden, register_writes[tick])
             expected = golden.tick(events)
             outputs, cycles = await bench.run_tick(events)
             got = [[] for _ in range(n_layers)]
@@ -204,11 +222,14 @@ async def _run_case(dut, case: dict) -> dict:
         words = 0
         for index, lay in enumerate(layout.layers):
             for neuron in range(lay.n_post):
-                for what, address, want in (
-                        ("membrane", layout.membrane_address(lay.index, neuron),
-                         golden.membrane[index][neuron]),
-                        ("refractory", layout.refractory_address(lay.index, neuron),
-                         golden.refractory[index][neuron])):
+                checks = [("membrane", layout.membrane_address(lay.index, neuron),
+                           golden.membrane[index][neuron]),
+                          ("refractory", layout.refractory_address(lay.index, neuron),
+                           golden.refractory[index][neuron])]
+                if erbp:
+                    checks.append(("dendrite", layout.dendrite_address(lay.index, neuron),
+                                   golden.dendrite[index][neuron]))
+                for what, address, want in checks:
                     have = await bench.host_read(address)
                     if have != int(want):
                         raise Mismatch(tick="end", layer=lay.index, neuron=neuron, what=what,
@@ -224,8 +245,23 @@ async def _run_case(dut, case: dict) -> dict:
                             raise Mismatch(tick="end", layer=lay.index, what="weight",
                                            pre=pre, post=post, expected=want, got=have)
                         words += 1
-        for name, want in (("tick", golden.tick_count), ("dropped_events", golden.dropped_events),
-                           ("flags", golden.flags)):
+        if erbp:
+            for sign in (0, 1):
+                for k in range(config.layers[-1]):
+                    have = await bench.host_read(layout.error_address(sign, k))
+                    want = int(golden.error_state[sign, k])
+                    if have != want:
+                        raise Mismatch(tick="end", what="error neuron", sign="+-"[sign], k=k,
+                                       expected=want, got=have)
+                    words += 1
+        registers = [("tick", golden.tick_count), ("dropped_events", golden.dropped_events),
+                     ("flags", golden.flags)]
+        if erbp:
+            registers += [("learning_enabled", int(golden.learning_enabled)),
+                          ("sample_tick", golden.sample_tick),
+                          ("burn_in_ticks", golden.burn_in_ticks),
+                          ("learning_rate_shift", golden.learning_rate_shift)]
+        for name, want in registers:
             have = (await bench.host_read(layout.register_address(name))) & 0xFFFFFFFF
             if have != want:
                 raise Mismatch(tick="end", what=f"register {name}", expected=want, got=have)

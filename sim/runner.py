@@ -127,7 +127,9 @@ def run_case(config: CoreConfig, case: dict, simulator: str = "verilator",
     config : CoreConfig
     case : dict
         ``weights`` (list of matrices), ``event_ticks`` (list of address lists),
-        ``ready_probability`` and ``seed`` (output back-pressure), ``check_weights``.
+        ``ready_probability`` and ``seed`` (output back-pressure), ``check_weights``;
+        for an eRBP core optionally ``register_writes`` (per tick, ``(name, value)``
+        pairs written through the host port before the tick).
 
     Returns
     -------
@@ -150,6 +152,8 @@ def run_case(config: CoreConfig, case: dict, simulator: str = "verilator",
             "ready_probability": float(case.get("ready_probability", 1.0)),
             "seed": int(case.get("seed", 0)),
             "check_weights": bool(case.get("check_weights", True)),
+            "register_writes": [[[str(name), int(value)] for name, value in writes]
+                                for writes in case.get("register_writes") or []],
             "golden_weights": ([[[int(x) for x in row] for row in matrix]
                                 for matrix in case["golden_weights"]]
                                if case.get("golden_weights") is not None else None),
