@@ -43,7 +43,7 @@ eRBP learning (``rule = "erbp"``; a core with ``rule = "none"`` has none of this
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -213,11 +213,18 @@ class Core(wiring.Component):
             learn_active = Signal()
             m.d.comb += learn_active.eq(learning_enabled & (sample_tick >= burn_in_ticks))
 
-            def per_class(name):
-                return Array(Signal(signed(config.membrane_bits), name=f"{name}_{k}")
-                             for k in range(n_classes))
-            label_plus, label_minus = per_class("label_plus"), per_class("label_minus")
-            error_plus, error_minus = per_class("error_plus"), per_class("error_minus")
+            # Label inputs of this tick, as counts: every label adds the same weight, so the
+            # saturating sum of n of them is min(n w, high) (E+) and max(-n w, low) (E-),
+            # and a count that reaches n w > high stands for all larger ones.
+            label_count_max = membrane_high // params.error_input_weight + 1
+            label_counts = Array(Signal(range(label_count_max + 1), name=f"label_count_{k}")
+                                 for k in range(n_classes))
+            # E+ and E- of a class in one memory word: their states are never negative.
+            error_bits = config.membrane_bits - 1
+            m.submodules.error_states = error_states = Memory(
+                shape=data.ArrayLayout(unsigned(error_bits), 2), depth=n_classes, init=[])
+            error_wr = error_states.write_port(granularity=1)
+            error_rd = error_states.read_port(transparent_for=(error_wr,))
             predictions = Signal(n_classes)         # prediction spikes of this tick
             spikes_plus = Signal(n_classes)         # error spikes of this tick
             spikes_minus = Signal(n_classes)
@@ -467,17 +474,52 @@ class Core(wiring.Component):
 
         if learning:
             # ---- error neurons (step 4), one class per cycle ---------------------------------
-            error_index = Signal(range(n_classes))
+            # Two stages: read class `error_index`, then update and write it back.
+            # The label sums are formed while the state is read.
+            error_index = Signal(range(n_classes + 1))
+            error_issue = Signal()
+            error_write = Signal()
+            error_write_index = Signal(range(n_classes))
+            error_label_plus = Signal(signed(config.membrane_bits))
+            error_label_minus = Signal(signed(config.membrane_bits))
+            error_predicted = Signal()
+            label_total = label_counts[error_index] * params.error_input_weight
+            m.d.sync += [
+                error_write.eq(error_issue),
+                error_write_index.eq(error_index),
+                error_label_plus.eq(Mux(label_total > membrane_high, membrane_high,
+                                        label_total)),
+                error_label_minus.eq(-Mux(label_total > membrane_high + 1, membrane_high + 1,
+                                          label_total)),
+                error_predicted.eq(predictions.bit_select(error_index, 1)),
+            ]
+            with m.If(error_issue):
+                m.d.comb += error_rd.addr.eq(error_index)
+                m.d.sync += error_index.eq(error_index + 1)
             m.submodules.error_p = error_p = ErrorNeuron(config, +1)
             m.submodules.error_m = error_m = ErrorNeuron(config, -1)
             m.d.comb += [
-                error_p.state.eq(error_plus[error_index]),
-                error_p.label_sum.eq(label_plus[error_index]),
-                error_p.prediction.eq(predictions.bit_select(error_index, 1)),
-                error_m.state.eq(error_minus[error_index]),
-                error_m.label_sum.eq(label_minus[error_index]),
-                error_m.prediction.eq(predictions.bit_select(error_index, 1)),
+                error_p.state.eq(error_rd.data[0]),
+                error_p.label_sum.eq(error_label_plus),
+                error_p.prediction.eq(error_predicted),
+                error_m.state.eq(error_rd.data[1]),
+                error_m.label_sum.eq(error_label_minus),
+                error_m.prediction.eq(error_predicted),
             ]
+            with m.If(error_write):
+                m.d.comb += [
+                    error_wr.addr.eq(error_write_index),
+                    error_wr.data.eq(Cat(error_p.new_state[:error_bits],
+                                         error_m.new_state[:error_bits])),
+                    error_wr.en.eq(0b11),
+                ]
+                m.d.sync += [
+                    label_counts[error_write_index].eq(0),
+                    spikes_plus.bit_select(error_write_index, 1).eq(error_p.spike),
+                    spikes_minus.bit_select(error_write_index, 1).eq(error_m.spike),
+                ]
+                with m.If(error_p.saturated | error_m.saturated):
+                    m.d.comb += flags_raised[_bit(FLAG_ERROR_SATURATED)].eq(1)
 
             # ---- feedback (step 5, hidden layers): error spike rows into the accumulators --
             spikes_done = Signal(2 * n_classes)     # spikes of this layer already walked
@@ -605,11 +647,7 @@ class Core(wiring.Component):
         if learning:
             is_label = ~in_range & (payload.address < config.n_inputs + n_classes)
             label_class = (payload.address - config.n_inputs)[:max(1, ceil_log2(n_classes))]
-            weight = params.error_input_weight
-            label_plus_sum, label_plus_clamped = saturate(label_plus[label_class] + weight,
-                                                          config.membrane_bits)
-            label_minus_sum, label_minus_clamped = saturate(label_minus[label_class] - weight,
-                                                            config.membrane_bits)
+            label_count = label_counts[label_class]
         with m.FSM(name="phase"):
             with m.State("INPUT"):
                 host_turn = host.strobe & delivery_idle
@@ -634,11 +672,10 @@ class Core(wiring.Component):
                         with m.Elif(is_label):
                             # Labels only add into their class's error inputs (step 4).
                             m.d.comb += self.i_events.ready.eq(1)
-                            m.d.sync += [
-                                label_plus[label_class].eq(label_plus_sum),
-                                label_minus[label_class].eq(label_minus_sum),
-                            ]
-                            with m.If(label_plus_clamped | label_minus_clamped):
+                            with m.If(label_count != label_count_max):
+                                m.d.sync += label_count.eq(label_count + 1)
+                            # This label's addition saturates once (n + 1) w > high.
+                            with m.If(label_count >= label_count_max - 1):
                                 m.d.comb += flags_raised[_bit(FLAG_ERROR_SATURATED)].eq(1)
                     with m.Elif(~in_range):
                         # Dropped without touching any state, and counted.
@@ -684,18 +721,10 @@ class Core(wiring.Component):
 
             if learning:
                 with m.State("ERROR"):
-                    m.d.sync += [
-                        error_plus[error_index].eq(error_p.new_state),
-                        error_minus[error_index].eq(error_m.new_state),
-                        label_plus[error_index].eq(0),
-                        label_minus[error_index].eq(0),
-                        spikes_plus.bit_select(error_index, 1).eq(error_p.spike),
-                        spikes_minus.bit_select(error_index, 1).eq(error_m.spike),
-                        error_index.eq(error_index + 1),
-                    ]
-                    with m.If(error_p.saturated | error_m.saturated):
-                        m.d.comb += flags_raised[_bit(FLAG_ERROR_SATURATED)].eq(1)
-                    with m.If(error_index == n_classes - 1):
+                    with m.If(error_index != n_classes):
+                        m.d.comb += error_issue.eq(1)
+                    with m.Else():
+                        # The last class is written back in this cycle.
                         m.d.sync += [
                             predictions.eq(0),
                             spikes_done.eq(0),
@@ -847,15 +876,19 @@ class Core(wiring.Component):
                                     m.d.sync += host_error.eq(1)
                         with m.Case(REGION_ERROR):
                             # Error neurons never go negative: 0 .. 2**(membrane_bits-1) - 1.
+                            minus = offset >= n_classes
+                            error_class = Mux(minus, offset - n_classes, offset)
+                            m.d.comb += error_rd.addr.eq(error_class)
                             with m.If(offset >= layout.error_neurons):
                                 m.d.sync += host_error.eq(1)
                             with m.Elif(host.write):
                                 with m.If(write_value <= membrane_high):
-                                    with m.If(offset < n_classes):
-                                        m.d.sync += error_plus[offset].eq(write_value)
-                                    with m.Else():
-                                        m.d.sync += error_minus[offset - n_classes].eq(
-                                            write_value)
+                                    m.d.comb += [
+                                        error_wr.addr.eq(error_class),
+                                        error_wr.data.eq(Cat(write_value[:error_bits],
+                                                             write_value[:error_bits])),
+                                        error_wr.en.eq(Mux(minus, 0b10, 0b01)),
+                                    ]
                                 with m.Else():
                                     m.d.sync += host_error.eq(1)
                         with m.Default():
@@ -894,10 +927,8 @@ class Core(wiring.Component):
                         with m.Case(REGION_DENDRITE):
                             m.d.comb += read_data.eq(dendrite_rd.data)
                         with m.Case(REGION_ERROR):
-                            with m.If(host_register < n_classes):
-                                m.d.comb += read_data.eq(error_plus[host_register])
-                            with m.Else():
-                                m.d.comb += read_data.eq(error_minus[host_register - n_classes])
+                            m.d.comb += read_data.eq(
+                                Mux(host_register < n_classes, error_rd.data[0], error_rd.data[1]))
                 with m.If(~host_error):
                     m.d.comb += host.read_data.eq(read_data)
                 m.next = "INPUT"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -63,17 +64,30 @@ def generate(config, out_dir: Path) -> tuple[Path, Path]:
 
 
 def make_case(config, *, ticks: int, seed: int, activity: float, ready_probability: float,
-              out_of_range: float = 0.03) -> dict:
-    """Draw random weights and input events for a verification run, reproducibly from ``seed``."""
-    from plasticore.sim.random_case import case_weights, random_event_ticks
+              out_of_range: float = 0.03, learning: bool | None = None) -> dict:
+    """Draw random weights and input events for a verification run, reproducibly from ``seed``.
+
+    For an eRBP core the events include labels, and the host writes learning registers:
+    with ``learning = None`` a random session (learning switched on and off, samples
+    restarting, the learning rate changing); with True or False, learning on (from the
+    first tick, no burn-in) or off for the whole run.
+    """
+    from plasticore.sim.random_case import (case_weights, random_erbp_session,
+                                            random_event_ticks)
 
     rng = np.random.default_rng(seed)
-    return {
-        "weights": case_weights(config, rng),
-        "event_ticks": random_event_ticks(config, rng, ticks, activity, out_of_range),
-        "ready_probability": ready_probability,
-        "seed": seed,
-    }
+    case = {"weights": case_weights(config, rng), "ready_probability": ready_probability,
+            "seed": seed}
+    if config.rule == "erbp" and learning is None:
+        session = random_erbp_session(config, rng, ticks, activity)
+        case["event_ticks"] = [events for _, events in session]
+        case["register_writes"] = [writes for writes, _ in session]
+        return case
+    case["event_ticks"] = random_event_ticks(config, rng, ticks, activity, out_of_range)
+    if config.rule == "erbp":
+        case["register_writes"] = ([[("learning_enabled", int(learning)), ("burn_in_ticks", 0)]]
+                                   + [[] for _ in range(ticks - 1)])
+    return case
 
 
 def verify(config, *, simulator: str, ticks: int, seed: int, activity: float,
@@ -107,10 +121,12 @@ def benchmark(config, *, simulator: str, ticks: int, seed: int, activities, buil
     from plasticore.sim.random_case import case_weights, random_event_ticks
     from plasticore.sim.runner import run_case
 
+    # A learning core is measured with learning off and on, on the same input.
+    learning_modes = (False, True) if config.rule == "erbp" else (None,)
     rows = []
-    for activity in activities:
+    for activity, learning in itertools.product(activities, learning_modes):
         case = make_case(config, ticks=ticks, seed=seed, activity=activity,
-                         ready_probability=1.0, out_of_range=0.0)
+                         ready_probability=1.0, out_of_range=0.0, learning=learning)
         case["check_weights"] = False
         result = run_case(config, case, simulator=simulator, build_root=build_root)
         if result["mismatch"] is not None:
@@ -119,55 +135,73 @@ def benchmark(config, *, simulator: str, ticks: int, seed: int, activities, buil
         synaptic = sum(result["synaptic_events"])
         rows.append({
             "activity": activity,
+            "learning": learning,
             "input_events_per_tick": sum(result["input_events"]) / ticks,
             "spikes_per_tick": result["spikes"] / ticks,
             "synaptic_events_per_tick": synaptic / ticks,
             "cycles_per_tick": cycles / ticks,
             "cycles_per_synaptic_event": cycles / synaptic if synaptic else None,
         })
-    rng = np.random.default_rng(seed)
-    burst = {"weights": case_weights(config, rng),
-             "event_ticks": [rng.integers(0, config.n_inputs, size=burst_events)],
-             "ready_probability": 1.0, "seed": seed, "check_weights": False}
-    result = run_case(config, burst, simulator=simulator, build_root=build_root)
-    if result["mismatch"] is not None:
-        raise RuntimeError(format_verdict(result))
-    burst_row = {
-        "input_events": burst_events,
-        "synaptic_events": result["synaptic_events"][0],
-        "cycles": result["tick_cycles"][0],
-        "cycles_per_synaptic_event": result["tick_cycles"][0] / result["synaptic_events"][0],
-        "ideal_cycles_per_synaptic_event": 1 / config.lanes,
-    }
-    golden = GoldenCore(config, case_weights(config, np.random.default_rng(seed)))
+    bursts = []
+    for learning in learning_modes:
+        rng = np.random.default_rng(seed)
+        burst = {"weights": case_weights(config, rng),
+                 "event_ticks": [rng.integers(0, config.n_inputs, size=burst_events)],
+                 "ready_probability": 1.0, "seed": seed, "check_weights": False}
+        if learning is not None:
+            burst["register_writes"] = [[("learning_enabled", int(learning)),
+                                         ("burn_in_ticks", 0)]]
+        result = run_case(config, burst, simulator=simulator, build_root=build_root)
+        if result["mismatch"] is not None:
+            raise RuntimeError(format_verdict(result))
+        bursts.append({
+            "learning": learning,
+            "input_events": burst_events,
+            "synaptic_events": result["synaptic_events"][0],
+            "cycles": result["tick_cycles"][0],
+            "cycles_per_synaptic_event": result["tick_cycles"][0] / result["synaptic_events"][0],
+            "ideal_cycles_per_synaptic_event": 1 / config.lanes,
+        })
+    weights = case_weights(config, np.random.default_rng(seed))
     events = random_event_ticks(config, np.random.default_rng(seed), golden_ticks, 0.2, 0.0)
+    if config.rule == "erbp":
+        from plasticore.golden.erbp import GoldenErbpCore
+        golden = GoldenErbpCore(config, weights)
+        golden.learning_enabled, golden.burn_in_ticks = True, 0
+    else:
+        golden = GoldenCore(config, weights)
     start = time.perf_counter()
     golden.run(events)
     golden_seconds = time.perf_counter() - start
     return {"config": config.name, "lanes": config.lanes, "simulator": simulator,
-            "ticks": ticks, "activity": rows, "burst": burst_row,
+            "ticks": ticks, "activity": rows, "bursts": bursts,
             "golden_ticks_per_second": golden_ticks / golden_seconds,
-            "golden_activity": 0.2}
+            "golden_activity": 0.2, "golden_learning": config.rule == "erbp"}
 
 
 def _print_benchmark(figures: dict) -> None:
     print(f"{figures['config']}: lanes {figures['lanes']}, {figures['ticks']} ticks per activity "
           f"level, RTL on {figures['simulator']}")
-    print(f"{'activity':>8} {'in ev/tick':>10} {'spikes/tick':>11} {'syn ev/tick':>11} "
-          f"{'cycles/tick':>11} {'cycles/syn ev':>13}")
+    def learning_label(learning):
+        return "" if learning is None else (" learning" if learning else " inference")
+
+    print(f"{'activity':>8} {'learning':>8} {'in ev/tick':>10} {'spikes/tick':>11} "
+          f"{'syn ev/tick':>11} {'cycles/tick':>11} {'cycles/syn ev':>13}")
     for row in figures["activity"]:
         per_event = row["cycles_per_synaptic_event"]
-        print(f"{row['activity']:>8.3f} {row['input_events_per_tick']:>10.2f} "
+        learning = {None: "-", False: "off", True: "on"}[row["learning"]]
+        print(f"{row['activity']:>8.3f} {learning:>8} {row['input_events_per_tick']:>10.2f} "
               f"{row['spikes_per_tick']:>11.2f} {row['synaptic_events_per_tick']:>11.1f} "
               f"{row['cycles_per_tick']:>11.1f} "
               f"{(f'{per_event:.3f}' if per_event else '-'):>13}")
-    burst = figures["burst"]
-    print(f"burst: {burst['input_events']} input events in one tick, "
-          f"{burst['synaptic_events']} synaptic events in {burst['cycles']} cycles = "
-          f"{burst['cycles_per_synaptic_event']:.3f} cycles per synaptic event "
-          f"(one word per cycle would be {burst['ideal_cycles_per_synaptic_event']:.3f})")
+    for burst in figures["bursts"]:
+        print(f"burst{learning_label(burst['learning'])}: {burst['input_events']} input events "
+              f"in one tick, {burst['synaptic_events']} synaptic events in {burst['cycles']} "
+              f"cycles = {burst['cycles_per_synaptic_event']:.3f} cycles per synaptic event "
+              f"(one word per cycle would be {burst['ideal_cycles_per_synaptic_event']:.3f})")
+    learning = ", learning on" if figures["golden_learning"] else ""
     print(f"golden model: {figures['golden_ticks_per_second']:.0f} ticks per second "
-          f"(activity {figures['golden_activity']})")
+          f"(activity {figures['golden_activity']}{learning})")
 
 
 def _generate_command(args) -> int:
