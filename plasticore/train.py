@@ -35,6 +35,8 @@ TRAINERS = {
 }
 DATASETS = ("digits",)
 BACKENDS = ("golden", "float", "rtl")
+#: Rules whose trainer runs on the simulated RTL (``--backend rtl``).
+RTL_TRAINING = ("erbp",)
 
 
 def register(subparsers) -> None:
@@ -96,15 +98,37 @@ def _plot_curve(result, path: Path, title: str) -> None:
     plt.close(figure)
 
 
+def _fit_on_rtl(config, options: dict):
+    """Train on the simulated RTL (every tick checked against golden); None on a mismatch."""
+    from .sim.runner import run_training
+    from .training import EpochMetrics, TrainResult
+
+    job = {name: options[name] for name in ("epochs", "seed", "limit_train", "limit_test")
+           if name in options}
+    outcome = run_training(config, job)
+    if outcome["mismatch"] is not None:
+        fields = ", ".join(f"{k} {v}" for k, v in outcome["mismatch"].items())
+        print(f"plasticore train: the RTL differs from golden: {fields}", file=sys.stderr)
+        return None
+    epochs = [EpochMetrics(**metrics) for metrics in outcome["epochs"]]
+    if "on_epoch" in options:
+        for metrics in epochs:
+            options["on_epoch"](metrics)
+    return TrainResult(rule=config.rule, backend="rtl", epochs=epochs,
+                       weights=[np.array(w, dtype=np.int64) for w in outcome["weights"]],
+                       extra=outcome["extra"])
+
+
 def run_train(args) -> int:
     """Handle ``plasticore train``; return the exit code."""
     config = load_config(args.config)
-    if args.backend == "rtl":
-        return _fail("the rtl backend needs the learning hardware, which is not built yet; "
-                     "use --backend golden (bit-exact integer model) or --backend float")
     if config.rule not in TRAINERS:
         return _fail(f"{args.config}: rule = {config.rule!r} does not learn; "
                      f"training needs rule = one of {', '.join(TRAINERS)}")
+    if args.backend == "rtl" and config.rule not in RTL_TRAINING:
+        return _fail(f"--backend rtl: training on the RTL is built for rule = "
+                     f"{' or '.join(RTL_TRAINING)}, not {config.rule!r}; use --backend golden "
+                     "(the bit-exact integer model the RTL is verified against)")
     if args.epochs is not None and args.epochs < 1:
         return _fail(f"--epochs {args.epochs}: must be at least 1")
     for flag, value in (("--limit-train", args.limit_train), ("--limit-test", args.limit_test)):
@@ -140,7 +164,12 @@ def run_train(args) -> int:
                              "not support it")
             options[name] = value
     start = time.perf_counter()
-    result = trainer.fit(config, split, **options)
+    if args.backend == "rtl":
+        result = _fit_on_rtl(config, options)
+        if result is None:
+            return 1
+    else:
+        result = trainer.fit(config, split, **options)
     seconds = time.perf_counter() - start
     if "on_epoch" not in accepted:
         for metrics in result.epochs:

@@ -63,7 +63,7 @@ def evaluate(model, x, y, *, seed: int, progress: bool = False, desc: str = "tes
 def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
         epochs: int | None = None, seed: int = 0, progress: bool = True,
         limit_train: int | None = None, limit_test: int | None = None,
-        on_epoch=None) -> TrainResult:
+        on_epoch=None, model=None) -> TrainResult:
     """Train an eRBP network online on ``split``; evaluate on its test part after each epoch.
 
     Parameters
@@ -84,6 +84,9 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
         Use only the first samples of each part (for quick checks).
     on_epoch : callable, optional
         Called with each :class:`EpochMetrics` as soon as it is known.
+    model : object, optional
+        A ready model to train instead of a new one of ``backend``: the RTL core in a
+        simulation (:class:`plasticore.sim.train_tb.RtlErbpModel`) is trained this way.
     """
     params = rule_params(config, "erbp", "eRBP training")
     n_classes = config.layers[-1]
@@ -99,7 +102,8 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
     x_train, y_train = split.x_train[:limit_train], split.y_train[:limit_train]
     x_test, y_test = split.x_test[:limit_test], split.y_test[:limit_test]
 
-    model = make_model(config, backend)
+    if model is None:
+        model = make_model(config, backend)
     history = []
     for epoch in range(1, epochs + 1):
         model.learning_rate_shift = params.learning_rate_shift_at(epoch)
@@ -133,7 +137,7 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
         "n_test": int(len(y_test)),
         "seed": seed,
     }
-    if backend == "golden":
+    if backend in ("golden", "rtl"):
         extra["flags"] = int(model.flags)
     return TrainResult(rule="erbp", backend=backend, epochs=history,
                        weights=model.read_weights(), extra=extra)

@@ -25,7 +25,7 @@ from plasticore.config import CoreConfig
 from plasticore.hdl.cores import make_core
 
 __all__ = ["SIMULATORS", "TOPLEVEL", "SimulatorError", "generate_verilog", "simulator_environment",
-           "build", "run_case"]
+           "build", "run_case", "run_training"]
 
 SIMULATORS = ("verilator", "icarus")
 TOPLEVEL = "plasticore_core"
@@ -137,8 +137,6 @@ def run_case(config: CoreConfig, case: dict, simulator: str = "verilator",
         See :mod:`plasticore.sim.core_tb`: ``ticks``, ``spikes``, ``state_words``,
         ``mismatch`` (None when bit-exact), ``tick_cycles``, ``synaptic_events``.
     """
-    from cocotb_tools.runner import get_runner
-
     build_dir = build(config, simulator, build_root)
     os.environ.update(simulator_environment(simulator))
     with tempfile.TemporaryDirectory(prefix="plasticore-case-", dir=build_dir) as work:
@@ -159,17 +157,55 @@ def run_case(config: CoreConfig, case: dict, simulator: str = "verilator",
                                if case.get("golden_weights") is not None else None),
             "result": str(result_path),
         }))
-        runner = get_runner(simulator)
-        try:
-            runner.test(test_module=TESTBENCH_MODULE, hdl_toplevel=TOPLEVEL,
-                        hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=work,
-                        extra_env={"PLASTICORE_CASE": str(case_path)},
-                        results_xml=str(work / "results.xml"), log_file=work / "sim.log",
-                        timescale=("1ns", "1ps"))
-        except SystemExit:
-            # The runner exits when the cocotb test fails; the mismatch is in the result.
-            pass
-        if not result_path.exists():
-            log = (work / "sim.log").read_text() if (work / "sim.log").exists() else ""
-            raise RuntimeError(f"the testbench wrote no result; simulator log tail:\n{log[-3000:]}")
-        return json.loads(result_path.read_text())
+        return _run_testbench(simulator, build_dir, work, TESTBENCH_MODULE,
+                              {"PLASTICORE_CASE": str(case_path)}, result_path)
+
+
+def _run_testbench(simulator: str, build_dir: Path, work: Path, module: str,
+                   environment: dict, result_path: Path) -> dict:
+    """Run one cocotb test module on a built core; return the JSON result it wrote."""
+    from cocotb_tools.runner import get_runner
+
+    runner = get_runner(simulator)
+    try:
+        runner.test(test_module=module, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+                    build_dir=build_dir, test_dir=work, extra_env=environment,
+                    results_xml=str(work / "results.xml"), log_file=work / "sim.log",
+                    timescale=("1ns", "1ps"))
+    except SystemExit:
+        # The runner exits when the cocotb test fails; the failure is in the result.
+        pass
+    if not result_path.exists():
+        log = (work / "sim.log").read_text() if (work / "sim.log").exists() else ""
+        raise RuntimeError(f"the testbench {module} wrote no result; simulator log tail:\n"
+                           f"{log[-3000:]}")
+    return json.loads(result_path.read_text())
+
+
+def run_training(config: CoreConfig, options: dict, simulator: str = "verilator",
+                 build_root: str | os.PathLike = DEFAULT_BUILD_ROOT) -> dict:
+    """Train on the RTL of a learning core (:mod:`plasticore.sim.train_tb`).
+
+    Parameters
+    ----------
+    config : CoreConfig
+        ``rule = "erbp"``.
+    options : dict
+        Keyword arguments of :func:`plasticore.train_erbp.fit` (``epochs``, ``seed``,
+        ``limit_train``, ``limit_test``).
+
+    Returns
+    -------
+    dict
+        ``mismatch`` (None when every tick and the learned weights equal golden), and
+        otherwise ``epochs`` (metrics per epoch), ``weights`` and ``extra``.
+    """
+    build_dir = build(config, simulator, build_root)
+    os.environ.update(simulator_environment(simulator))
+    with tempfile.TemporaryDirectory(prefix="plasticore-train-", dir=build_dir) as work:
+        work = Path(work)
+        job_path, result_path = work / "job.json", work / "result.json"
+        job_path.write_text(json.dumps({"config": config.to_dict(), "options": options,
+                                        "result": str(result_path)}))
+        return _run_testbench(simulator, build_dir, work, "plasticore.sim.train_tb",
+                              {"PLASTICORE_TRAIN": str(job_path)}, result_path)

@@ -84,10 +84,34 @@ def test_default_output_directory_and_epochs(small_config, tmp_path, monkeypatch
     assert (tmp_path / "out" / "train-erbp_small" / "weights.npz").exists()
 
 
-def test_rtl_backend_is_refused_clearly(small_config, capsys):
-    code = run([str(small_config), "--backend", "rtl"])
+@pytest.mark.rtl
+def test_rtl_backend_trains_the_verilog_like_golden(small_config, tmp_path):
+    """Training on the simulated RTL gives the golden model's learned weights and metrics
+    (the bench also checks every tick against a golden shadow)."""
+    from plasticore.config import CoreConfig
+    from plasticore.datasets import load_digits_split
+    from plasticore.train_erbp import fit
+
+    out = tmp_path / "out"
+    code = run([str(small_config), "--backend", "rtl", "--epochs", "1", "--limit-train", "3",
+                "--limit-test", "2", "-o", str(out), "--no-progress"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["backend"] == "rtl"
+    golden = fit(CoreConfig.from_toml(small_config), load_digits_split(), backend="golden",
+                 epochs=1, limit_train=3, limit_test=2, progress=False)
+    weights = np.load(out / "weights.npz")
+    for index, matrix in enumerate(golden.weights):
+        np.testing.assert_array_equal(weights[f"w{index}"], matrix)
+    assert metrics["test_accuracy"] == golden.final.test_accuracy
+    assert metrics["train_accuracy"] == golden.final.train_accuracy
+    assert metrics["extra"]["ticks"] == 3 * 30 + 2 * 30
+
+
+def test_rtl_backend_is_refused_clearly_for_decolle(capsys):
+    code = run(["examples/decolle-digits.toml", "--backend", "rtl"])
     assert code != 0
-    assert "learning hardware" in capsys.readouterr().err
+    assert "--backend rtl" in capsys.readouterr().err
 
 
 def test_rule_none_is_refused(tmp_path, capsys):

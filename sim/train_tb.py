@@ -1,0 +1,190 @@
+"""cocotb testbench: train on the generated Verilog of a learning core (``--backend rtl``).
+
+The trainer (:func:`plasticore.train_erbp.fit`) is ordinary blocking Python; here it runs
+in a cocotb bridge thread against :class:`RtlErbpModel`, whose methods drive the core
+through its host port and event streams and block until the simulation has done the work.
+A golden model runs in lockstep as a shadow: every tick's spikes are compared, and the
+weights when the trainer reads them, so a training run on RTL is also a bit-exactness run.
+
+The job comes from the JSON file named by ``PLASTICORE_TRAIN`` (written by
+:func:`plasticore.sim.runner.run_training`); the result (the trainer's metrics and
+weights, or the first mismatch) goes to the path it names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.task import bridge, resume
+from cocotb.triggers import RisingEdge
+
+from plasticore.config import CoreConfig
+from plasticore.datasets import load_digits_split
+from plasticore.golden.erbp import GoldenErbpCore, sample_events
+from plasticore.layout import CoreLayout
+from plasticore.sim.core_tb import CoreBench, Mismatch
+
+__all__ = ["RtlErbpModel"]
+
+
+class RtlErbpModel:
+    """The eRBP core in simulation, with the model API the eRBP trainer uses.
+
+    Parameters
+    ----------
+    bench : plasticore.sim.core_tb.CoreBench
+    config : CoreConfig
+    weights : list of numpy.ndarray, optional
+        Initial weights (default: the golden model's :func:`initial_weights`).
+    """
+
+    def __init__(self, bench: CoreBench, config: CoreConfig, weights=None):
+        self.bench = bench
+        self.config = config
+        self.layout = CoreLayout(config)
+        self.golden = GoldenErbpCore(config, weights)
+        self.params = self.golden.params
+        self.ticks = 0
+        self.cycles = 0
+
+    # --- what the trainer calls (blocking, from the bridge thread) -------------------
+
+    @property
+    def learning_rate_shift(self) -> int:
+        return self.golden.learning_rate_shift
+
+    @learning_rate_shift.setter
+    def learning_rate_shift(self, value: int) -> None:
+        self._write_register("learning_rate_shift", int(value))
+        self.golden.learning_rate_shift = int(value)
+
+    @property
+    def flags(self) -> int:
+        return self._read_register("flags")
+
+    def run_sample(self, raster, label_raster=None, *, learn: bool,
+                   count_from: int | None = None):
+        """Present one sample; return the prediction layer's spike counts (as golden's)."""
+        return self._present(raster, label_raster, learn, count_from)
+
+    def read_weights(self) -> list[np.ndarray]:
+        """Read every weight from the core; they must equal the golden shadow's."""
+        return self._read_weights()
+
+    # --- the simulation side ----------------------------------------------------------------
+
+    @resume
+    async def load(self) -> None:
+        for layer, matrix in enumerate(self.golden.weights, 1):
+            for (pre, post), value in np.ndenumerate(matrix):
+                await self.bench.host_write(self.layout.weight_address(layer, pre, post),
+                                            int(value))
+        for name in ("burn_in_ticks", "learning_rate_shift"):
+            await self.bench.host_write(self.layout.register_address(name),
+                                        int(getattr(self.golden, name)))
+
+    @resume
+    async def _write_register(self, name: str, value: int) -> None:
+        await self.bench.host_write(self.layout.register_address(name), value)
+
+    @resume
+    async def _read_register(self, name: str) -> int:
+        return (await self.bench.host_read(self.layout.register_address(name))) & 0xFFFFFFFF
+
+    @resume
+    async def _present(self, raster, label_raster, learn, count_from):
+        golden, bench, layout = self.golden, self.bench, self.layout
+        if count_from is None:
+            count_from = self.params.burn_in_ticks
+        await bench.host_write(layout.register_address("sample_tick"), 0)
+        await bench.host_write(layout.register_address("learning_enabled"), int(learn))
+        golden.start_sample()
+        golden.learning_enabled = learn
+        n_layers = len(self.config.neuron_layers)
+        counts = np.zeros(self.config.layers[-1], dtype=np.int64)
+        for t, events in enumerate(sample_events(self.config.n_inputs, raster, label_raster)):
+            expected = golden.tick(events)
+            outputs, cycles = await bench.run_tick(events)
+            got = [[] for _ in range(n_layers)]
+            for _, layer, neuron, end in outputs:
+                if not end:
+                    got[layer - 1].append(neuron)
+            for layer, (want, have) in enumerate(zip(expected, got), 1):
+                if list(want) != have:
+                    raise Mismatch(tick=golden.tick_count - 1, layer=layer,
+                                   expected=[int(x) for x in want], got=have)
+            if t >= count_from:
+                counts[expected[-1]] += 1
+            self.ticks += 1
+            self.cycles += cycles
+        golden.learning_enabled = False
+        await bench.host_write(layout.register_address("learning_enabled"), 0)
+        return counts
+
+    @resume
+    async def _read_weights(self):
+        weights = []
+        for index, lay in enumerate(self.layout.layers):
+            matrix = np.zeros((lay.n_pre, lay.n_post), dtype=np.int64)
+            for pre in range(lay.n_pre):
+                for post in range(lay.n_post):
+                    matrix[pre, post] = await self.bench.host_read(
+                        self.layout.weight_address(lay.index, pre, post))
+            if not np.array_equal(matrix, self.golden.weights[index]):
+                pre, post = np.argwhere(matrix != self.golden.weights[index])[0]
+                raise Mismatch(what="learned weight", layer=lay.index, pre=int(pre),
+                               post=int(post), expected=int(self.golden.weights[index][pre, post]),
+                               got=int(matrix[pre, post]))
+            weights.append(matrix)
+        return weights
+
+
+@cocotb.test()
+async def train_on_rtl(dut):
+    """Run the training job named by PLASTICORE_TRAIN and write its result."""
+    with open(os.environ["PLASTICORE_TRAIN"]) as file:
+        job = json.load(file)
+    config = CoreConfig.from_dict(job["config"])
+    if config.rule != "erbp":
+        raise ValueError(f"rule = {config.rule!r}: RTL training is built for eRBP")
+    from plasticore.train_erbp import fit
+
+    bench = CoreBench(dut, np.random.default_rng(0), 1.0,
+                      cycles_per_event=4 * (config.n_synapses + 4 * config.n_neurons))
+    dut.i_events__valid.value = 0
+    dut.o_events__ready.value = 1
+    dut.host__strobe.value = 0
+    Clock(dut.clk, 10, unit="ns").start()
+    dut.rst.value = 1
+    for _ in range(3):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+    model = RtlErbpModel(bench, config)
+    result = {"mismatch": None}
+
+    def train():
+        # Blocking code: each model call waits for the simulation to do its part.
+        model.load()
+        trained = fit(config, load_digits_split(), backend="rtl", model=model,
+                      progress=False, **job["options"])
+        return trained, model.flags
+
+    try:
+        trained, flags = await bridge(train)()
+        result.update({
+            "epochs": [vars(metrics) for metrics in trained.epochs],
+            "weights": [w.tolist() for w in trained.weights],
+            "extra": {**trained.extra, "ticks": model.ticks, "cycles": model.cycles,
+                      "flags": flags},
+        })
+    except Mismatch as mismatch:
+        result["mismatch"] = {k: (v if isinstance(v, (int, str, list, type(None))) else str(v))
+                              for k, v in mismatch.fields.items()}
+    with open(job["result"], "w") as file:
+        json.dump(result, file)
+    assert result["mismatch"] is None, f"RTL differs from golden: {result['mismatch']}"
