@@ -292,8 +292,9 @@ class Core(wiring.Component):
         # eRBP: the word's address is its synapse index; the word waits `lead` cycles
         # beside its rounding draw before it is read.
         if learning:
-            m.submodules.prng = prng = Threefry2x32((params.rounding_seed, 0),
-                                                    params.prng_rounds, PRNG_ROUNDS_PER_STAGE)
+            m.submodules.prng = prng = Threefry2x32(
+                (params.rounding_seed, 0), params.prng_rounds,
+                min(PRNG_ROUNDS_PER_STAGE, params.prng_rounds))
             m.d.comb += [prng.counter0.eq(tick), prng.counter1.eq(walk_weight_addr)]
             lead = prng.latency
         else:

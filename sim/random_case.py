@@ -101,7 +101,8 @@ def random_erbp_config(rng: np.random.Generator, name: str = "erbp_random") -> C
         "feedback_hidden_scale": int(rng.integers(0, m_max // 3 + 1)),
         "feedback_seed": int(rng.integers(0, 1 << 32)),
         "rounding_seed": int(rng.integers(0, 1 << 32)),
-        "prng_rounds": int(rng.choice([13, 13, 5, 20])),
+        # 1 and 2 rounds make a one-stage draw pipeline, the shortest the core supports.
+        "prng_rounds": int(rng.choice([13, 13, 5, 20, 1, 2])),
         "initial_weight_range": [w_max // 2] * (len(layers) - 1),
     }
     return CoreConfig.from_dict({
