@@ -642,6 +642,27 @@ class Core(wiring.Component):
         neuron_valid = offset < layout.state_words
         write_value = host.write_data
 
+        def serve_memory(read_port, write_port, address, valid, fits, data, enable=1):
+            """A host access to a memory: read ``address``; write ``data`` there when the
+            address is ``valid`` and the value ``fits``; otherwise answer ``error``."""
+            m.d.comb += read_port.addr.eq(address)
+            with m.If(~valid):
+                m.d.sync += host_error.eq(1)
+            with m.Elif(host.write):
+                with m.If(fits):
+                    m.d.comb += [
+                        write_port.addr.eq(address),
+                        write_port.data.eq(data),
+                        write_port.en.eq(enable),
+                    ]
+                with m.Else():
+                    m.d.sync += host_error.eq(1)
+
+        def serve_neuron_state(read_port, write_port):
+            """A signed per-neuron state (membrane, dendrite)."""
+            serve_memory(read_port, write_port, offset, neuron_valid,
+                         _fits_signed(write_value, config.membrane_bits), write_value)
+
         # ---- phase machine ---------------------------------------------------------------------
         payload = self.i_events.payload
         in_range = payload.address < config.n_inputs
@@ -821,60 +842,19 @@ class Core(wiring.Component):
                             with m.Else():
                                 m.d.sync += host_error.eq(1)
                     with m.Case(REGION_WEIGHTS):
-                        m.d.comb += weights_rd.addr.eq(weight_word)
-                        with m.If(~weight_valid):
-                            m.d.sync += host_error.eq(1)
-                        with m.Elif(host.write):
-                            with m.If(_fits_signed(write_value, config.weight_bits)):
-                                m.d.comb += [
-                                    weights_wr.addr.eq(weight_word),
-                                    weights_wr.data.eq(Cat(*[write_value[:config.weight_bits]]
-                                                           * lanes)),
-                                    weights_wr.en.eq(Const(1, lanes) << weight_post[:lane_bits]
-                                                    if lanes > 1 else 1),
-                                ]
-                            with m.Else():
-                                m.d.sync += host_error.eq(1)
+                        serve_memory(weights_rd, weights_wr, weight_word, weight_valid,
+                                     _fits_signed(write_value, config.weight_bits),
+                                     Cat(*[write_value[:config.weight_bits]] * lanes),
+                                     Const(1, lanes) << weight_post[:lane_bits]
+                                     if lanes > 1 else 1)
                     with m.Case(REGION_MEMBRANE):
-                        m.d.comb += membrane_rd.addr.eq(offset)
-                        with m.If(~neuron_valid):
-                            m.d.sync += host_error.eq(1)
-                        with m.Elif(host.write):
-                            with m.If(_fits_signed(write_value, config.membrane_bits)):
-                                m.d.comb += [
-                                    membrane_wr.addr.eq(offset),
-                                    membrane_wr.data.eq(write_value),
-                                    membrane_wr.en.eq(1),
-                                ]
-                            with m.Else():
-                                m.d.sync += host_error.eq(1)
+                        serve_neuron_state(membrane_rd, membrane_wr)
                     with m.Case(REGION_REFRACTORY):
-                        m.d.comb += refractory_rd.addr.eq(offset)
-                        with m.If(~neuron_valid):
-                            m.d.sync += host_error.eq(1)
-                        with m.Elif(host.write):
-                            with m.If(write_value <= config.refractory_ticks):
-                                m.d.comb += [
-                                    refractory_wr.addr.eq(offset),
-                                    refractory_wr.data.eq(write_value),
-                                    refractory_wr.en.eq(1),
-                                ]
-                            with m.Else():
-                                m.d.sync += host_error.eq(1)
+                        serve_memory(refractory_rd, refractory_wr, offset, neuron_valid,
+                                     write_value <= config.refractory_ticks, write_value)
                     if learning:
                         with m.Case(REGION_DENDRITE):
-                            m.d.comb += dendrite_rd.addr.eq(offset)
-                            with m.If(~neuron_valid):
-                                m.d.sync += host_error.eq(1)
-                            with m.Elif(host.write):
-                                with m.If(_fits_signed(write_value, config.membrane_bits)):
-                                    m.d.comb += [
-                                        dendrite_wr.addr.eq(offset),
-                                        dendrite_wr.data.eq(write_value),
-                                        dendrite_wr.en.eq(1),
-                                    ]
-                                with m.Else():
-                                    m.d.sync += host_error.eq(1)
+                            serve_neuron_state(dendrite_rd, dendrite_wr)
                         with m.Case(REGION_ERROR):
                             # Error neurons never go negative: 0 .. 2**(membrane_bits-1) - 1.
                             minus = offset >= n_classes

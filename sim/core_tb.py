@@ -99,6 +99,18 @@ class CoreBench:
         self.cycle += 1
         return taken
 
+    async def start(self, ready: int = 0) -> None:
+        """Start the clock and reset the core, with every input idle."""
+        dut = self.dut
+        dut.i_events__valid.value = 0
+        dut.o_events__ready.value = ready
+        dut.host__strobe.value = 0
+        Clock(dut.clk, 10, unit="ns").start()
+        dut.rst.value = 1
+        for _ in range(3):
+            await RisingEdge(dut.clk)
+        dut.rst.value = 0
+
     async def host(self, address: int, write: bool = False, data: int = 0):
         """One host access between ticks; returns ``(read_data, error)``."""
         dut = self.dut
@@ -170,15 +182,7 @@ async def _run_case(dut, case: dict) -> dict:
     bench = CoreBench(dut, np.random.default_rng(case["seed"]), case["ready_probability"],
                       work_per_event)
     n_layers = len(config.neuron_layers)
-
-    dut.i_events__valid.value = 0
-    dut.o_events__ready.value = 0
-    dut.host__strobe.value = 0
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await bench.start()
 
     result = {"ticks": 0, "spikes": 0, "state_words": 0, "mismatch": None,
               "tick_cycles": [], "synaptic_events": [], "input_events": []}

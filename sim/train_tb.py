@@ -18,9 +18,7 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.task import bridge, resume
-from cocotb.triggers import RisingEdge
 
 from plasticore.config import CoreConfig
 from plasticore.datasets import load_digits_split
@@ -155,14 +153,7 @@ async def train_on_rtl(dut):
 
     bench = CoreBench(dut, np.random.default_rng(0), 1.0,
                       cycles_per_event=4 * (config.n_synapses + 4 * config.n_neurons))
-    dut.i_events__valid.value = 0
-    dut.o_events__ready.value = 1
-    dut.host__strobe.value = 0
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await bench.start(ready=1)
 
     model = RtlErbpModel(bench, config)
     result = {"mismatch": None}
