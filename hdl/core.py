@@ -832,10 +832,11 @@ class Core(wiring.Component):
                                     m.d.sync += burn_in_ticks.eq(write_value)
                                 with m.Elif(offset == registers["learning_rate_shift"]):
                                     with m.If((write_value >= 1) & (write_value <= 32)):
+                                        # 2**s - 1 as a thermometer code: bit i is i < s.
                                         m.d.sync += [
                                             rate_shift.eq(write_value),
-                                            rate_mask.eq(((Const(1, 33) << write_value[:6])
-                                                          - 1)[:32]),
+                                            rate_mask.eq(Cat(*(write_value[:6] > bit
+                                                               for bit in range(32)))),
                                         ]
                                     with m.Else():
                                         m.d.sync += host_error.eq(1)
