@@ -225,6 +225,24 @@ class CoreLayout:
 
     def describe(self) -> dict:
         """Return the memory map as JSON-friendly data."""
+        description = self._describe_inference()
+        if self.erbp:
+            regions = description["regions"]
+            regions["registers"]["registers"] = dict(self.registers)
+            regions["registers"]["flags"].update({
+                "weight_saturated": FLAG_WEIGHT_SATURATED,
+                "dendrite_saturated": FLAG_DENDRITE_SATURATED,
+                "error_saturated": FLAG_ERROR_SATURATED})
+            regions["dendrite"] = {"region": REGION_DENDRITE,
+                                   "base": self.address(REGION_DENDRITE, 0),
+                                   "words": self.state_words,
+                                   "address": "base + state_base + neuron"}
+            regions["error"] = {"region": REGION_ERROR, "base": self.address(REGION_ERROR, 0),
+                                "words": self.error_neurons,
+                                "address": "base + k (E+) or base + classes + k (E-)"}
+        return description
+
+    def _describe_inference(self) -> dict:
         return {
             "address_bits": self.address_bits,
             "data_bits": 32,

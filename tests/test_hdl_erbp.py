@@ -321,3 +321,15 @@ def test_threefry_key_and_counter_are_the_golden_ones():
     draws = golden._draw_rows(0, np.array([2]))
     shift = golden.learning_rate_shift
     assert draws[0, 9 - 2 * 4] == int(word) & ((1 << shift) - 1)
+
+
+def test_memory_map_describes_the_learning_regions():
+    layout = CoreLayout(_erbp_config(layers=(3, 4, 2)))
+    regions = layout.describe()["regions"]
+    assert regions["dendrite"]["base"] == layout.dendrite_address(1, 0)
+    assert regions["error"]["base"] == layout.error_address(0, 0)
+    assert regions["error"]["base"] + 2 + 1 == layout.error_address(1, 1)
+    assert regions["registers"]["registers"]["learning_rate_shift"] == 9
+    assert regions["registers"]["flags"]["error_saturated"] == 16
+    plain = CoreLayout(CoreConfig(layers=(3, 4, 2))).describe()["regions"]
+    assert "dendrite" not in plain and "learning_enabled" not in plain["registers"]["registers"]
