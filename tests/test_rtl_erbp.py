@@ -24,6 +24,7 @@ pytestmark = pytest.mark.rtl
 
 SIMULATOR = os.environ.get("PLASTICORE_SIMULATOR", "verilator")
 BUILD_ROOT = os.environ.get("PLASTICORE_BUILD_ROOT", "build/sim")
+TICKS = 120
 
 
 def _state_words(config):
@@ -46,7 +47,8 @@ def _golden_run(config, weights, session):
     return golden
 
 
-@pytest.mark.parametrize("key", [1, 6, 9, 16])
+# Keys whose draws cover a 20-, a 1- and a 13-round rounding pipeline.
+@pytest.mark.parametrize("key", [1, 6, 9])
 def test_random_learning_networks_bit_exact(key):
     config = random_erbp_config(np.random.default_rng(key), name=f"erbp{key}")
     learned = 0
@@ -55,12 +57,12 @@ def test_random_learning_networks_bit_exact(key):
         weights = [rng.integers(-r, r + 1, size=w.shape)
                    for r, w in zip(config.learning.initial_weight_range,
                                    initial_weights(config))]
-        session = random_erbp_session(config, rng, 150, activity=float(rng.uniform(0.2, 0.6)))
+        session = random_erbp_session(config, rng, TICKS, activity=float(rng.uniform(0.2, 0.6)))
         result = run_case(config, _case(weights, session, seed=key * 10 + draw,
                                         ready_probability=float(rng.uniform(0.4, 1.0))),
                           simulator=SIMULATOR, build_root=BUILD_ROOT)
         assert result["mismatch"] is None, result["mismatch"]
-        assert result["ticks"] == 150
+        assert result["ticks"] == TICKS
         assert result["state_words"] == _state_words(config)
         golden = _golden_run(config, weights, session)
         learned += sum(int((a != b).sum()) for a, b in zip(weights, golden.weights))
@@ -82,16 +84,16 @@ def test_checker_reports_a_learning_difference():
 
 
 def test_digits_samples_learn_bit_exact():
-    """Three whole training samples and one test sample of the default digits network:
+    """Two whole training samples and one test sample of the default digits network:
     every learned weight in RTL equals golden."""
     config = CoreConfig.from_toml("examples/erbp-digits.toml")
     params = config.learning
     split = load_digits_split()
     rng = np.random.default_rng(3)
     # A short sample keeps the run short; the burn-in and the label train are the config's.
-    ticks = 80
+    ticks = 60
     session = [([("learning_rate_shift", params.learning_rate_shift)], np.array([], int))]
-    for index in range(3):
+    for index in range(2):
         raster = rate_encode(split.x_train[index], ticks, params.input_rate, rng)
         labels = label_spike_train(int(split.y_train[index]), config.layers[-1], ticks,
                                    params.label_period)
