@@ -161,8 +161,9 @@ class DecolleCore(wiring.Component):
         m.submodules.error_unit = error_unit = ErrorUnit(config)
         m.submodules.update_unit = update_unit = UpdateUnit(config)
         if params.stochastic_rounding:
-            m.submodules.threefry = threefry = Threefry2x32((config.seed, ROUNDING_STREAM),
-                                                            params.prng_rounds)
+            m.submodules.threefry = threefry = Threefry2x32(
+                (config.seed, ROUNDING_STREAM), params.prng_rounds,
+                rounds_per_stage=min(2, params.prng_rounds))
             draw_latency = threefry.latency
         else:
             threefry = None

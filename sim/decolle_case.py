@@ -20,7 +20,7 @@ import numpy as np
 from plasticore.config import CoreConfig
 from plasticore.golden.decolle import GoldenDecolle, initial_parameters
 
-__all__ = ["golden_apply", "random_case", "digits_case", "golden_state"]
+__all__ = ["golden_apply", "random_case", "random_config", "digits_case", "golden_state"]
 
 
 def golden_apply(golden: GoldenDecolle, step):
@@ -86,7 +86,8 @@ def random_case(config: CoreConfig, rng: np.random.Generator, ticks: int, *,
         script.append(["write", "learn", int(rng.random() < learn_fraction)])
         if rng.random() < 0.3:
             layer = int(rng.integers(1, len(config.neuron_layers) + 1))
-            script.append(["write", f"lr_shift_{layer}", int(rng.integers(0, 17))])
+            script.append(["write", f"lr_shift_{layer}",
+                           int(rng.integers(0, min(16, params.trace_bits + 2) + 1))])
         if rng.random() < 0.2:
             script.append(["write", "burn_in", int(rng.integers(0, 6))])
         label = int(rng.integers(0, n_classes))
@@ -127,3 +128,40 @@ def digits_case(config: CoreConfig, samples: int, *, seed: int = 0) -> dict:
         for row in raster:
             script.append(["tick", [int(j) for j in np.flatnonzero(row)] + [config.n_inputs + label]])
     return {"weights": weights, "biases": biases, "script": script}
+
+
+def random_config(rng: np.random.Generator, name: str = "random") -> CoreConfig:
+    """Draw a small random DECOLLE configuration (odd sizes, one to three layers, narrow
+    formats that saturate, every switch of the rule)."""
+    sizes = (1, 2, 3, 5, 7, 9)
+    n_layers = int(rng.integers(1, 4))
+    layers = [int(rng.choice(sizes[1:]))] + [int(rng.choice(sizes)) for _ in range(n_layers)]
+    layers[-1] = max(layers[-1], 2)            # at least two classes
+    weight_bits = int(rng.integers(5, 11))
+    membrane_bits = int(rng.integers(weight_bits + 2, 16))
+    trace_bits = int(rng.integers(3, 9))
+    unit_bits = int(rng.integers(2, min(7, membrane_bits - 2) + 1))
+    membrane_high = (1 << (membrane_bits - 1)) - 1
+
+    def shifts(count_high):
+        count = int(rng.integers(1, count_high + 1))
+        return sorted(int(x) for x in rng.choice(np.arange(1, 8), size=count, replace=False))
+
+    table = dict(
+        ticks_per_sample=20, burn_in=int(rng.integers(0, 4)), trace_bits=trace_bits,
+        q_shifts=shifts(3), p_shifts=shifts(2), r_shifts=shifts(3), unit_bits=unit_bits,
+        refractory_weight=int(rng.integers(0, min(membrane_high, 4 << unit_bits) + 1)),
+        surrogate_window=int(rng.integers(1, min(membrane_high, 2 << unit_bits) + 1)),
+        error_bits=int(rng.integers(2, 6)),
+        # Shifts that leave nonzero updates: e is up to K * G * 2**u, P up to 2**tb.
+        error_shifts=[int(rng.integers(0, unit_bits + 1)) for _ in range(n_layers)],
+        lr_shifts=[int(rng.integers(0, trace_bits + 1)) for _ in range(n_layers)],
+        stochastic_rounding=bool(rng.random() < 0.8), learn_bias=bool(rng.random() < 0.4),
+        init_scale=[float(rng.uniform(0.5, 3.0)) for _ in range(n_layers)],
+        readout_amplitude=float(rng.uniform(0.3, 3.0)),
+        readout_seed=int(rng.integers(0, 1 << 32)), prng_rounds=int(rng.integers(1, 14)))
+    table["init_scale"] = [min(s, 0.9 * ((1 << (weight_bits - 1)) - 1) * np.sqrt(n) / (1 << unit_bits))
+                           for s, n in zip(table["init_scale"], layers)]
+    return CoreConfig.from_dict(dict(layers=layers, weight_bits=weight_bits,
+                                     membrane_bits=membrane_bits, threshold=1, seed=int(rng.integers(0, 1 << 32)),
+                                     rule="decolle", name=name, decolle=table))
