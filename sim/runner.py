@@ -25,11 +25,12 @@ from plasticore.config import CoreConfig
 from plasticore.hdl.cores import make_core
 
 __all__ = ["SIMULATORS", "TOPLEVEL", "SimulatorError", "generate_verilog", "simulator_environment",
-           "build", "run_case"]
+           "build", "run_case", "run_decolle_case"]
 
 SIMULATORS = ("verilator", "icarus")
 TOPLEVEL = "plasticore_core"
 TESTBENCH_MODULE = "plasticore.sim.core_tb"
+DECOLLE_TESTBENCH_MODULE = "plasticore.sim.decolle_tb"
 DEFAULT_BUILD_ROOT = Path("build") / "sim"
 
 
@@ -116,6 +117,73 @@ def build(config: CoreConfig, simulator: str = "verilator",
                  log_file=build_dir / "build.log")
     marker.write_text(digest)
     return build_dir
+
+
+def _run_testbench(config: CoreConfig, case_json: dict, module: str, simulator: str,
+                   build_root) -> dict:
+    """Build the core, write ``case_json`` (plus the result path), run ``module`` on it."""
+    from cocotb_tools.runner import get_runner
+
+    build_dir = build(config, simulator, build_root)
+    os.environ.update(simulator_environment(simulator))
+    with tempfile.TemporaryDirectory(prefix="plasticore-case-", dir=build_dir) as work:
+        work = Path(work)
+        case_path = work / "case.json"
+        result_path = work / "result.json"
+        case_path.write_text(json.dumps(dict(case_json, result=str(result_path))))
+        runner = get_runner(simulator)
+        try:
+            runner.test(test_module=module, hdl_toplevel=TOPLEVEL,
+                        hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=work,
+                        extra_env={"PLASTICORE_CASE": str(case_path)},
+                        results_xml=str(work / "results.xml"), log_file=work / "sim.log",
+                        timescale=("1ns", "1ps"))
+        except SystemExit:
+            # The runner exits when the cocotb test fails; the mismatch is in the result.
+            pass
+        if not result_path.exists():
+            log = (work / "sim.log").read_text() if (work / "sim.log").exists() else ""
+            raise RuntimeError(f"the testbench wrote no result; simulator log tail:\n{log[-3000:]}")
+        return json.loads(result_path.read_text())
+
+
+def _matrices(matrices):
+    return [[[int(x) for x in row] for row in matrix] for matrix in matrices]
+
+
+def run_decolle_case(config: CoreConfig, case: dict, simulator: str = "verilator",
+                     build_root: str | os.PathLike = DEFAULT_BUILD_ROOT) -> dict:
+    """Run the DECOLLE testbench (:mod:`plasticore.sim.decolle_tb`) on one case.
+
+    Parameters
+    ----------
+    config : CoreConfig
+        With ``rule = "decolle"``.
+    case : dict
+        ``weights``, ``biases`` and ``script`` (:mod:`plasticore.sim.decolle_case`), and
+        optionally ``ready_probability``, ``seed``, ``check_state`` and ``golden_weights``
+        (other weights for the golden model: a test of the checker).
+
+    Returns
+    -------
+    dict
+        ``ticks``, ``spikes``, ``learning_ticks``, ``state_words``, ``mismatch`` (None when
+        bit-exact), ``tick_cycles``, ``input_events``, ``learned`` (per tick), ``flags``,
+        ``weights_changed``.
+    """
+    return _run_testbench(config, {
+        "config": config.to_dict(),
+        "weights": _matrices(case["weights"]),
+        "biases": [[int(x) for x in b] for b in case["biases"]],
+        "script": [[step[0], [int(a) for a in step[1]]] if step[0] == "tick" else
+                   [step[0]] + [(int(x) if not isinstance(x, str) else x) for x in step[1:]]
+                   for step in case["script"]],
+        "ready_probability": float(case.get("ready_probability", 1.0)),
+        "seed": int(case.get("seed", 0)),
+        "check_state": bool(case.get("check_state", True)),
+        "golden_weights": (_matrices(case["golden_weights"])
+                           if case.get("golden_weights") is not None else None),
+    }, DECOLLE_TESTBENCH_MODULE, simulator, build_root)
 
 
 def run_case(config: CoreConfig, case: dict, simulator: str = "verilator",
