@@ -17,7 +17,9 @@ and the hardware does the same, bit for bit. For each neuron layer ``l = 1, 2, .
 with presynaptic spikes ``s`` (the inputs for ``l = 1``; for ``l > 1`` the spikes layer
 ``l-1`` emitted in step 4 of this same tick):
 
-1. **Traces, per input j** (``Q`` and ``P`` are unsigned, ``tb + 1`` bits; P uses the OLD Q)::
+1. **Traces, per input j** (P uses the OLD Q; both stay in ``[-(len(q_shifts) +
+   len(p_shifts) - 2), 2**tb]``: each floor shift of a falling trace can take one LSB too
+   many, so a trace can end a few LSBs below 0)::
 
        q_old = Q[j]
        Q[j] += sum(((s[j] << tb) - Q[j]) >> k for k in q_shifts)

@@ -31,7 +31,8 @@ class DecolleRun:
     spikes: list = field(default_factory=list)        # per tick, per layer: arrays
     state: dict = field(default_factory=dict)         # as golden_state
     registers: dict = field(default_factory=dict)
-    tick_cycles: list = field(default_factory=list)
+    tick_cycles: list = field(default_factory=list)   # edges from the one that takes the
+                                                      # first input to the end-of-tick output
 
 
 async def load_case(ctx, core, case) -> None:
@@ -76,6 +77,7 @@ def run_decolle(config: CoreConfig, case: dict, *, ready_probability: float = 1.
     rng = np.random.default_rng(seed)
     done = {"input": False}
     cycle = Signal(64)
+    starts, ends = [], []
 
     async def drive(ctx):
         await load_case(ctx, core, case)
@@ -87,21 +89,19 @@ def run_decolle(config: CoreConfig, case: dict, *, ready_probability: float = 1.
             if step[0] == "write":
                 await host_write(ctx, core.host, layout.register_address(step[1]), int(step[2]))
                 continue
-            start = None
-            for address, end in [(int(a), 0) for a in step[1]] + [(0, 1)]:
+            for index, (address, end) in enumerate([(int(a), 0) for a in step[1]] + [(0, 1)]):
                 ctx.set(stream.payload, {"address": address & 0xFFFF, "end_of_tick": end})
                 ctx.set(stream.valid, 1)
                 while True:
                     ready = ctx.get(stream.ready)
                     await ctx.tick()
-                    if start is None:
-                        start = ctx.get(cycle)
                     if ready:
                         break
+                if index == 0:
+                    starts.append(ctx.get(cycle))
             ctx.set(stream.valid, 0)
-            while len(result.spikes) < len(result.tick_cycles) + 1:
+            while len(result.spikes) < len(starts):
                 await ctx.tick()
-            result.tick_cycles.append(ctx.get(cycle) - start)
         if read_back:
             result.state = await read_all_state(ctx, core)
             for name in layout.registers:
@@ -121,6 +121,7 @@ def run_decolle(config: CoreConfig, case: dict, *, ready_probability: float = 1.
             if not (valid and ready):
                 continue
             if payload.end_of_tick:
+                ends.append(ctx.get(cycle))
                 result.spikes.append([np.array(s, dtype=np.int64) for s in current])
                 current = [[] for _ in range(n_layers)]
             else:
@@ -134,4 +135,5 @@ def run_decolle(config: CoreConfig, case: dict, *, ready_probability: float = 1.
     sim.add_testbench(drive)
     sim.add_testbench(collect, background=True)
     sim.run()
+    result.tick_cycles = [end - start + 1 for start, end in zip(starts, ends)]
     return result

@@ -404,3 +404,54 @@ def test_decolle_core_refuses_what_it_cannot_build():
         DecolleCore(make_config(layers=(65530, 2, 10)))
     with pytest.raises(ValueError, match="decolle"):
         DecolleCore(CoreConfig(layers=(3, 2)))
+
+
+def expected_cycles(config, golden, events, learned, targets):
+    """The cycles of a tick as docs/decolle.md gives them: input, then per layer trace,
+    membrane and emit passes, and on learning ticks the error and update passes."""
+    params = config.learning
+    latency = -(-params.prng_rounds // min(2, params.prng_rounds)) \
+        if params.stochastic_rounding else 1
+    n_classes = config.layers[-1]
+    cycles = len(events) + 2
+    for layer, (n_pre, n_post) in enumerate(zip(config.layers, config.layers[1:])):
+        cycles += n_pre * (n_post + 1) + n_post + 9
+        if not learned:
+            continue
+        membrane, spikes = golden.U[layer], golden.S[layer]
+        flags = golden.flags                # recomputing e_q must not set flags again
+        errors = golden.layer_error(layer, spikes, membrane, targets)[0]
+        golden.flags = flags
+        top = layer == len(config.neuron_layers) - 1
+        window = params.surrogate_window
+        gated = 0 if top else int(((membrane > -window) & (membrane <= window)).sum())
+        rows = n_pre + params.learn_bias
+        cycles += 3 * n_post + n_classes * gated + int((errors != 0).sum()) * (rows + latency + 1) + 1
+    return cycles
+
+
+@pytest.mark.parametrize("seed", [9, 12])
+def test_cycles_per_tick_follow_the_documented_formula(seed):
+    rng = np.random.default_rng(seed)
+    config = random_config(rng)
+    case = random_case(config, rng, 25, weight_scale=2.0)
+    run = run_decolle(config, case, ready_probability=1.0, read_back=False)
+    golden = GoldenDecolle(config, case["weights"], case["biases"])
+    n_inputs, n_classes = config.n_inputs, config.layers[-1]
+    tick = 0
+    learning_ticks = 0
+    for step in case["script"]:
+        if step[0] != "tick":
+            golden_apply(golden, step)
+            continue
+        events = step[1]
+        targets = np.zeros((1, n_classes), dtype=np.int64)
+        labels = [a - n_inputs for a in events if n_inputs <= a < n_inputs + n_classes]
+        targets[0, labels] = 1
+        learned = bool(golden.learning and golden.sample_tick >= golden.burn_in and labels)
+        golden_apply(golden, step)
+        assert run.tick_cycles[tick] == expected_cycles(config, golden, events, learned, targets), \
+            f"tick {tick}"
+        learning_ticks += learned
+        tick += 1
+    assert learning_ticks > 5
