@@ -290,8 +290,9 @@ class BoardCore:
         return self._read_state(REGION_MEMBRANE, self.config.membrane_bits)
 
     def read_refractory(self) -> list[np.ndarray]:
-        """Return every neuron layer's refractory counters."""
-        return self._read_state(REGION_REFRACTORY, None)
+        """Return every neuron layer's refractory counters (a DECOLLE core: the signed
+        refractory states ``R``)."""
+        return self._read_state(REGION_REFRACTORY, 32 if self.config.rule == "decolle" else None)
 
     def clear_state(self) -> None:
         """Zero every membrane and refractory counter and clear ``dropped_events`` and ``flags``.
