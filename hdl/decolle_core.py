@@ -218,6 +218,7 @@ class DecolleCore(wiring.Component):
         walk_j = Signal(range(max_pre + 2))         # input (the bias row is n_pre)
         walk_weight = Signal(range(layout.weight_words + max_post + 1))
         walk_index = Signal(range(offsets[-1] + max_post + 1))   # global synapse index
+        walk_draws = Signal(range(max_pre + 2))     # draws issued for the column
 
         # TRACE and EMIT: stage B has the data of the address issued one cycle earlier.
         b_valid = Signal()
@@ -248,53 +249,37 @@ class DecolleCore(wiring.Component):
         ]
 
         # ---- update pipeline (runs in UPDATE; the draws never stall) ----------------------
-        # Stage A issues the reads and the draw's counter; the read data are delayed to meet
-        # the draw `draw_latency` cycles later, where the new weight is written.
+        # The draws are issued `draw_latency - 1` cycles ahead of the memory reads of the
+        # same synapses, so that a draw and its weight and trace arrive together one cycle
+        # after the read, where the new weight is written: only addresses are delayed.
+        draw_active = Signal()
+        draw_lead = Signal(range(max(draw_latency, 1)))
         is_bias_row = walk_j == n_pre
         a_bias = Signal()
         a_address = Signal(range(max(layout.weight_words, layout.state_words) + max_post + 1))
-        a_field = Signal(2)
         m.d.comb += [
             a_bias.eq(is_bias_row),
             a_address.eq(Mux(is_bias_row, state_base + walk_i, walk_weight)),
-            a_field.eq(walk_index[:2]),
         ]
         if threefry is not None:
             m.d.comb += [threefry.counter0.eq(tick), threefry.counter1.eq(walk_index >> 2)]
-        z_valid = delayed(m, u_valid, draw_latency, "update_valid")
-        z_bias = delayed(m, a_bias, draw_latency, "update_bias")
-        z_address = delayed(m, a_address, draw_latency, "update_address")
-        z_field = delayed(m, a_field, draw_latency, "update_field")
-        read_weight = Signal(signed(config.weight_bits))
-        read_trace = Signal(trace_shape(config))
-        read_bias = Signal(signed(config.weight_bits))
-        m.d.comb += [read_weight.eq(weights_rd.data[0]), read_trace.eq(traces_rd.data.p),
-                     read_bias.eq(bias_rd.data)]
-        z_weight = delayed(m, read_weight, draw_latency - 1, "update_weight")
-        z_trace = delayed(m, read_trace, draw_latency - 1, "update_trace")
-        z_bias_value = delayed(m, read_bias, draw_latency - 1, "update_bias_value")
+        z_field = delayed(m, walk_index[:2], draw_latency, "update_field")
+        z_valid = delayed(m, u_valid, 1, "update_valid")
+        z_bias = delayed(m, a_bias, 1, "update_bias")
+        z_address = delayed(m, a_address, 1, "update_address")
         if threefry is not None:
             fields = Cat(threefry.word0, threefry.word1)
             draw = fields.word_select(z_field, RANDOM_DRAW_BITS)
         else:
             draw = 0
         m.d.comb += [
-            update_unit.weight.eq(Mux(z_bias, z_bias_value, z_weight)),
-            update_unit.trace.eq(Mux(z_bias, 1 << tb, z_trace)),
+            update_unit.weight.eq(Mux(z_bias, bias_rd.data, weights_rd.data[0])),
+            update_unit.trace.eq(Mux(z_bias, 1 << tb, traces_rd.data.p)),
             update_unit.error.eq(error_value),
             update_unit.draw.eq(draw),
             update_unit.shift.eq(lr_shift),
         ]
-        # Everything issued is written back within draw_latency cycles.
-        in_flight = [u_valid]
-        value = u_valid
-        for stage in range(draw_latency):
-            value = delayed(m, value, 1, f"update_flight_{stage}")
-            in_flight.append(value)
-        flight = in_flight[1]
-        for stage_valid in in_flight[2:]:
-            flight = flight | stage_valid
-        m.d.comb += update_in_flight.eq(flight)
+        m.d.comb += update_in_flight.eq(z_valid)
         with m.If(z_valid):
             with m.If(z_bias):
                 m.d.comb += [bias_wr.addr.eq(z_address), bias_wr.data.eq(update_unit.new_weight),
@@ -329,6 +314,8 @@ class DecolleCore(wiring.Component):
         neuron_valid = offset < layout.state_words
         row_valid = offset < layout.rows
         write_value = host.write_data
+        fits_weight = Signal()
+        m.d.comb += fits_weight.eq(_fits_signed(write_value, config.weight_bits))
         registers = layout.registers
         first_shift = registers["lr_shift_1"]
 
@@ -498,6 +485,9 @@ class DecolleCore(wiring.Component):
                             walk_j.eq(0),
                             walk_weight.eq(weight_base + walk_i),
                             walk_index.eq(synapse_base + walk_i),
+                            walk_draws.eq(0),
+                            draw_active.eq(1),
+                            draw_lead.eq(draw_latency - 1),
                         ]
                         m.next = "UPDATE"
                     with m.Elif(next_neuron):
@@ -508,15 +498,21 @@ class DecolleCore(wiring.Component):
 
             with m.State("UPDATE"):
                 rows = n_pre + 1 if params.learn_bias else n_pre
-                with m.If(walk_active):
+                # The draw walker runs ahead by draw_latency - 1 synapses.
+                with m.If(draw_active):
+                    m.d.sync += [walk_index.eq(walk_index + n_post), walk_draws.eq(walk_draws + 1)]
+                    with m.If(walk_draws == rows - 1):
+                        m.d.sync += draw_active.eq(0)
+                with m.If(draw_lead != 0):
+                    m.d.sync += draw_lead.eq(draw_lead - 1)
+                with m.Elif(walk_active):
                     m.d.comb += [
                         u_valid.eq(1),
                         weights_rd.addr.eq(walk_weight),
                         bias_rd.addr.eq(state_base + walk_i),
                         traces_rd.addr.eq(row_base + walk_j),
                     ]
-                    m.d.sync += [walk_j.eq(walk_j + 1), walk_weight.eq(walk_weight + n_post),
-                                 walk_index.eq(walk_index + n_post)]
+                    m.d.sync += [walk_j.eq(walk_j + 1), walk_weight.eq(walk_weight + n_post)]
                     with m.If(walk_j == rows - 1):
                         m.d.sync += walk_active.eq(0)
                 with m.Elif(~update_in_flight):
@@ -595,7 +591,7 @@ class DecolleCore(wiring.Component):
                         with m.If(~weight_valid):
                             m.d.sync += host_error.eq(1)
                         with m.Elif(host.write):
-                            with m.If(_fits_signed(write_value, config.weight_bits)):
+                            with m.If(fits_weight):
                                 m.d.comb += [
                                     weights_wr.addr.eq(weight_word),
                                     weights_wr.data.eq(write_value[:config.weight_bits]),
@@ -608,7 +604,7 @@ class DecolleCore(wiring.Component):
                         with m.If(~neuron_valid):
                             m.d.sync += host_error.eq(1)
                         with m.Elif(host.write):
-                            with m.If(_fits_signed(write_value, config.weight_bits)):
+                            with m.If(fits_weight):
                                 m.d.comb += [
                                     bias_wr.addr.eq(offset),
                                     bias_wr.data.eq(write_value),

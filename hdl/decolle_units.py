@@ -156,7 +156,7 @@ class ErrorUnit(wiring.Component):
     ``add_neuron`` for each neuron that spiked, at most one per cycle (``r += G[i]``, exact);
     then for each neuron pulse ``start`` with ``neuron``, ``membrane`` and ``spike`` and wait
     for ``done``: ``error`` is ``e_q``. A neuron below the top whose membrane is inside the
-    boxcar takes ``K + 2`` cycles (one product per readout entry), any other 2.
+    boxcar takes ``K + 3`` cycles (one product per readout entry, pipelined), any other 2.
 
     Attributes
     ----------
@@ -235,7 +235,10 @@ class ErrorUnit(wiring.Component):
                         m.d.comb += is_top.eq(1)
 
         if rows:
-            m.submodules.readout = rom = Memory(shape=word, depth=len(rows), init=rows)
+            # A ROM of a few dozen words looks cheap in logic to Yosys; it is not (one LUT
+            # tree per bit): ask for block RAM.
+            m.submodules.readout = rom = Memory(shape=word, depth=len(rows), init=rows,
+                                                attrs={"rom_style": "block", "ram_style": "block"})
             rom_rd = rom.read_port()
             row = rom_rd.data
         else:
@@ -249,16 +252,9 @@ class ErrorUnit(wiring.Component):
             m.d.sync += [sums[k].eq(g_values[k]) for k in range(n_classes)]
         with m.Elif(add_pending):
             m.d.sync += [sums[k].eq(sums[k] + row[k]) for k in range(n_classes)]
-        errors = []
         any_saturated = Const(0, 1)
         for k in range(n_classes):
-            clamped, flag = saturate(sums[k], config.membrane_bits)
-            difference = clamped - (self.target[k] << u)
-            limited = Signal(signed(u + 2), name=f"err_{k}")
-            m.d.comb += limited.eq(Mux(difference > (1 << u), 1 << u,
-                                       Mux(difference < -(1 << u), -(1 << u), difference)))
-            errors.append(limited)
-            any_saturated = any_saturated | flag
+            any_saturated = any_saturated | (sums[k] < low) | (sums[k] > high)
         m.d.comb += self.readout_saturated.eq(~is_top & any_saturated)
 
         # Per-neuron error.
@@ -268,6 +264,9 @@ class ErrorUnit(wiring.Component):
         gate = Signal()
         total = Signal(self._error_sum_shape)
         k = Signal(range(n_classes + 1))
+        error_k = Signal(signed(u + 2))
+        entry_k = Signal(self._entry_shape)
+        product_valid = Signal()
         if rows:
             with m.If(self.add):
                 m.d.comb += rom_rd.addr.eq(base + self.add_neuron)
@@ -298,6 +297,7 @@ class ErrorUnit(wiring.Component):
                         spike.eq(self.spike),
                         gate.eq(inside),
                         k.eq(0),
+                        product_valid.eq(0),
                         total.eq(top_error),
                     ]
                     with m.If(~is_top & inside):
@@ -306,12 +306,26 @@ class ErrorUnit(wiring.Component):
                     with m.Else():
                         m.next = "QUANTIZE"
             with m.State("SUM"):
+                # One readout entry per cycle: err[k] and G[i, k] are formed (one clamp
+                # chain shared by every k) and registered, their product added a cycle later.
                 m.d.comb += self.busy.eq(1)
-                entry = Array(row[index] for index in range(n_classes))[k]
-                error_k = Array(errors)[k]
-                m.d.sync += [total.eq(total + entry * error_k), k.eq(k + 1)]
+                selected, _ = saturate(Array(sums)[k], config.membrane_bits)
+                difference = selected - (self.target.bit_select(k, 1) << u)
+                m.d.sync += [
+                    error_k.eq(Mux(difference > (1 << u), 1 << u,
+                                   Mux(difference < -(1 << u), -(1 << u), difference))),
+                    entry_k.eq(Array(row[index] for index in range(n_classes))[k]),
+                    product_valid.eq(1),
+                    k.eq(k + 1),
+                ]
+                with m.If(product_valid):
+                    m.d.sync += total.eq(total + entry_k * error_k)
                 with m.If(k == n_classes - 1):
-                    m.next = "QUANTIZE"
+                    m.next = "LAST"
+            with m.State("LAST"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [total.eq(total + entry_k * error_k), product_valid.eq(0)]
+                m.next = "QUANTIZE"
             with m.State("QUANTIZE"):
                 m.d.comb += [
                     self.busy.eq(1),

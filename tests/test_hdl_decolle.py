@@ -426,7 +426,8 @@ def expected_cycles(config, golden, events, learned, targets):
         window = params.surrogate_window
         gated = 0 if top else int(((membrane > -window) & (membrane <= window)).sum())
         rows = n_pre + params.learn_bias
-        cycles += 3 * n_post + n_classes * gated + int((errors != 0).sum()) * (rows + latency + 1) + 1
+        cycles += (3 * n_post + (n_classes + 1) * gated + int((errors != 0).sum()) * (rows + latency + 1)
+                   + 1)
     return cycles
 
 
