@@ -456,3 +456,16 @@ def test_cycles_per_tick_follow_the_documented_formula(seed):
         learning_ticks += learned
         tick += 1
     assert learning_ticks > 5
+
+
+def test_a_new_sample_reads_as_zero_and_starts_from_zero():
+    """Writing sample_tick zeroes the state the host reads, then the next tick starts from it."""
+    rng = np.random.default_rng(12)
+    config = random_config(rng)
+    case = random_case(config, rng, 12, weight_scale=2.0)
+    case["script"].append(["write", "sample_tick", 5])
+    golden, run = assert_core_matches(config, case)
+    assert all(not values.any() for name in ("membrane", "refractory", "spikes", "trace_q",
+                                             "trace_p") for values in run.state[name])
+    case["script"].append(["tick", [0, config.n_inputs]])
+    assert_core_matches(config, case)
