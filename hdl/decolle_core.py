@@ -251,7 +251,7 @@ class DecolleCore(wiring.Component):
         # ---- update pipeline (runs in UPDATE; the draws never stall) ----------------------
         # The draws are issued `draw_latency - 1` cycles ahead of the memory reads of the
         # same synapses, so that a draw and its weight and trace arrive together one cycle
-        # after the read, where the new weight is written: only addresses are delayed.
+        # after the read: only addresses are delayed.
         draw_active = Signal()
         draw_lead = Signal(range(max(draw_latency, 1)))
         is_bias_row = walk_j == n_pre
@@ -264,22 +264,26 @@ class DecolleCore(wiring.Component):
         if threefry is not None:
             m.d.comb += [threefry.counter0.eq(tick), threefry.counter1.eq(walk_index >> 2)]
         z_field = delayed(m, walk_index[:2], draw_latency, "update_field")
-        z_valid = delayed(m, u_valid, 1, "update_valid")
-        z_bias = delayed(m, a_bias, 1, "update_bias")
-        z_address = delayed(m, a_address, 1, "update_address")
+        # The read data are on the ports one cycle after the read (stage Z1, the update
+        # unit's first stage); the new weight is written one cycle later (Z2).
+        z1_bias = delayed(m, a_bias, 1, "update_bias")
+        z1_valid = delayed(m, u_valid, 1, "update_valid")
+        z_valid = delayed(m, z1_valid, 1, "update_write")
+        z_bias = delayed(m, z1_bias, 1, "update_write_bias")
+        z_address = delayed(m, a_address, 2, "update_address")
         if threefry is not None:
             fields = Cat(threefry.word0, threefry.word1)
             draw = fields.word_select(z_field, RANDOM_DRAW_BITS)
         else:
             draw = 0
         m.d.comb += [
-            update_unit.weight.eq(Mux(z_bias, bias_rd.data, weights_rd.data[0])),
-            update_unit.trace.eq(Mux(z_bias, 1 << tb, traces_rd.data.p)),
+            update_unit.weight.eq(Mux(z1_bias, bias_rd.data, weights_rd.data[0])),
+            update_unit.trace.eq(Mux(z1_bias, 1 << tb, traces_rd.data.p)),
             update_unit.error.eq(error_value),
             update_unit.draw.eq(draw),
             update_unit.shift.eq(lr_shift),
         ]
-        m.d.comb += update_in_flight.eq(z_valid)
+        m.d.comb += update_in_flight.eq(z1_valid | z_valid)
         with m.If(z_valid):
             with m.If(z_bias):
                 m.d.comb += [bias_wr.addr.eq(z_address), bias_wr.data.eq(update_unit.new_weight),

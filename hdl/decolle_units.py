@@ -337,10 +337,13 @@ class ErrorUnit(wiring.Component):
 
 
 class UpdateUnit(wiring.Component):
-    """Combinational: step 5c for one synapse.
+    """Step 5c for one synapse, a two-stage pipeline (latency 1, one synapse per cycle).
 
     ``W = clamp_w(W + ((-e_q * P + rnd) >> lr_shift))`` with ``rnd`` the top ``lr_shift``
-    bits of the 16-bit draw (0 without stochastic rounding).
+    bits of the 16-bit draw (0 without stochastic rounding). The first stage forms the
+    product and the rounding bits from the inputs and registers them with the weight; the
+    second adds, shifts and saturates (combinational outputs, one cycle after the inputs):
+    a block RAM read, a multiplier and the saturating add do not fit one cycle at 50 MHz.
 
     Attributes
     ----------
@@ -352,6 +355,7 @@ class UpdateUnit(wiring.Component):
     shift : In(range(17))
         The layer's learning-rate shift.
     new_weight : Out(signed(weight_bits))
+        For the inputs of the previous cycle.
     saturated : Out(1)
     """
 
@@ -371,15 +375,18 @@ class UpdateUnit(wiring.Component):
     def elaborate(self, platform):
         config = self._config
         m = Module()
-        product = -(self.error * self.trace)
+        product = Signal(signed(config.learning.error_bits + trace_shape(config).width + 1))
+        rounding = Signal(RANDOM_DRAW_BITS)
+        weight = Signal.like(self.weight)
+        shift = Signal.like(self.shift)
+        m.d.sync += [product.eq(-(self.error * self.trace)), weight.eq(self.weight),
+                     shift.eq(self.shift)]
         if config.learning.stochastic_rounding:
             # A 16-bit draw shifted right by 16 is 0: no special case for lr_shift = 0.
             amount = Signal(range(RANDOM_DRAW_BITS + 1))
             m.d.comb += amount.eq(RANDOM_DRAW_BITS - self.shift)
-            rounding = self.draw >> amount
-        else:
-            rounding = 0
-        step = (product + rounding) >> self.shift
-        new_weight, clamped = saturate(self.weight + step, config.weight_bits)
+            m.d.sync += rounding.eq(self.draw >> amount)
+        step = (product + rounding) >> shift
+        new_weight, clamped = saturate(weight + step, config.weight_bits)
         m.d.comb += [self.new_weight.eq(new_weight), self.saturated.eq(clamped)]
         return m

@@ -254,7 +254,18 @@ def test_update_unit_matches_golden(stochastic):
                                    draw=block[j, i], shift=shift))
                 new = model.biases[0][i] if j == 9 else model.weights[0][j, i]
                 expected.append((new, None))
-    got = combinational(UpdateUnit(config), inputs, ("new_weight", "saturated"))
+    dut = UpdateUnit(config)
+
+    async def bench(ctx):
+        seen = []
+        for values in inputs + [dict(shift=0)]:     # a synapse per cycle, results a cycle later
+            await ctx.tick()
+            for name, value in values.items():      # the next synapse (another shift) must
+                ctx.set(getattr(dut, name), int(value))   # not change this result
+            seen.append((ctx.get(dut.new_weight), ctx.get(dut.saturated)))
+        return seen[1:]
+
+    got = simulate(dut, bench)
     np.testing.assert_array_equal([g[0] for g in got], [e[0] for e in expected])
     # Saturation is flagged exactly where the unclamped sum left the range.
     assert any(g[1] for g in got) and not all(g[1] for g in got)
@@ -426,7 +437,7 @@ def expected_cycles(config, golden, events, learned, targets):
         window = params.surrogate_window
         gated = 0 if top else int(((membrane > -window) & (membrane <= window)).sum())
         rows = n_pre + params.learn_bias
-        cycles += (3 * n_post + (n_classes + 1) * gated + int((errors != 0).sum()) * (rows + latency + 1)
+        cycles += (3 * n_post + (n_classes + 1) * gated + int((errors != 0).sum()) * (rows + latency + 2)
                    + 1)
     return cycles
 
