@@ -90,6 +90,7 @@ class DecolleCore(wiring.Component):
     """
 
     def __init__(self, config: CoreConfig):
+        self._MustUse__silence = True    # refused parameters leave no unused-elaboratable warning
         rule_params(config, "decolle", "the DECOLLE core")
         if config.lanes != 1:
             raise ConfigError("lanes", config.lanes,
@@ -104,6 +105,7 @@ class DecolleCore(wiring.Component):
                               "at most 255 neuron layers (the output event's layer tag)")
         self._config = config
         self._layout = DecolleLayout(config)
+        self._MustUse__silence = False
         super().__init__({
             "i_events": In(input_stream_signature()),
             "o_events": Out(output_stream_signature()),
