@@ -234,8 +234,9 @@ class DecolleCore(wiring.Component):
         mc_neuron = Signal(range(max_post))
         mc_product = Signal(product_shape)
         accumulator = Signal(dot_shape(config))
-        f1_valid, f2_valid = Signal(), Signal()
+        f1_valid, f2_valid, f3_valid = Signal(), Signal(), Signal()
         f1_neuron, f2_neuron = Signal(range(max_post)), Signal(range(max_post))
+        f3_neuron = Signal(range(max_post))
         f1_dot, f2_dot = Signal(dot_shape(config)), Signal(dot_shape(config))
 
         # ERROR / UPDATE.
@@ -418,26 +419,29 @@ class DecolleCore(wiring.Component):
                     m.d.comb += [state_rd.addr.eq(state_base + f1_neuron),
                                  bias_rd.addr.eq(state_base + f1_neuron)]
                 m.d.sync += [f2_valid.eq(f1_valid), f2_neuron.eq(f1_neuron), f2_dot.eq(f1_dot)]
-                # F2: steps 2 to 4, write back, and the readout sums of a spike.
+                # F2 and F3: steps 2 to 4 (the neuron unit's two stages); F3 writes back and
+                # adds the readout row of a spike.
                 m.d.comb += [
                     neuron_unit.dot.eq(f2_dot),
                     neuron_unit.bias.eq(bias_rd.data),
                     neuron_unit.refractory.eq(Mux(fresh, 0, state_rd.data.r)),
                     neuron_unit.last_spike.eq(~fresh & state_rd.data.s),
                 ]
-                with m.If(f2_valid):
+                m.d.sync += [f3_valid.eq(f2_valid), f3_neuron.eq(f2_neuron)]
+                with m.If(f3_valid):
                     m.d.comb += [
-                        state_wr.addr.eq(state_base + f2_neuron),
+                        state_wr.addr.eq(state_base + f3_neuron),
                         state_wr.data.u.eq(neuron_unit.membrane),
                         state_wr.data.r.eq(neuron_unit.new_refractory),
                         state_wr.data.s.eq(neuron_unit.spike),
                         state_wr.en.eq(1),
                         error_unit.add.eq(neuron_unit.spike),
-                        error_unit.add_neuron.eq(f2_neuron),
+                        error_unit.add_neuron.eq(f3_neuron),
                     ]
                     with m.If(neuron_unit.saturated):
                         m.d.sync += flags.eq(flags | DECOLLE_FLAG_MEMBRANE_SATURATED)
-                with m.If(~walk_active & ~mb_valid & ~mc_valid & ~f1_valid & ~f2_valid):
+                with m.If(~walk_active & ~mb_valid & ~mc_valid & ~f1_valid & ~f2_valid
+                          & ~f3_valid):
                     m.d.sync += [walk_active.eq(1), walk_i.eq(0), b_valid.eq(0)]
                     m.next = "EMIT"
 

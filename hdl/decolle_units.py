@@ -97,10 +97,13 @@ class TraceUnit(wiring.Component):
 
 
 class NeuronUnit(wiring.Component):
-    """Combinational: steps 2 to 4 for one neuron.
+    """Steps 2 to 4 for one neuron, a two-stage pipeline (latency 1, a neuron per cycle).
 
     ``R += sum(((-w_rp if S_prev else 0) - R) >> k)``, then
-    ``U = clamp_m((dot >> tb) + b + R)`` and ``S = U > 0``.
+    ``U = clamp_m((dot >> tb) + b + R)`` and ``S = U > 0``. The first stage registers the
+    new R and ``(dot >> tb) + b``, the second adds, clamps and compares (combinational
+    outputs, one cycle after the inputs): block RAM to block RAM through the decay, the sum
+    and the clamp is too long for one cycle at 50 MHz.
 
     Attributes
     ----------
@@ -113,7 +116,8 @@ class NeuronUnit(wiring.Component):
     new_refractory : Out(refractory_shape)
     membrane : Out(signed(membrane_bits))
     spike, saturated : Out(1)
-        ``U > 0``; the membrane was clamped.
+        ``U > 0``; the membrane was clamped. All outputs are for the inputs of the
+        previous cycle.
     """
 
     def __init__(self, config: CoreConfig):
@@ -134,9 +138,13 @@ class NeuronUnit(wiring.Component):
         params = config.learning
         m = Module()
         kick = Mux(self.last_spike, -params.refractory_weight, 0)
-        refractory = decay(self.refractory, kick, params.r_shifts)
-        membrane, clamped = saturate((self.dot >> params.trace_bits) + self.bias + refractory,
-                                     config.membrane_bits)
+        refractory = Signal(refractory_shape(config))
+        partial = Signal(signed(dot_shape(config).width - params.trace_bits + 1))
+        m.d.sync += [
+            refractory.eq(decay(self.refractory, kick, params.r_shifts)),
+            partial.eq((self.dot >> params.trace_bits) + self.bias),
+        ]
+        membrane, clamped = saturate(partial + refractory, config.membrane_bits)
         m.d.comb += [
             self.new_refractory.eq(refractory),
             self.membrane.eq(membrane),

@@ -64,6 +64,21 @@ def combinational(dut, inputs, outputs):
     return result["value"]
 
 
+def pipelined(dut, inputs, outputs):
+    """Feed one dict of ``inputs`` per cycle to a unit of latency 1; return its outputs for
+    each, read while the next inputs are already applied (they must not change them)."""
+    async def bench(ctx):
+        seen = []
+        for values in inputs + [{}]:
+            await ctx.tick()
+            for name, value in values.items():
+                ctx.set(getattr(dut, name), int(value))
+            seen.append(tuple(ctx.get(getattr(dut, name)) for name in outputs))
+        return seen[1:]
+
+    return simulate(dut, bench)
+
+
 # ---- trace unit ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("decolle", [
@@ -127,10 +142,10 @@ def test_neuron_unit_matches_golden():
     model.flags = 0
     raw = (dot >> params.trace_bits) + bias + want_r
     want_u = model._clamp_membrane(raw)
-    got = combinational(NeuronUnit(config),
-                        [dict(dot=a, bias=b, refractory=c, last_spike=d) for a, b, c, d in cases],
-                        ("new_refractory", "membrane", "spike", "saturated"))
-    got = np.array(got)
+    got = np.array(pipelined(NeuronUnit(config),
+                             [dict(dot=a, bias=b, refractory=c, last_spike=d)
+                              for a, b, c, d in cases],
+                             ("new_refractory", "membrane", "spike", "saturated")))
     np.testing.assert_array_equal(got[:, 0], want_r)
     np.testing.assert_array_equal(got[:, 1], want_u)
     np.testing.assert_array_equal(got[:, 2], want_u > 0)
@@ -254,18 +269,7 @@ def test_update_unit_matches_golden(stochastic):
                                    draw=block[j, i], shift=shift))
                 new = model.biases[0][i] if j == 9 else model.weights[0][j, i]
                 expected.append((new, None))
-    dut = UpdateUnit(config)
-
-    async def bench(ctx):
-        seen = []
-        for values in inputs + [dict(shift=0)]:     # a synapse per cycle, results a cycle later
-            await ctx.tick()
-            for name, value in values.items():      # the next synapse (another shift) must
-                ctx.set(getattr(dut, name), int(value))   # not change this result
-            seen.append((ctx.get(dut.new_weight), ctx.get(dut.saturated)))
-        return seen[1:]
-
-    got = simulate(dut, bench)
+    got = pipelined(UpdateUnit(config), inputs, ("new_weight", "saturated"))
     np.testing.assert_array_equal([g[0] for g in got], [e[0] for e in expected])
     # Saturation is flagged exactly where the unclamped sum left the range.
     assert any(g[1] for g in got) and not all(g[1] for g in got)
@@ -426,7 +430,7 @@ def expected_cycles(config, golden, events, learned, targets):
     n_classes = config.layers[-1]
     cycles = len(events) + 2
     for layer, (n_pre, n_post) in enumerate(zip(config.layers, config.layers[1:])):
-        cycles += n_pre * (n_post + 1) + n_post + 9
+        cycles += n_pre * (n_post + 1) + n_post + 10
         if not learned:
             continue
         membrane, spikes = golden.U[layer], golden.S[layer]
