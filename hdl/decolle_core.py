@@ -16,16 +16,18 @@ Phases
     ``MEMBRANE``: a walker visits neuron by neuron, input by input, reading ``W[j, i]`` and
     ``P[j]``; a product register and an accumulator form the exact dot product (one
     synapse per cycle, the pipeline never drains between neurons). At each neuron's last
-    input its sum enters two finalize stages: the first reads the neuron's state and bias,
-    the second runs :class:`NeuronUnit` (steps 2 to 4), writes U, R and S back and, for a
-    spike, adds the neuron's readout row to the readout sums (step 5a, event-driven).
+    input its sum enters three finalize stages: the first reads the neuron's state and
+    bias, the next two run :class:`NeuronUnit` (steps 2 to 4, two stages); the last writes
+    U, R and S back and, for a spike, adds the neuron's readout row to the readout sums
+    (step 5a, event-driven).
     ``EMIT``: the layer's spike bits are read in neuron order and each spike is sent on
     ``o_events`` (the walk stalls while the output is not ready).
     ``ERROR`` and ``UPDATE``, on learning ticks only: for each neuron, :class:`ErrorUnit`
     computes ``e_q`` (steps 5a, 5b); for a nonzero ``e_q`` the walker reads the neuron's
-    column (``W[j, i]``, ``P[j]``, the bias last with ``learn_bias``) one synapse per cycle
-    while the Threefry pipeline draws the rounding bits of the same synapse; after the
-    pipeline's latency :class:`UpdateUnit` writes the new weight (step 5c).
+    column (``W[j, i]``, ``P[j]``, the bias last with ``learn_bias``) one synapse per cycle;
+    the Threefry pipeline draws each synapse's rounding bits ahead of its read, so that
+    draw and data meet in :class:`UpdateUnit` (two stages), which writes the new weight two
+    cycles after the read (step 5c). Cycles per tick: ``docs/decolle.md``, "Hardware".
 
     ``END_TICK`` sends the end-of-tick event and advances ``tick`` and ``sample_tick``.
 Host port
