@@ -245,6 +245,9 @@ def build_board(config: CoreConfig, board_name: str, out_dir, *, baud_rate: int 
     if board.family == "ice40":
         # SPRAM is inferred only when asked for; the log then says whether it was used.
         overrides["synth_opts"] = "-spram"
+        if config.rule == "decolle":
+            # The DECOLLE core multiplies (W * P, G * err, e * P): SB_MAC16 blocks, not LUTs.
+            overrides["synth_opts"] += " -dsp"
     env = toolchain_env(board.family)
     started = time.monotonic()
     plan = platform.build(top, name=name, build_dir=str(build_dir), do_build=False, **overrides)

@@ -17,7 +17,9 @@ and the hardware does the same, bit for bit. For each neuron layer ``l = 1, 2, .
 with presynaptic spikes ``s`` (the inputs for ``l = 1``; for ``l > 1`` the spikes layer
 ``l-1`` emitted in step 4 of this same tick):
 
-1. **Traces, per input j** (``Q`` and ``P`` are unsigned, ``tb + 1`` bits; P uses the OLD Q)::
+1. **Traces, per input j** (P uses the OLD Q; both stay in ``[-(len(q_shifts) +
+   len(p_shifts) - 2), 2**tb]``: each floor shift of a falling trace can take one LSB too
+   many, so a trace can end a few LSBs below 0)::
 
        q_old = Q[j]
        Q[j] += sum(((s[j] << tb) - Q[j]) >> k for k in q_shifts)
@@ -62,6 +64,17 @@ with presynaptic spikes ``s`` (the inputs for ``l = 1``; for ``l > 1`` the spike
 
 After the last layer the tick counter advances by one.
 
+The core's input stream
+-----------------------
+:meth:`GoldenDecolle.tick_events` is the tick the hardware runs from its input stream and
+registers (it calls :meth:`GoldenDecolle.tick`, so the arithmetic above is unchanged): an
+address ``j < n_inputs`` is an input spike (duplicates count once), an address
+``n_inputs + k`` with ``k < K`` names class ``k`` of this tick's label (``y[k] = 1``; several
+labels give several ones), any other address is dropped and counted in ``dropped_events``
+(sticky at ``2**32 - 1``). The tick learns when ``learning`` is on, ``sample_tick >=
+burn_in`` and at least one label arrived; ``sample_tick`` (ticks since
+:meth:`GoldenDecolle.start_sample`, sticky at ``2**16 - 1``) then advances.
+
 Random draws
 ------------
 Every random number is a Threefry-2x32 draw (:mod:`plasticore.golden.prng`, ``prng_rounds``
@@ -101,7 +114,7 @@ from plasticore.config import CoreConfig
 from plasticore.golden.prng import threefry2x32
 from plasticore.rules import rule_params
 
-__all__ = ["GoldenDecolle", "initial_parameters", "readout_matrices", "rounding_draws",
+__all__ = ["GoldenDecolle", "initial_parameters", "SAMPLE_TICK_MAX", "DROPPED_EVENTS_MAX", "readout_matrices", "rounding_draws",
            "synapse_offsets", "predict", "FLAG_MEMBRANE_SATURATED", "FLAG_WEIGHT_SATURATED",
            "ROUNDING_STREAM", "READOUT_STREAM"]
 
@@ -112,6 +125,9 @@ READOUT_STREAM = 0x52444F00
 #: Sticky flags.
 FLAG_MEMBRANE_SATURATED = 1 << 0
 FLAG_WEIGHT_SATURATED = 1 << 1
+#: ``sample_tick`` and ``dropped_events`` stick at these values.
+SAMPLE_TICK_MAX = (1 << 16) - 1
+DROPPED_EVENTS_MAX = (1 << 32) - 1
 
 _ACCUMULATOR_BITS = 48   # the dot products; a build-time check keeps them in range (and float-exact)
 
@@ -229,6 +245,13 @@ class GoldenDecolle:
         Ticks run so far (the stochastic-rounding counter).
     flags : int
         Sticky ``FLAG_*`` bits.
+    Q, P, R, S, U : list of numpy.ndarray
+        Per layer, ``(batch, n)``: traces (per input of the layer), refractory states,
+        spikes and membranes of the last tick (zero after :meth:`reset_state`).
+    learning : bool
+        Whether :meth:`tick_events` learns (with a label, from ``burn_in`` on).
+    burn_in, sample_tick, dropped_events : int
+        See "The core's input stream" in the module docstring.
     """
 
     def __init__(self, config: CoreConfig, weights=None, biases=None):
@@ -263,6 +286,10 @@ class GoldenDecolle:
         self.offsets = synapse_offsets(config)
         self.tick_count = 0
         self.flags = 0
+        self.learning = False
+        self.burn_in = params.burn_in
+        self.sample_tick = 0
+        self.dropped_events = 0
         self.reset_state(1)
 
     def set_lr_shifts(self, shifts) -> None:
@@ -289,6 +316,36 @@ class GoldenDecolle:
         self.P = [np.zeros((batch, n), dtype=np.int64) for n in config.layers[:-1]]
         self.R = [np.zeros((batch, n), dtype=np.int64) for n in config.neuron_layers]
         self.S = [np.zeros((batch, n), dtype=bool) for n in config.neuron_layers]
+        self.U = [np.zeros((batch, n), dtype=np.int64) for n in config.neuron_layers]
+
+    def start_sample(self) -> None:
+        """Begin a new sample: zero the state (batch of one) and ``sample_tick``."""
+        self.reset_state(1)
+        self.sample_tick = 0
+
+    def tick_events(self, events):
+        """Run one tick from the core's input events (inputs and labels, see the module docstring).
+
+        Returns
+        -------
+        list of numpy.ndarray
+            For each neuron layer, the indices of the neurons that spiked, ascending.
+        """
+        config = self.config
+        n_inputs, n_classes = config.n_inputs, config.layers[-1]
+        events = np.asarray(events, dtype=np.int64).reshape(-1)
+        inputs = events[(events >= 0) & (events < n_inputs)]
+        labels = events[(events >= n_inputs) & (events < n_inputs + n_classes)] - n_inputs
+        dropped = len(events) - len(inputs) - len(labels)
+        self.dropped_events = min(DROPPED_EVENTS_MAX, self.dropped_events + dropped)
+        spikes = np.zeros((1, n_inputs), dtype=bool)
+        spikes[0, inputs] = True
+        target = np.zeros((1, n_classes), dtype=np.int64)
+        target[0, labels] = 1
+        learn = bool(self.learning and self.sample_tick >= self.burn_in and len(labels))
+        outputs = self.tick(spikes, target, learn)
+        self.sample_tick = min(SAMPLE_TICK_MAX, self.sample_tick + 1)
+        return [np.flatnonzero(s_out[0]) for _, s_out in outputs]
 
     def _clamp_membrane(self, x):
         low, high = self.config.membrane_range
@@ -393,6 +450,7 @@ class GoldenDecolle:
             membrane = self._clamp_membrane(drive + self.biases[layer] + self.R[layer])
             s_out = membrane > 0
             self.S[layer] = s_out
+            self.U[layer] = membrane
             if learn:
                 error_q = self.layer_error(layer, s_out, membrane, target)
                 self._learn(layer, self.P[layer], error_q, draws)

@@ -31,7 +31,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect
 
-from plasticore.layout import CoreLayout, REGION_WEIGHTS
+from plasticore.layout import CoreLayout, REGION_WEIGHTS, layout_for
 from plasticore.protocol import (
     SYNC, PROTOCOL_VERSION, DEFAULT_MAX_PAYLOAD, SPIKE_TICK_BITS, Command, Status)
 
@@ -42,12 +42,13 @@ __all__ = ["HostLink", "LinkTop", "region_sizes"]
 
 
 def region_sizes(layout: CoreLayout) -> tuple[int, ...]:
-    """Return the offset bound of each host region, padded with 0 to ``2**region_bits``.
+    """Return the offset bound of each host region (registers, weights, membrane, refractory,
+    and a DECOLLE core's more; ``1 << region_bits`` entries, 0 for a region that names nothing).
 
     The weight region has holes (``post`` past the end of a row's layer); they are checked
     separately, per row.
     """
-    sizes = layout.region_sizes()
+    sizes = tuple(layout.region_sizes())
     return sizes + (0,) * ((1 << layout.region_bits) - len(sizes))
 
 
@@ -570,7 +571,7 @@ class LinkTop(wiring.Component):
                  max_payload: int = DEFAULT_MAX_PAYLOAD, core_factory=None):
         from .uart import cycles_per_bit
         self.config = config
-        self.layout = CoreLayout(config)
+        self.layout = layout_for(config)
         self.divisor = cycles_per_bit(clk_frequency, baud_rate)
         self.timeout_cycles = max(1, round(clk_frequency * timeout_seconds))
         self.event_buffer_depth = event_buffer_depth

@@ -12,7 +12,12 @@ import numpy as np
 
 from .config import load_config
 
-__all__ = ["register", "describe_ports", "make_case", "verify", "benchmark"]
+__all__ = ["register", "describe_ports", "make_case", "verify", "benchmark", "benchmark_decolle",
+           "make_decolle_case"]
+
+
+#: Ticks per row of ``plasticore bench`` for a DECOLLE core (each tick visits every synapse).
+DECOLLE_BENCH_TICKS = 20
 
 
 def describe_ports(core) -> list[dict]:
@@ -90,10 +95,37 @@ def make_case(config, *, ticks: int, seed: int, activity: float, ready_probabili
     return case
 
 
+def make_decolle_case(config, *, ticks: int, seed: int, activity: float, learn: bool,
+                      label: int | None = None) -> dict:
+    """One sample of ``ticks`` ticks from the golden model's initial weights: each input
+    spikes with probability ``activity`` per tick, the label (``n_inputs + label``) comes
+    every tick, learning is on from the first tick (burn-in 0) when ``learn``."""
+    from plasticore.golden.decolle import initial_parameters
+
+    rng = np.random.default_rng(seed)
+    weights, biases = initial_parameters(config)
+    n_inputs, n_classes = config.n_inputs, config.layers[-1]
+    label = int(rng.integers(0, n_classes)) if label is None else label
+    script = [["write", "learn", int(learn)], ["write", "burn_in", 0], ["sample"]]
+    for _ in range(ticks):
+        events = [int(j) for j in np.flatnonzero(rng.random(n_inputs) < activity)]
+        script.append(["tick", events + [n_inputs + label]])
+    return {"weights": weights, "biases": biases, "script": script, "ready_probability": 1.0,
+            "seed": seed}
+
+
 def verify(config, *, simulator: str, ticks: int, seed: int, activity: float,
            ready_probability: float, build_root) -> dict:
     """Run golden and RTL on the same random input; return the testbench result."""
     from plasticore.sim.runner import run_case
+
+    if config.rule == "decolle":
+        from plasticore.sim.decolle_case import random_case
+        from plasticore.sim.runner import run_decolle_case
+
+        case = random_case(config, np.random.default_rng(seed), ticks, activity=activity)
+        case.update(ready_probability=ready_probability, seed=seed)
+        return run_decolle_case(config, case, simulator=simulator, build_root=build_root)
 
     case = make_case(config, ticks=ticks, seed=seed, activity=activity,
                      ready_probability=ready_probability)
@@ -179,6 +211,65 @@ def benchmark(config, *, simulator: str, ticks: int, seed: int, activities, buil
             "golden_activity": 0.2, "golden_learning": config.rule == "erbp"}
 
 
+def benchmark_decolle(config, *, simulator: str, ticks: int, seed: int, activities, build_root,
+                      golden_ticks: int = 200) -> dict:
+    """Measure the DECOLLE core's cycles per tick against input activity, learning off and on.
+
+    Each row is one sample of ``ticks`` ticks from the initial weights, checked bit for bit
+    against golden tick by tick (the final state is not read back). The output is always
+    ready, so the figures are the core's own.
+    """
+    from plasticore.golden.decolle import GoldenDecolle
+    from plasticore.sim.runner import run_decolle_case
+
+    rows = []
+    for learn in (False, True):
+        for activity in activities:
+            case = make_decolle_case(config, ticks=ticks, seed=seed, activity=activity, learn=learn)
+            case["check_state"] = False
+            result = run_decolle_case(config, case, simulator=simulator, build_root=build_root,
+                                      optimize=True)
+            if result["mismatch"] is not None:
+                raise RuntimeError(format_verdict(result))
+            cycles = np.array(result["tick_cycles"])
+            rows.append({
+                "learning": learn,
+                "activity": activity,
+                "input_events_per_tick": sum(result["input_events"]) / ticks,
+                "spikes_per_tick": result["spikes"] / ticks,
+                "cycles_per_tick": float(cycles.mean()),
+                "cycles_min": int(cycles.min()),
+                "cycles_max": int(cycles.max()),
+            })
+    speeds = {}
+    for learn in (False, True):
+        case = make_decolle_case(config, ticks=golden_ticks, seed=seed, activity=0.2, learn=learn)
+        golden = GoldenDecolle(config, case["weights"], case["biases"])
+        from plasticore.sim.decolle_case import golden_apply
+        start = time.perf_counter()
+        for step in case["script"]:
+            golden_apply(golden, step)
+        speeds["learning" if learn else "inference"] = golden_ticks / (time.perf_counter() - start)
+    return {"config": config.name, "rule": "decolle", "simulator": simulator, "ticks": ticks,
+            "synapses": config.n_synapses, "activity": rows,
+            "golden_ticks_per_second": speeds, "golden_activity": 0.2}
+
+
+def _print_decolle_benchmark(figures: dict) -> None:
+    print(f"{figures['config']}: DECOLLE core, {figures['synapses']} synapses, one per cycle; "
+          f"{figures['ticks']} ticks per row (one sample, label every tick), RTL on "
+          f"{figures['simulator']}")
+    print(f"{'learning':>8} {'activity':>8} {'in ev/tick':>10} {'spikes/tick':>11} "
+          f"{'cycles/tick':>11} {'min':>7} {'max':>7}")
+    for row in figures["activity"]:
+        print(f"{'on' if row['learning'] else 'off':>8} {row['activity']:>8.3f} "
+              f"{row['input_events_per_tick']:>10.2f} {row['spikes_per_tick']:>11.2f} "
+              f"{row['cycles_per_tick']:>11.1f} {row['cycles_min']:>7} {row['cycles_max']:>7}")
+    speeds = figures["golden_ticks_per_second"]
+    print(f"golden model: {speeds['inference']:.0f} ticks per second without learning, "
+          f"{speeds['learning']:.0f} with (activity {figures['golden_activity']})")
+
+
 def _print_benchmark(figures: dict) -> None:
     print(f"{figures['config']}: lanes {figures['lanes']}, {figures['ticks']} ticks per activity "
           f"level, RTL on {figures['simulator']}")
@@ -228,10 +319,17 @@ def _verify_command(args) -> int:
 
 def _bench_command(args) -> int:
     config = load_config(args.config)
-    figures = benchmark(config, simulator=args.simulator, ticks=args.ticks, seed=args.seed,
-                        activities=args.activity, build_root=args.build_dir,
-                        burst_events=args.burst)
-    _print_benchmark(figures)
+    if config.rule == "decolle":
+        # A dense tick costs every synapse: fewer ticks per row by default.
+        figures = benchmark_decolle(config, simulator=args.simulator,
+                                    ticks=args.ticks or DECOLLE_BENCH_TICKS, seed=args.seed,
+                                    activities=args.activity, build_root=args.build_dir)
+        _print_decolle_benchmark(figures)
+    else:
+        figures = benchmark(config, simulator=args.simulator, ticks=args.ticks or 100,
+                            seed=args.seed, activities=args.activity, build_root=args.build_dir,
+                            burst_events=args.burst)
+        _print_benchmark(figures)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
@@ -281,7 +379,9 @@ def register(subparsers) -> None:
     bench_parser = subparsers.add_parser(
         "bench", help="measure RTL cycles per tick and per synaptic event, golden speed")
     simulation_options(bench_parser)
-    bench_parser.add_argument("--ticks", type=_positive, default=100)
+    bench_parser.add_argument("--ticks", type=_positive, default=None,
+                              help="ticks per activity level (default 100; DECOLLE: "
+                                   f"{DECOLLE_BENCH_TICKS})")
     bench_parser.add_argument("--activity", type=_probability, nargs="+",
                               default=[0.05, 0.1, 0.2, 0.4])
     bench_parser.add_argument("--burst", type=_positive, default=512,

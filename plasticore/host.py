@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import CoreConfig, load_config
 from .golden.lif import check_weights
-from .layout import CORE_MAGIC, CoreLayout, REGION_MEMBRANE, REGION_REFRACTORY
+from .layout import CORE_MAGIC, REGION_MEMBRANE, REGION_REFRACTORY, layout_for
 from .protocol import (
     Command, LinkStatus, ProtocolError, REPLY_HEADER_BYTES, CRC_BYTES, Status, SYNC,
     decode_reply, decode_spike_word, decode_status, encode_request, events_payload,
@@ -133,7 +133,7 @@ class BoardCore:
     def __init__(self, config, transport, *, timeout: float = 2.0, run_timeout: float = 10.0,
                  check_magic: bool = True):
         self.config: CoreConfig = load_config(config)
-        self.layout = CoreLayout(self.config)
+        self.layout = layout_for(self.config)
         self.transport = transport
         self.timeout = timeout
         self.run_timeout = run_timeout
@@ -290,8 +290,9 @@ class BoardCore:
         return self._read_state(REGION_MEMBRANE, self.config.membrane_bits)
 
     def read_refractory(self) -> list[np.ndarray]:
-        """Return every neuron layer's refractory counters."""
-        return self._read_state(REGION_REFRACTORY, None)
+        """Return every neuron layer's refractory counters (a DECOLLE core: the signed
+        refractory states ``R``)."""
+        return self._read_state(REGION_REFRACTORY, 32 if self.config.rule == "decolle" else None)
 
     def clear_state(self) -> None:
         """Zero every membrane and refractory counter and clear ``dropped_events`` and ``flags``.

@@ -38,6 +38,12 @@ Host memory map (32-bit data, word addresses)
     5         error        error neuron: ``k`` for E+ of class ``k``, ``N_L + k``
                            for its E-
     ========  ===========  ===================================================
+
+    A DECOLLE core (``rule = "decolle"``) has :class:`DecolleLayout`: the same four regions
+    at the same addresses (its membrane region holds the last tick's membranes ``U``, its
+    refractory region the refractory states ``R``, signed), more registers in region 0, and
+    four more regions behind a third region bit. :func:`layout_for` picks the layout of a
+    configuration.
 """
 
 from __future__ import annotations
@@ -49,7 +55,10 @@ from .config import CoreConfig
 __all__ = ["LayerLayout", "CoreLayout", "REGISTERS", "REGION_REGISTERS", "REGION_WEIGHTS",
            "REGION_MEMBRANE", "REGION_REFRACTORY", "REGION_DENDRITE", "REGION_ERROR",
            "ERBP_REGISTERS", "FLAG_WEIGHT_SATURATED", "FLAG_DENDRITE_SATURATED",
-           "FLAG_ERROR_SATURATED", "CORE_MAGIC", "HostAddressError"]
+           "FLAG_ERROR_SATURATED", "CORE_MAGIC", "HostAddressError",
+           "DecolleLayout", "DECOLLE_REGISTERS", "REGION_BIAS", "REGION_SPIKES",
+           "REGION_TRACE_Q", "REGION_TRACE_P", "DECOLLE_FLAG_MEMBRANE_SATURATED",
+           "DECOLLE_FLAG_WEIGHT_SATURATED", "layout_for"]
 
 REGION_REGISTERS = 0
 REGION_WEIGHTS = 1
@@ -114,6 +123,9 @@ class LayerLayout:
 class CoreLayout:
     """Memory layout and host memory map of a core built from ``config``."""
 
+    #: Width of the region field at the top of a host address.
+    region_bits = 2
+
     def __init__(self, config: CoreConfig):
         self.config = config
         self.lanes = config.lanes
@@ -138,7 +150,8 @@ class CoreLayout:
         self.erbp = config.rule == "erbp"
         self.registers = {**REGISTERS, **ERBP_REGISTERS} if self.erbp else dict(REGISTERS)
         self.error_neurons = 2 * config.layers[-1] if self.erbp else 0
-        self.region_bits = 3 if self.erbp else 2
+        if self.erbp:
+            self.region_bits = 3
         offsets = max(self.rows << self.post_bits, self.state_words, len(self.registers),
                       self.error_neurons)
         self.offset_bits = max(1, (offsets - 1).bit_length())
@@ -270,3 +283,92 @@ class CoreLayout:
                 for lay in self.layers
             ],
         }
+
+
+# DECOLLE
+
+REGION_BIAS = 4        # global neuron index: the bias (weight format, read/write)
+REGION_SPIKES = 5      # global neuron index: the spike of the last tick (0 or 1)
+REGION_TRACE_Q = 6     # row_base + pre: the presynaptic trace Q of input ``pre`` of a layer
+REGION_TRACE_P = 7     # row_base + pre: the presynaptic trace P
+
+#: Region 0 of a DECOLLE core: the inference core's registers, then the learning controls,
+#: then ``lr_shift_<l>`` for each neuron layer ``l = 1, 2, ...`` from offset 9.
+DECOLLE_REGISTERS = dict(REGISTERS, **{
+    "learn": 6,            # read/write 0 or 1: learning on (ticks with a label, from burn_in)
+    "burn_in": 7,          # read/write 0..65535: ticks of each sample that do not learn
+    "sample_tick": 8,      # read: ticks since the sample started; write (any value): start a
+                           # new sample (traces, refractory states, spikes, membranes zero)
+})
+#: Bits of a DECOLLE core's ``flags`` register (those of :mod:`plasticore.golden.decolle`).
+DECOLLE_FLAG_MEMBRANE_SATURATED = 1 << 0
+DECOLLE_FLAG_WEIGHT_SATURATED = 1 << 1
+
+
+class DecolleLayout(CoreLayout):
+    """Memory layout and host memory map of a DECOLLE core.
+
+    Regions 0 to 3 mean what they mean in :class:`CoreLayout` (membrane: ``U`` of the last
+    tick; refractory: ``R``, signed), regions 4 to 7 are :data:`REGION_BIAS`,
+    :data:`REGION_SPIKES`, :data:`REGION_TRACE_Q` and :data:`REGION_TRACE_P`. The offset
+    field is as wide as the inference core's unless the registers need more (only for
+    networks with fewer than 16 weight addresses), so weight addresses are the same.
+    """
+
+    region_bits = 3
+
+    def __init__(self, config: CoreConfig):
+        super().__init__(config)
+        registers = dict(DECOLLE_REGISTERS)
+        first = len(registers)
+        for lay in self.layers:
+            registers[f"lr_shift_{lay.index}"] = first + lay.index - 1
+        self.registers = registers
+        offsets = max(self.rows << self.post_bits, self.state_words, len(registers))
+        self.offset_bits = max(1, (offsets - 1).bit_length())
+        self.address_bits = self.offset_bits + self.region_bits
+
+    def region_sizes(self) -> tuple[int, ...]:
+        return super().region_sizes() + (self.state_words, self.state_words, self.rows,
+                                         self.rows)
+
+    def bias_address(self, layer: int, neuron: int) -> int:
+        """Return the host address of the bias of ``neuron`` in ``layer``."""
+        return self.address(REGION_BIAS, self.neuron_index(layer, neuron))
+
+    def spike_address(self, layer: int, neuron: int) -> int:
+        """Return the host address of the last spike of ``neuron`` in ``layer``."""
+        return self.address(REGION_SPIKES, self.neuron_index(layer, neuron))
+
+    def trace_address(self, layer: int, pre: int, which: str) -> int:
+        """Return the host address of trace ``which`` ("q" or "p") of input ``pre`` of ``layer``."""
+        lay = self.layer(layer)
+        if which not in ("q", "p"):
+            raise HostAddressError(f"trace {which!r} does not exist: \"q\" or \"p\"")
+        if not 0 <= pre < lay.n_pre:
+            raise HostAddressError(f"pre = {pre}: layer {layer - 1} has {lay.n_pre} neurons")
+        region = REGION_TRACE_Q if which == "q" else REGION_TRACE_P
+        return self.address(region, lay.row_base + pre)
+
+    def describe(self) -> dict:
+        description = super().describe()
+        regions = description["regions"]
+        regions["registers"]["flags"] = {"membrane_saturated": DECOLLE_FLAG_MEMBRANE_SATURATED,
+                                         "weight_saturated": DECOLLE_FLAG_WEIGHT_SATURATED}
+        regions["registers"]["registers"] = dict(self.registers)
+        regions["membrane"]["content"] = "U of the last tick"
+        regions["refractory"]["content"] = "R, signed"
+        for name, region, words, address in (
+                ("bias", REGION_BIAS, self.state_words, "base + state_base + neuron"),
+                ("spikes", REGION_SPIKES, self.state_words, "base + state_base + neuron"),
+                ("trace_q", REGION_TRACE_Q, self.rows, "base + row_base + pre"),
+                ("trace_p", REGION_TRACE_P, self.rows, "base + row_base + pre")):
+            regions[name] = {"region": region, "base": self.address(region, 0), "words": words,
+                             "address": address}
+        description["region_bits"] = self.region_bits
+        return description
+
+
+def layout_for(config: CoreConfig) -> CoreLayout:
+    """Return the layout of the core ``config`` builds (:class:`DecolleLayout` for DECOLLE)."""
+    return DecolleLayout(config) if config.rule == "decolle" else CoreLayout(config)

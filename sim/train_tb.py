@@ -6,7 +6,7 @@ through its host port and event streams and block until the simulation has done 
 A golden model runs in lockstep as a shadow: every tick's spikes are compared, and the
 weights when the trainer reads them, so a training run on RTL is also a bit-exactness run.
 
-The job comes from the JSON file named by ``PLASTICORE_TRAIN`` (written by
+The job comes from the JSON file named by ``PLASTICORE_CASE`` (written by
 :func:`plasticore.sim.runner.run_training`); the result (the trainer's metrics and
 weights, or the first mismatch) goes to the path it names.
 """
@@ -143,8 +143,8 @@ class RtlErbpModel:
 
 @cocotb.test()
 async def train_on_rtl(dut):
-    """Run the training job named by PLASTICORE_TRAIN and write its result."""
-    with open(os.environ["PLASTICORE_TRAIN"]) as file:
+    """Run the training job named by PLASTICORE_CASE and write its result."""
+    with open(os.environ["PLASTICORE_CASE"]) as file:
         job = json.load(file)
     config = CoreConfig.from_dict(job["config"])
     if config.rule != "erbp":

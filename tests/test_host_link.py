@@ -15,7 +15,7 @@ from amaranth.sim import Simulator
 
 from plasticore.config import CoreConfig
 from plasticore.hdl.host_link import HostLink
-from plasticore.layout import CoreLayout, REGISTERS, REGION_WEIGHTS, REGION_MEMBRANE
+from plasticore.layout import CoreLayout, REGION_WEIGHTS, REGION_MEMBRANE
 from plasticore.protocol import (
     Command, Status, SYNC, crc16, decode_reply, decode_spike_word, decode_status,
     encode_request, events_payload, read_payload, read_spikes_payload, run_payload,
@@ -31,13 +31,13 @@ class FakeCore:
 
     def __init__(self, layout: CoreLayout):
         self.layout = layout
-        self.valid = {layout.address(0, offset) for offset in range(len(REGISTERS))}
+        self.valid = {layout.address(0, offset) for offset in range(len(layout.registers))}
         for lay in layout.layers:
             self.valid.update(layout.weight_address(lay.index, pre, post)
                               for pre in range(lay.n_pre) for post in range(lay.n_post))
-        for region in (2, 3):
-            self.valid.update(layout.address(region, offset)
-                              for offset in range(layout.state_words))
+        # The state regions (a DECOLLE core has more of them, behind a third region bit).
+        for region, size in enumerate(layout.region_sizes()[2:], 2):
+            self.valid.update(layout.address(region, offset) for offset in range(size))
         self.memory = {}
         self.tick = 0
         self.pending = []       # input addresses of the open tick
@@ -399,3 +399,27 @@ def test_core_refusal_stops_a_write_and_says_where(layout):
     replies = check(layout, frames)
     assert replies[0].status == Status.REFUSED and replies[0].payload == b"\x02\x00"
     assert struct.unpack("<4I", replies[1].payload) == (1, 2, 0, 0)
+
+
+def test_decolle_regions_pass_the_bridge():
+    """A DECOLLE core's extra registers and regions 4 to 7 are in the map; past them is not."""
+    from plasticore.layout import REGION_BIAS, REGION_TRACE_P, DecolleLayout
+    config = CoreConfig.from_dict(dict(
+        layers=[6, 5, 3], weight_bits=8, membrane_bits=12, threshold=10, rule="decolle",
+        decolle=dict(trace_bits=6, unit_bits=5, error_shifts=[6, 3], lr_shifts=[4, 3],
+                     init_scale=[1.0, 1.0])))
+    layout = DecolleLayout(config)
+    bias = layout.address(REGION_BIAS, 0)
+    trace_end = layout.address(REGION_TRACE_P, layout.rows)
+    replies = check(layout, [
+        encode_request(Command.WRITE, write_payload(bias, [3, 4, 5])),
+        encode_request(Command.READ, read_payload(bias, 3)),
+        encode_request(Command.READ, read_payload(trace_end - 2, 2)),            # fits
+        encode_request(Command.READ, read_payload(trace_end - 2, 3)),            # one past
+        encode_request(Command.WRITE, write_payload(layout.register_address("lr_shift_2"), [9])),
+        encode_request(Command.READ, read_payload(layout.address(0, len(layout.registers)), 1)),
+        encode_request(Command.READ, read_payload(1 << layout.address_bits, 1)),  # high bit
+    ])
+    assert [r.status for r in replies] == [Status.OK] * 3 + [Status.ADDRESS_OUT_OF_RANGE] \
+        + [Status.OK] + [Status.ADDRESS_OUT_OF_RANGE] * 2
+    assert struct.unpack("<3I", replies[1].payload) == (3, 4, 5)

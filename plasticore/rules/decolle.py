@@ -94,7 +94,8 @@ class Params:
         Spike probability per tick of a fully on input pixel (Bernoulli rate code).
     trace_bits : int
         Fraction bits of the presynaptic traces (1.0 = ``2**trace_bits``); traces are
-        unsigned, ``trace_bits + 1`` wide.
+        at most ``2**trace_bits``, and a floor shift can leave a falling trace a few LSBs
+        below 0 (the hardware stores them signed, ``trace_bits + 2`` wide).
     q_shifts, p_shifts, r_shifts : tuple of int
         Decays of Q (``beta``), P (``alpha``) and the refractory state R (``alpha_rp``):
         ``d = 1 - sum(2**-k)``.

@@ -1,0 +1,400 @@
+"""The arithmetic of a DECOLLE tick, one block per step of :mod:`plasticore.golden.decolle`.
+
+:class:`TraceUnit` is step 1 (the presynaptic traces Q and P of one input),
+:class:`NeuronUnit` steps 2 to 4 (refractory state, membrane and spike of one neuron from
+its dot product), :class:`ErrorUnit` steps 5a and 5b (readout, error and its quantized,
+gated value, one neuron at a time) and :class:`UpdateUnit` step 5c (one synapse). The core
+(:mod:`plasticore.hdl.decolle_core`) walks memories through them; each is tested on its own
+against the golden model.
+
+Widths follow from the configuration. A floor shift can carry a falling trace a few LSBs
+below its target, so the traces are signed and the refractory state can end a few LSBs
+below ``-refractory_weight`` (:func:`trace_shape`, :func:`refractory_shape`).
+"""
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for
+
+from plasticore.config import CoreConfig
+from plasticore.golden.decolle import readout_matrices
+from plasticore.rules.decolle import RANDOM_DRAW_BITS
+from .arith import saturate
+
+__all__ = ["trace_shape", "refractory_shape", "dot_shape", "decay", "TraceUnit", "NeuronUnit",
+           "ErrorUnit", "UpdateUnit"]
+
+
+def _symmetric(bound: int):
+    """The signed shape that holds ``-bound .. bound``."""
+    return signed(bits_for(max(bound, 1)) + 1)
+
+
+def trace_shape(config: CoreConfig):
+    """Signed shape of Q and P: ``2**trace_bits`` at most, and at least
+    ``-(len(q_shifts) + len(p_shifts) - 2)`` (each floor shift of a falling trace can take
+    one LSB too many)."""
+    params = config.learning
+    low = len(params.q_shifts) + len(params.p_shifts)
+    return signed(max(params.trace_bits + 2, bits_for(-low, require_sign_bit=True)))
+
+
+def refractory_shape(config: CoreConfig):
+    """Signed shape of R, in ``[-(refractory_weight + len(r_shifts) - 1), 0]``."""
+    params = config.learning
+    return signed(bits_for(-(params.refractory_weight + len(params.r_shifts)),
+                           require_sign_bit=True))
+
+
+def dot_shape(config: CoreConfig):
+    """Signed shape of the exact dot product ``W . P`` of the widest layer."""
+    params = config.learning
+    largest = max(config.layers[:-1]) * (1 << (config.weight_bits - 1)) * (1 << (params.trace_bits + 1))
+    return _symmetric(largest)
+
+
+def decay(value, target, shifts):
+    """``value + sum((target - value) >> k for k in shifts)``, arithmetic shifts, exact width."""
+    gap = target - value
+    total = value
+    for shift in shifts:
+        total = total + (gap >> shift)
+    return total
+
+
+class TraceUnit(wiring.Component):
+    """Combinational: step 1 for one input, ``Q += sum(((s << tb) - Q) >> k)`` and
+    ``P += sum((Q_old - P) >> k)``.
+
+    Attributes
+    ----------
+    q, p : In(trace_shape)
+        The traces before the tick.
+    spike : In(1)
+        The input's spike in this tick.
+    new_q, new_p : Out(trace_shape)
+    """
+
+    def __init__(self, config: CoreConfig):
+        self._config = config
+        shape = trace_shape(config)
+        super().__init__({
+            "q": In(shape), "p": In(shape), "spike": In(1),
+            "new_q": Out(shape), "new_p": Out(shape),
+        })
+
+    def elaborate(self, platform):
+        params = self._config.learning
+        m = Module()
+        target = Mux(self.spike, 1 << params.trace_bits, 0)
+        m.d.comb += [
+            self.new_q.eq(decay(self.q, target, params.q_shifts)),
+            self.new_p.eq(decay(self.p, self.q, params.p_shifts)),
+        ]
+        return m
+
+
+class NeuronUnit(wiring.Component):
+    """Steps 2 to 4 for one neuron, a two-stage pipeline (latency 1, a neuron per cycle).
+
+    ``R += sum(((-w_rp if S_prev else 0) - R) >> k)``, then
+    ``U = clamp_m((dot >> tb) + b + R)`` and ``S = U > 0``. The first stage registers the
+    new R and ``(dot >> tb) + b``, the second adds, clamps and compares (combinational
+    outputs, one cycle after the inputs): block RAM to block RAM through the decay, the sum
+    and the clamp is too long for one cycle at 50 MHz.
+
+    Attributes
+    ----------
+    dot : In(dot_shape)
+        The exact ``sum_j W[j, i] * P[j]``.
+    bias : In(signed(weight_bits))
+    refractory : In(refractory_shape)
+    last_spike : In(1)
+        The neuron's spike of the previous tick.
+    new_refractory : Out(refractory_shape)
+    membrane : Out(signed(membrane_bits))
+    spike, saturated : Out(1)
+        ``U > 0``; the membrane was clamped. All outputs are for the inputs of the
+        previous cycle.
+    """
+
+    def __init__(self, config: CoreConfig):
+        self._config = config
+        super().__init__({
+            "dot": In(dot_shape(config)),
+            "bias": In(signed(config.weight_bits)),
+            "refractory": In(refractory_shape(config)),
+            "last_spike": In(1),
+            "new_refractory": Out(refractory_shape(config)),
+            "membrane": Out(signed(config.membrane_bits)),
+            "spike": Out(1),
+            "saturated": Out(1),
+        })
+
+    def elaborate(self, platform):
+        config = self._config
+        params = config.learning
+        m = Module()
+        kick = Mux(self.last_spike, -params.refractory_weight, 0)
+        refractory = Signal(refractory_shape(config))
+        partial = Signal(signed(dot_shape(config).width - params.trace_bits + 1))
+        m.d.sync += [
+            refractory.eq(decay(self.refractory, kick, params.r_shifts)),
+            partial.eq((self.dot >> params.trace_bits) + self.bias),
+        ]
+        membrane, clamped = saturate(partial + refractory, config.membrane_bits)
+        m.d.comb += [
+            self.new_refractory.eq(refractory),
+            self.membrane.eq(membrane),
+            self.spike.eq(membrane > 0),
+            self.saturated.eq(clamped),
+        ]
+        return m
+
+
+class ErrorUnit(wiring.Component):
+    """Steps 5a and 5b: the readout of a layer and the quantized, gated error of its neurons.
+
+    Holds the fixed random readouts ``G`` of every layer below the top in a ROM (one word of
+    ``K`` entries per neuron) and the readout sums ``r[k]`` of the layer being worked on.
+
+    Use, for one layer (``layer`` held): pulse ``clear`` (``r = g``); pulse ``add`` with
+    ``add_neuron`` for each neuron that spiked, at most one per cycle (``r += G[i]``, exact);
+    then for each neuron pulse ``start`` with ``neuron``, ``membrane`` and ``spike`` and wait
+    for ``done``: ``error`` is ``e_q``. A neuron below the top whose membrane is inside the
+    boxcar takes ``K + 3`` cycles (one product per readout entry, pipelined), any other 2.
+
+    Attributes
+    ----------
+    layer : In
+        0-based neuron layer.
+    target : In(K)
+        The label bits ``y`` of this tick.
+    clear, add, start : In(1)
+    add_neuron, neuron : In
+        Index in the layer.
+    membrane : In(signed(membrane_bits))
+    spike : In(1)
+    busy, done : Out(1)
+    error : Out(signed(error_bits))
+        Valid with ``done``.
+    readout_saturated : Out(1)
+        Some ``r[k]`` is outside the membrane range (clamped when used): the membrane flag.
+    """
+
+    def __init__(self, config: CoreConfig):
+        self._config = config
+        params = config.learning
+        self._readouts = readout_matrices(config)
+        n_layers = len(config.neuron_layers)
+        amplitude = max([int(abs(G).max()) if G.size else 0
+                         for G, _ in filter(None, self._readouts)] + [0])
+        largest_g = max([int(abs(g).max()) for _, g in filter(None, self._readouts)] + [0])
+        self._entry_shape = _symmetric(amplitude)
+        max_post = max(config.neuron_layers)
+        self._sum_shape = _symmetric(largest_g + max_post * amplitude)
+        # e = sum_k G[i, k] * err[k] with |err| <= 2**u; the top layer's (S - y) << u too.
+        self._error_sum_shape = _symmetric(max(config.layers[-1] * amplitude, 1)
+                                           << params.unit_bits)
+        super().__init__({
+            "layer": In(range(n_layers)),
+            "target": In(config.layers[-1]),
+            "clear": In(1),
+            "add": In(1),
+            "add_neuron": In(range(max_post)),
+            "start": In(1),
+            "neuron": In(range(max_post)),
+            "membrane": In(signed(config.membrane_bits)),
+            "spike": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(signed(params.error_bits)),
+            "readout_saturated": Out(1),
+        })
+
+    def elaborate(self, platform):
+        config = self._config
+        params = config.learning
+        u = params.unit_bits
+        n_classes = config.layers[-1]
+        n_layers = len(config.neuron_layers)
+        low, high = config.membrane_range
+        m = Module()
+
+        hidden = [index for index, readout in enumerate(self._readouts) if readout is not None]
+        rom_base, rows = {}, []
+        for index in hidden:
+            rom_base[index] = len(rows)
+            rows += [[int(x) for x in row] for row in self._readouts[index][0]]
+        word = data.ArrayLayout(self._entry_shape, n_classes)
+        is_top = Signal()
+        base = Signal(range(max(len(rows), 1) + 1))
+        g_values = [Signal(self._sum_shape, name=f"g_{k}") for k in range(n_classes)]
+        with m.Switch(self.layer):
+            for index in range(n_layers):
+                with m.Case(index):
+                    if index in hidden:
+                        g = self._readouts[index][1]
+                        m.d.comb += [base.eq(rom_base[index])]
+                        m.d.comb += [g_values[k].eq(int(g[k])) for k in range(n_classes)]
+                    else:
+                        m.d.comb += is_top.eq(1)
+
+        if rows:
+            # A ROM of a few dozen words looks cheap in logic to Yosys; it is not (one LUT
+            # tree per bit): ask for block RAM.
+            m.submodules.readout = rom = Memory(shape=word, depth=len(rows), init=rows,
+                                                attrs={"rom_style": "block", "ram_style": "block"})
+            rom_rd = rom.read_port()
+            row = rom_rd.data
+        else:
+            row = Signal(word)
+
+        # Readout sums, exact; clamped (and flagged) only where used.
+        sums = [Signal(self._sum_shape, name=f"r_{k}") for k in range(n_classes)]
+        add_pending = Signal()
+        m.d.sync += add_pending.eq(self.add)
+        with m.If(self.clear):
+            m.d.sync += [sums[k].eq(g_values[k]) for k in range(n_classes)]
+        with m.Elif(add_pending):
+            m.d.sync += [sums[k].eq(sums[k] + row[k]) for k in range(n_classes)]
+        any_saturated = Const(0, 1)
+        for k in range(n_classes):
+            any_saturated = any_saturated | (sums[k] < low) | (sums[k] > high)
+        m.d.comb += self.readout_saturated.eq(~is_top & any_saturated)
+
+        # Per-neuron error.
+        neuron = Signal.like(self.neuron)
+        membrane = Signal.like(self.membrane)
+        spike = Signal()
+        gate = Signal()
+        total = Signal(self._error_sum_shape)
+        k = Signal(range(n_classes + 1))
+        error_k = Signal(signed(u + 2))
+        entry_k = Signal(self._entry_shape)
+        product_valid = Signal()
+        if rows:
+            with m.If(self.add):
+                m.d.comb += rom_rd.addr.eq(base + self.add_neuron)
+            with m.Else():
+                m.d.comb += rom_rd.addr.eq(base + neuron)
+        window = params.surrogate_window
+        error_limit = (1 << (params.error_bits - 1)) - 1
+        quantized = Signal(self._error_sum_shape)
+        with m.Switch(self.layer):
+            for index, shift in enumerate(params.error_shifts):
+                with m.Case(index):
+                    half = (1 << (shift - 1)) if shift else 0
+                    m.d.comb += quantized.eq((total + half) >> shift)
+        clipped = Mux(quantized > error_limit, error_limit,
+                      Mux(quantized < -error_limit, -error_limit, quantized))
+
+        with m.FSM(name="error"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.comb += rom_rd.addr.eq(base + self.neuron) if rows else []
+                    inside = (self.membrane > -window) & (self.membrane <= window)
+                    target = self.target.bit_select(self.neuron, 1)
+                    top_error = Mux(self.spike & ~target, 1 << u,
+                                    Mux(~self.spike & target, -(1 << u), 0))
+                    m.d.sync += [
+                        neuron.eq(self.neuron),
+                        membrane.eq(self.membrane),
+                        spike.eq(self.spike),
+                        gate.eq(inside),
+                        k.eq(0),
+                        product_valid.eq(0),
+                        total.eq(top_error),
+                    ]
+                    with m.If(~is_top & inside):
+                        m.d.sync += total.eq(0)
+                        m.next = "SUM"
+                    with m.Else():
+                        m.next = "QUANTIZE"
+            with m.State("SUM"):
+                # One readout entry per cycle: err[k] and G[i, k] are formed (one clamp
+                # chain shared by every k) and registered, their product added a cycle later.
+                m.d.comb += self.busy.eq(1)
+                selected, _ = saturate(Array(sums)[k], config.membrane_bits)
+                difference = selected - (self.target.bit_select(k, 1) << u)
+                m.d.sync += [
+                    error_k.eq(Mux(difference > (1 << u), 1 << u,
+                                   Mux(difference < -(1 << u), -(1 << u), difference))),
+                    entry_k.eq(Array(row[index] for index in range(n_classes))[k]),
+                    product_valid.eq(1),
+                    k.eq(k + 1),
+                ]
+                with m.If(product_valid):
+                    m.d.sync += total.eq(total + entry_k * error_k)
+                with m.If(k == n_classes - 1):
+                    m.next = "LAST"
+            with m.State("LAST"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [total.eq(total + entry_k * error_k), product_valid.eq(0)]
+                m.next = "QUANTIZE"
+            with m.State("QUANTIZE"):
+                m.d.comb += [
+                    self.busy.eq(1),
+                    self.done.eq(1),
+                    self.error.eq(Mux(gate, clipped, 0)),
+                ]
+                m.next = "IDLE"
+        return m
+
+
+class UpdateUnit(wiring.Component):
+    """Step 5c for one synapse, a two-stage pipeline (latency 1, one synapse per cycle).
+
+    ``W = clamp_w(W + ((-e_q * P + rnd) >> lr_shift))`` with ``rnd`` the top ``lr_shift``
+    bits of the 16-bit draw (0 without stochastic rounding). The first stage forms the
+    product and the rounding bits from the inputs and registers them with the weight; the
+    second adds, shifts and saturates (combinational outputs, one cycle after the inputs):
+    a block RAM read, a multiplier and the saturating add do not fit one cycle at 50 MHz.
+
+    Attributes
+    ----------
+    weight : In(signed(weight_bits))
+    trace : In(trace_shape)
+        ``P[j]`` (``1 << trace_bits`` for a bias).
+    error : In(signed(error_bits))
+    draw : In(16)
+    shift : In(range(17))
+        The layer's learning-rate shift.
+    new_weight : Out(signed(weight_bits))
+        For the inputs of the previous cycle.
+    saturated : Out(1)
+    """
+
+    def __init__(self, config: CoreConfig):
+        self._config = config
+        params = config.learning
+        super().__init__({
+            "weight": In(signed(config.weight_bits)),
+            "trace": In(trace_shape(config)),
+            "error": In(signed(params.error_bits)),
+            "draw": In(RANDOM_DRAW_BITS),
+            "shift": In(range(RANDOM_DRAW_BITS + 1)),
+            "new_weight": Out(signed(config.weight_bits)),
+            "saturated": Out(1),
+        })
+
+    def elaborate(self, platform):
+        config = self._config
+        m = Module()
+        product = Signal(signed(config.learning.error_bits + trace_shape(config).width + 1))
+        rounding = Signal(RANDOM_DRAW_BITS)
+        weight = Signal.like(self.weight)
+        shift = Signal.like(self.shift)
+        m.d.sync += [product.eq(-(self.error * self.trace)), weight.eq(self.weight),
+                     shift.eq(self.shift)]
+        if config.learning.stochastic_rounding:
+            # A 16-bit draw shifted right by 16 is 0: no special case for lr_shift = 0.
+            amount = Signal(range(RANDOM_DRAW_BITS + 1))
+            m.d.comb += amount.eq(RANDOM_DRAW_BITS - self.shift)
+            m.d.sync += rounding.eq(self.draw >> amount)
+        step = (product + rounding) >> shift
+        new_weight, clamped = saturate(weight + step, config.weight_bits)
+        m.d.comb += [self.new_weight.eq(new_weight), self.saturated.eq(clamped)]
+        return m
