@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Mux, Value
 
-__all__ = ["saturate"]
+__all__ = ["saturate", "fits_signed"]
 
 
 def saturate(value, width: int):
@@ -21,3 +21,9 @@ def saturate(value, width: int):
     too_low = value < low
     clamped = Mux(too_high, high, Mux(too_low, low, value))
     return clamped.as_signed() if clamped.shape().signed else clamped, too_high | too_low
+
+
+def fits_signed(value, bits: int):
+    """1 when the 32-bit two's complement ``value`` is representable in ``signed(bits)``."""
+    value = Value.cast(value).as_signed()
+    return (value >= -(1 << (bits - 1))) & (value <= (1 << (bits - 1)) - 1)

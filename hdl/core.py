@@ -56,7 +56,7 @@ from plasticore.layout import (CORE_MAGIC, FLAG_ACCUMULATOR_SATURATED, FLAG_DEND
                                REGION_MEMBRANE, REGION_REFRACTORY, REGION_REGISTERS,
                                REGION_WEIGHTS, CoreLayout)
 from plasticore.golden.erbp import feedback_matrices
-from .arith import saturate
+from .arith import fits_signed, saturate
 from .erbp import DendriteUpdate, ErbpWeightStep, ErrorNeuron
 from .interfaces import (ADDRESS_BITS, HOST_DATA_BITS, HostSignature, input_stream_signature,
                          output_stream_signature)
@@ -76,12 +76,6 @@ PRNG_ROUNDS_PER_STAGE = 2
 def _bit(flag: int) -> int:
     """The bit index of a one-bit flag mask."""
     return flag.bit_length() - 1
-
-
-def _fits_signed(value, bits):
-    """1 when the 32-bit two's complement ``value`` is representable in ``signed(bits)``."""
-    value = value.as_signed()
-    return (value >= -(1 << (bits - 1))) & (value <= (1 << (bits - 1)) - 1)
 
 
 class Core(wiring.Component):
@@ -661,7 +655,7 @@ class Core(wiring.Component):
         def serve_neuron_state(read_port, write_port):
             """A signed per-neuron state (membrane, dendrite)."""
             serve_memory(read_port, write_port, offset, neuron_valid,
-                         _fits_signed(write_value, config.membrane_bits), write_value)
+                         fits_signed(write_value, config.membrane_bits), write_value)
 
         # ---- phase machine ---------------------------------------------------------------------
         payload = self.i_events.payload
@@ -844,7 +838,7 @@ class Core(wiring.Component):
                                 m.d.sync += host_error.eq(1)
                     with m.Case(REGION_WEIGHTS):
                         serve_memory(weights_rd, weights_wr, weight_word, weight_valid,
-                                     _fits_signed(write_value, config.weight_bits),
+                                     fits_signed(write_value, config.weight_bits),
                                      Cat(*[write_value[:config.weight_bits]] * lanes),
                                      Const(1, lanes) << weight_post[:lane_bits]
                                      if lanes > 1 else 1)

@@ -55,6 +55,7 @@ from plasticore.layout import (CORE_MAGIC, DECOLLE_FLAG_MEMBRANE_SATURATED,
                                REGION_TRACE_P, REGION_TRACE_Q, REGION_WEIGHTS, DecolleLayout)
 from plasticore.rules import rule_params
 from plasticore.rules.decolle import RANDOM_DRAW_BITS
+from .arith import fits_signed
 from .decolle_units import (ErrorUnit, NeuronUnit, TraceUnit, UpdateUnit, dot_shape,
                             refractory_shape, trace_shape)
 from .interfaces import (ADDRESS_BITS, HOST_DATA_BITS, HostSignature, input_stream_signature,
@@ -66,12 +67,6 @@ __all__ = ["DecolleCore"]
 
 DROPPED_EVENTS_MAX = (1 << 32) - 1
 BURN_IN_MAX = (1 << 16) - 1
-
-
-def _fits_signed(value, bits):
-    """1 when the 32-bit two's complement ``value`` is representable in ``signed(bits)``."""
-    value = value.as_signed()
-    return (value >= -(1 << (bits - 1))) & (value <= (1 << (bits - 1)) - 1)
 
 
 class DecolleCore(wiring.Component):
@@ -324,7 +319,7 @@ class DecolleCore(wiring.Component):
         row_valid = offset < layout.rows
         write_value = host.write_data
         fits_weight = Signal()
-        m.d.comb += fits_weight.eq(_fits_signed(write_value, config.weight_bits))
+        m.d.comb += fits_weight.eq(fits_signed(write_value, config.weight_bits))
         registers = layout.registers
         first_shift = registers["lr_shift_1"]
 

@@ -55,6 +55,34 @@ class Mismatch(Exception):
         super().__init__(", ".join(f"{k} {v}" for k, v in fields.items()))
 
 
+def check_tick_outputs(tick: int, outputs, expected) -> None:
+    """Compare one tick's output events with the golden spikes of each layer.
+
+    Raises
+    ------
+    Mismatch
+        At the first event tagged with another tick, layer out of range, or layer whose
+        spikes differ (naming the first neuron that differs).
+    """
+    n_layers = len(expected)
+    got = [[] for _ in range(n_layers)]
+    for out_tick, layer, neuron, end in outputs:
+        if out_tick != tick:
+            raise Mismatch(tick=tick, what="output event tagged with tick",
+                           expected=tick, got=out_tick)
+        if not end:
+            if not 1 <= layer <= n_layers:
+                raise Mismatch(tick=tick, what="layer out of range", got=layer)
+            got[layer - 1].append(neuron)
+    for layer, (want, have) in enumerate(zip(expected, got), 1):
+        if list(want) != have:
+            extra = sorted(set(have) - set(want.tolist()))
+            missing = sorted(set(want.tolist()) - set(have))
+            neuron = (extra + missing)[0] if extra or missing else None
+            raise Mismatch(tick=tick, layer=layer, neuron=neuron,
+                           expected=[int(x) for x in want], got=have)
+
+
 class CoreBench:
     """Cycle-level driver and monitor of the core's streams and host port."""
 
@@ -181,7 +209,6 @@ async def _run_case(dut, case: dict) -> dict:
                            + 2 * config.n_neurons + 100)
     bench = CoreBench(dut, np.random.default_rng(case["seed"]), case["ready_probability"],
                       work_per_event)
-    n_layers = len(config.neuron_layers)
     await bench.start()
 
     result = {"ticks": 0, "spikes": 0, "state_words": 0, "mismatch": None,
@@ -198,22 +225,7 @@ async def _run_case(dut, case: dict) -> dict:
                 apply_erbp_writes(golden, register_writes[tick])
             expected = golden.tick(events)
             outputs, cycles = await bench.run_tick(events)
-            got = [[] for _ in range(n_layers)]
-            for out_tick, layer, neuron, end in outputs:
-                if out_tick != tick:
-                    raise Mismatch(tick=tick, what="output event tagged with tick",
-                                   expected=tick, got=out_tick)
-                if not end:
-                    if not 1 <= layer <= n_layers:
-                        raise Mismatch(tick=tick, what="layer out of range", got=layer)
-                    got[layer - 1].append(neuron)
-            for layer, (want, have) in enumerate(zip(expected, got), 1):
-                if list(want) != have:
-                    extra = sorted(set(have) - set(want.tolist()))
-                    missing = sorted(set(want.tolist()) - set(have))
-                    neuron = (extra + missing)[0] if extra or missing else None
-                    raise Mismatch(tick=tick, layer=layer, neuron=neuron,
-                                   expected=[int(x) for x in want], got=have)
+            check_tick_outputs(tick, outputs, expected)
             result["ticks"] += 1
             result["spikes"] += sum(len(s) for s in expected)
             result["tick_cycles"].append(cycles)

@@ -28,7 +28,7 @@ from plasticore.config import CoreConfig
 from plasticore.golden.decolle import GoldenDecolle
 from plasticore.hdl.interfaces import ADDRESS_BITS, LAYER_BITS, TICK_BITS
 from plasticore.layout import DecolleLayout
-from plasticore.sim.core_tb import CoreBench, Mismatch, _high
+from plasticore.sim.core_tb import CoreBench, Mismatch, _high, check_tick_outputs
 from plasticore.sim.decolle_case import golden_apply, golden_state
 from plasticore.sim.decolle_pysim import STATE_REGIONS
 
@@ -92,7 +92,6 @@ async def _run_case(dut, case: dict) -> dict:
     bench = DecolleBench(dut, np.random.default_rng(case["seed"]), case["ready_probability"],
                          work * (2 + config.layers[-1]))
     fast = case["ready_probability"] >= 1.0
-    n_layers = len(config.neuron_layers)
 
     dut.i_events__valid.value = 0
     dut.o_events__ready.value = 0
@@ -129,22 +128,7 @@ async def _run_case(dut, case: dict) -> dict:
                 outputs, cycles = await bench.run_tick_fast(events)
             else:
                 outputs, cycles = await bench.run_tick(events)
-            got = [[] for _ in range(n_layers)]
-            for out_tick, layer, neuron, end in outputs:
-                if out_tick != tick:
-                    raise Mismatch(tick=tick, what="output event tagged with tick",
-                                   expected=tick, got=out_tick)
-                if not end:
-                    if not 1 <= layer <= n_layers:
-                        raise Mismatch(tick=tick, what="layer out of range", got=layer)
-                    got[layer - 1].append(neuron)
-            for layer, (want, have) in enumerate(zip(expected, got), 1):
-                if list(want) != have:
-                    extra = sorted(set(have) - set(want.tolist()))
-                    missing = sorted(set(want.tolist()) - set(have))
-                    neuron = (extra + missing)[0] if extra or missing else None
-                    raise Mismatch(tick=tick, layer=layer, neuron=neuron,
-                                   expected=[int(x) for x in want], got=have)
+            check_tick_outputs(tick, outputs, expected)
             result["ticks"] += 1
             result["learning_ticks"] += learns
             result["learned"].append(learns)
