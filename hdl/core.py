@@ -46,7 +46,6 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from plasticore.config import ConfigError, CoreConfig
@@ -58,8 +57,7 @@ from plasticore.layout import (CORE_MAGIC, FLAG_ACCUMULATOR_SATURATED, FLAG_DEND
 from plasticore.golden.erbp import feedback_matrices
 from .arith import fits_signed, saturate
 from .erbp import DendriteUpdate, ErbpWeightStep, ErrorNeuron
-from .interfaces import (ADDRESS_BITS, HOST_DATA_BITS, HostSignature, input_stream_signature,
-                         output_stream_signature)
+from .interfaces import ADDRESS_BITS, HOST_DATA_BITS, core_ports
 from .neuron import LifFire, LifIntegrate, raw_shape
 from .prng import Threefry2x32
 from .synapse import LaneAccumulate, WeightUpdate, accumulator_word_layout, weight_word_layout
@@ -112,11 +110,7 @@ class Core(wiring.Component):
         self._MustUse__silence = False
         self._config = config
         self._layout = CoreLayout(config)
-        super().__init__({
-            "i_events": In(input_stream_signature()),
-            "o_events": Out(output_stream_signature()),
-            "host": In(HostSignature(self._layout.address_bits)),
-        })
+        super().__init__(core_ports(self._layout.address_bits))
 
     @property
     def config(self) -> CoreConfig:

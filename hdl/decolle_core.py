@@ -45,7 +45,6 @@ A new sample
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from plasticore.config import ConfigError, CoreConfig
 from plasticore.golden.decolle import ROUNDING_STREAM, SAMPLE_TICK_MAX, synapse_offsets
@@ -58,8 +57,7 @@ from plasticore.rules.decolle import RANDOM_DRAW_BITS
 from .arith import fits_signed
 from .decolle_units import (ErrorUnit, NeuronUnit, TraceUnit, UpdateUnit, dot_shape,
                             refractory_shape, trace_shape)
-from .interfaces import (ADDRESS_BITS, HOST_DATA_BITS, HostSignature, input_stream_signature,
-                         output_stream_signature)
+from .interfaces import ADDRESS_BITS, HOST_DATA_BITS, core_ports
 from .prng import Threefry2x32, delayed
 from .synapse import weight_word_layout
 
@@ -103,11 +101,7 @@ class DecolleCore(wiring.Component):
         self._config = config
         self._layout = DecolleLayout(config)
         self._MustUse__silence = False
-        super().__init__({
-            "i_events": In(input_stream_signature()),
-            "o_events": Out(output_stream_signature()),
-            "host": In(HostSignature(self._layout.address_bits)),
-        })
+        super().__init__(core_ports(self._layout.address_bits))
 
     @property
     def config(self) -> CoreConfig:

@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = ["INPUT_EVENT", "ADDRESS_BITS", "TICK_BITS", "LAYER_BITS", "HOST_DATA_BITS",
            "output_event_layout", "input_stream_signature", "output_stream_signature",
-           "HostSignature"]
+           "HostSignature", "core_ports"]
 
 ADDRESS_BITS = 16
 TICK_BITS = 32
@@ -84,3 +84,13 @@ class HostSignature(wiring.Signature):
 
     def __repr__(self):
         return f"HostSignature({self.address_bits})"
+
+
+def core_ports(address_bits: int) -> dict:
+    """Return the ports every core has (its component signature members): input events,
+    output events and a host port of ``address_bits`` address bits."""
+    return {
+        "i_events": In(input_stream_signature()),
+        "o_events": Out(output_stream_signature()),
+        "host": In(HostSignature(address_bits)),
+    }

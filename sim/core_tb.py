@@ -54,6 +54,22 @@ class Mismatch(Exception):
         self.fields = fields
         super().__init__(", ".join(f"{k} {v}" for k, v in fields.items()))
 
+    def as_json(self) -> dict:
+        """The fields, with values JSON cannot hold as text."""
+        return {k: (v if isinstance(v, (int, str, list, type(None))) else str(v))
+                for k, v in self.fields.items()}
+
+
+async def run_job(dut, run) -> None:
+    """Run the job in the JSON file named by ``PLASTICORE_CASE``: ``await run(dut, job)``
+    returns the result, which is written to ``job["result"]``; a mismatch fails the test."""
+    with open(os.environ["PLASTICORE_CASE"]) as file:
+        job = json.load(file)
+    result = await run(dut, job)
+    with open(job["result"], "w") as file:
+        json.dump(result, file)
+    assert result["mismatch"] is None, f"RTL differs from golden: {result['mismatch']}"
+
 
 def check_tick_outputs(tick: int, outputs, expected) -> None:
     """Compare one tick's output events with the golden spikes of each layer.
@@ -284,17 +300,11 @@ async def _run_case(dut, case: dict) -> dict:
             words += 1
         result["state_words"] = words
     except Mismatch as mismatch:
-        result["mismatch"] = {k: (v if isinstance(v, (int, str, list, type(None))) else str(v))
-                              for k, v in mismatch.fields.items()}
+        result["mismatch"] = mismatch.as_json()
     return result
 
 
 @cocotb.test()
 async def core_matches_golden(dut):
     """Run the case named by PLASTICORE_CASE and write its result."""
-    with open(os.environ["PLASTICORE_CASE"]) as file:
-        case = json.load(file)
-    result = await _run_case(dut, case)
-    with open(case["result"], "w") as file:
-        json.dump(result, file)
-    assert result["mismatch"] is None, f"RTL differs from golden: {result['mismatch']}"
+    await run_job(dut, _run_case)

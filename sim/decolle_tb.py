@@ -15,8 +15,6 @@ instead of stepping every cycle, so that long runs (the digits) cost simulator t
 
 from __future__ import annotations
 
-import json
-import os
 
 import cocotb
 import numpy as np
@@ -28,7 +26,7 @@ from plasticore.config import CoreConfig
 from plasticore.golden.decolle import GoldenDecolle
 from plasticore.hdl.interfaces import ADDRESS_BITS, LAYER_BITS, TICK_BITS
 from plasticore.layout import DecolleLayout
-from plasticore.sim.core_tb import CoreBench, Mismatch, _high, check_tick_outputs
+from plasticore.sim.core_tb import CoreBench, Mismatch, _high, check_tick_outputs, run_job
 from plasticore.sim.decolle_case import golden_apply, golden_state
 from plasticore.sim.decolle_pysim import STATE_REGIONS
 
@@ -175,17 +173,11 @@ async def _run_case(dut, case: dict) -> dict:
         result["weights_changed"] = int(sum((w != w0).sum() for w, w0
                                             in zip(want_state["weights"], weights)))
     except Mismatch as mismatch:
-        result["mismatch"] = {k: (v if isinstance(v, (int, str, list, type(None))) else str(v))
-                              for k, v in mismatch.fields.items()}
+        result["mismatch"] = mismatch.as_json()
     return result
 
 
 @cocotb.test()
 async def decolle_matches_golden(dut):
     """Run the case named by PLASTICORE_CASE and write its result."""
-    with open(os.environ["PLASTICORE_CASE"]) as file:
-        case = json.load(file)
-    result = await _run_case(dut, case)
-    with open(case["result"], "w") as file:
-        json.dump(result, file)
-    assert result["mismatch"] is None, f"RTL differs from golden: {result['mismatch']}"
+    await run_job(dut, _run_case)

@@ -13,8 +13,6 @@ weights, or the first mismatch) goes to the path it names.
 
 from __future__ import annotations
 
-import json
-import os
 
 import cocotb
 import numpy as np
@@ -24,7 +22,7 @@ from plasticore.config import CoreConfig
 from plasticore.datasets import load_digits_split
 from plasticore.golden.erbp import GoldenErbpCore, sample_events
 from plasticore.layout import CoreLayout
-from plasticore.sim.core_tb import CoreBench, Mismatch, check_tick_outputs
+from plasticore.sim.core_tb import CoreBench, Mismatch, check_tick_outputs, run_job
 
 __all__ = ["RtlErbpModel"]
 
@@ -134,11 +132,7 @@ class RtlErbpModel:
         return weights
 
 
-@cocotb.test()
-async def train_on_rtl(dut):
-    """Run the training job named by PLASTICORE_CASE and write its result."""
-    with open(os.environ["PLASTICORE_CASE"]) as file:
-        job = json.load(file)
+async def _train(dut, job: dict) -> dict:
     config = CoreConfig.from_dict(job["config"])
     if config.rule != "erbp":
         raise ValueError(f"rule = {config.rule!r}: RTL training is built for eRBP")
@@ -167,8 +161,11 @@ async def train_on_rtl(dut):
                       "flags": flags},
         })
     except Mismatch as mismatch:
-        result["mismatch"] = {k: (v if isinstance(v, (int, str, list, type(None))) else str(v))
-                              for k, v in mismatch.fields.items()}
-    with open(job["result"], "w") as file:
-        json.dump(result, file)
-    assert result["mismatch"] is None, f"RTL differs from golden: {result['mismatch']}"
+        result["mismatch"] = mismatch.as_json()
+    return result
+
+
+@cocotb.test()
+async def train_on_rtl(dut):
+    """Run the training job named by PLASTICORE_CASE and write its result."""
+    await run_job(dut, _train)
