@@ -91,6 +91,9 @@ class CoreConfig:
         The rule's parameters (``plasticore.rules.<rule>.Params``), None for ``"none"``.
     name : str
         A label used in generated file names.
+    data : DataSettings or None
+        The ``[data]`` table (``plasticore.datasets.settings.DataSettings``): validation
+        split and how event data become ticks; None means every default.
     """
 
     layers: tuple[int, ...]
@@ -105,6 +108,7 @@ class CoreConfig:
     rule: str = "none"
     learning: Any = None
     name: str = "core"
+    data: Any = None
 
     def __post_init__(self):
         layers = self.layers
@@ -199,6 +203,9 @@ class CoreConfig:
         if "layers" not in data:
             raise ConfigError("layers", None, f"is required in {source}")
         table = data.pop(rule, {}) if rule != "none" else None
+        if data.get("data") is not None:   # the [data] table: split and binning settings
+            from plasticore.datasets.settings import DataSettings
+            data["data"] = DataSettings.from_dict(data["data"])
         core = cls(**data)
         if table is None:
             return core
@@ -223,6 +230,9 @@ class CoreConfig:
         """Return the fields as plain TOML/JSON-friendly values."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["layers"] = list(self.layers)
+        settings = data.pop("data")
+        if settings is not None:
+            data["data"] = settings.to_dict()
         learning = data.pop("learning")
         if learning is not None:
             data[self.rule] = learning.to_dict()

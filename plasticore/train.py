@@ -2,13 +2,21 @@
 
 ::
 
-    plasticore train CONFIG --dataset digits [--backend golden|float|rtl] [--epochs E]
-                     [--seed S] [-o DIR] [--json FILE]
+    plasticore train CONFIG [--dataset SPEC] [--backend golden|float|rtl] [--epochs E]
+                     [--seed S | --seeds S [S ...]] [-o DIR] [--json FILE]
 
-Trains online (one sample at a time), prints the train and test accuracy of every epoch,
-and writes to the output directory (default ``out/train-<name>``): ``weights.npz`` (the
-learned matrices, ``w0``, ``w1``, ...), ``curve.png`` (accuracy per epoch) and
-``metrics.json``. ``--json FILE`` writes the same metrics to ``FILE``.
+``SPEC`` is ``digits``, ``idx:DIR``, ``events:DIR``, ``saccades:digits`` or
+``saccades:idx:DIR`` (:mod:`plasticore.datasets`). A stratified, seeded share of the
+training set (the config's ``[data] validation_fraction``) is held out as validation data.
+
+Trains online (one sample at a time), prints the train, validation and test accuracy of
+every epoch, and writes to the output directory (default ``out/train-<name>``):
+``weights.npz`` (the learned matrices, ``w0``, ``w1``, ...), ``curve.png`` (accuracy per
+epoch), ``raster.png`` (one test sample through every layer), ``weights.png`` (weight
+histograms before and after) and ``metrics.json``. With ``--seeds``, each seed trains
+afresh (its own presentation order, training and test spike draws) into ``seed-<S>/`` and
+the top-level ``metrics.json`` gives the last epoch's test and validation accuracy as mean
+and standard deviation over the seeds. ``--json FILE`` writes the same metrics to ``FILE``.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ TRAINERS = {
     "erbp": "plasticore.train_erbp",
     "decolle": "plasticore.train_decolle",
 }
-DATASETS = ("digits",)
+DATASETS = ("digits", "idx:DIR", "events:DIR", "saccades:digits", "saccades:idx:DIR")
 BACKENDS = ("golden", "float", "rtl")
 #: Rules whose trainer runs on the simulated RTL (``--backend rtl``).
 RTL_TRAINING = ("erbp",)
@@ -46,15 +54,19 @@ def register(subparsers) -> None:
         description="Train the core's learning rule online on a data set; print the train "
                     "and test accuracy; save weights, learning curve and metrics.")
     parser.add_argument("config", help="TOML configuration with rule = \"erbp\" or \"decolle\"")
-    parser.add_argument("--dataset", choices=DATASETS, default="digits",
-                        help="data set (default: digits, scikit-learn's 8x8 digits)")
+    parser.add_argument("--dataset", default="digits", metavar="SPEC",
+                        help="data set: " + " | ".join(DATASETS) + " (default: digits, "
+                             "scikit-learn's 8x8 digits; see docs/datasets.md)")
     parser.add_argument("--backend", choices=BACKENDS, default="golden",
                         help="golden: the integer model; float: the float reference; "
                              "rtl: the generated hardware (default: golden)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="online epochs (default: the rule's `epochs` parameter)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the presentation order and spike trains (default 0)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0,
+                       help="seed of the presentation order and spike trains (default 0)")
+    seeds.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
+                       help="train once per seed; report mean and sd of the last epoch")
     parser.add_argument("-o", "--output", default=None,
                         help="output directory (default: out/train-<name>)")
     parser.add_argument("--json", default=None, metavar="FILE",
@@ -71,31 +83,13 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _load_dataset(name: str):
-    from .datasets import load_digits_split
-    if name == "digits":
-        return load_digits_split()
-    raise ValueError(f"dataset = {name!r}: known data sets are {', '.join(DATASETS)}")
-
-
-def _plot_curve(result, path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [m.epoch for m in result.epochs]
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(epochs, [100 * m.train_accuracy for m in result.epochs], "o-",
-              label="train (online)")
-    axes.plot(epochs, [100 * m.test_accuracy for m in result.epochs], "s-", label="test")
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("accuracy (%)")
-    axes.set_title(title)
-    axes.grid(True, alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+def _load_dataset(spec: str, config):
+    """The data set ``spec`` with its validation part held out (``[data]`` settings)."""
+    from .datasets import load_dataset
+    from .datasets.settings import DataSettings
+    settings = config.data if config.data is not None else DataSettings()
+    split = load_dataset(spec, settings)
+    return split.with_validation(settings.validation_fraction, settings.validation_seed)
 
 
 def _fit_on_rtl(config, options: dict):
@@ -121,6 +115,7 @@ def _fit_on_rtl(config, options: dict):
 
 def run_train(args) -> int:
     """Handle ``plasticore train``; return the exit code."""
+    from .datasets import DatasetError
     config = load_config(args.config)
     if config.rule not in TRAINERS:
         return _fail(f"{args.config}: rule = {config.rule!r} does not learn; "
@@ -129,19 +124,88 @@ def run_train(args) -> int:
         return _fail(f"--backend rtl: training on the RTL is built for rule = "
                      f"{' or '.join(RTL_TRAINING)}, not {config.rule!r}; use --backend golden "
                      "(the bit-exact integer model the RTL is verified against)")
+    if args.backend == "rtl" and (args.dataset != "digits" or args.seeds):
+        return _fail("--backend rtl: trains on --dataset digits with one --seed only")
     if args.epochs is not None and args.epochs < 1:
         return _fail(f"--epochs {args.epochs}: must be at least 1")
     for flag, value in (("--limit-train", args.limit_train), ("--limit-test", args.limit_test)):
         if value is not None and value < 1:
             return _fail(f"{flag} {value}: must be at least 1")
     trainer = importlib.import_module(TRAINERS[config.rule])
-    split = _load_dataset(args.dataset)
+    accepted = inspect.signature(trainer.fit).parameters
+    for name in ("limit_train", "limit_test"):
+        if getattr(args, name) is not None and name not in accepted:
+            return _fail(f"--{name.replace('_', '-')}: the {config.rule} trainer does not support it")
+    try:
+        split = None if args.backend == "rtl" else _load_dataset(args.dataset, config)
+    except DatasetError as error:
+        return _fail(str(error))
     output = Path(args.output if args.output else f"out/train-{config.name}")
+    output.mkdir(parents=True, exist_ok=True)
+    seeds = args.seeds if args.seeds else [args.seed]
+    if len(set(seeds)) != len(seeds):
+        return _fail(f"--seeds {' '.join(map(str, seeds))}: every seed must differ")
+    runs = []
+    for seed in seeds:
+        place = output if len(seeds) == 1 else output / f"seed-{seed}"
+        try:
+            outcome = _train_one(args, config, trainer, accepted, split, seed, place)
+        except ValueError as error:   # the data set does not fit the network
+            return _fail(f"{args.config} with --dataset {args.dataset}: {error}")
+        if outcome is None:
+            return 1
+        runs.append(outcome)
+    if len(seeds) > 1:
+        _summarize(args, config, runs, output)
+    return 0
+
+
+def _epoch_line(metrics, seed=None) -> str:
+    validation = ("" if metrics.validation_accuracy is None
+                  else f"validation {100 * metrics.validation_accuracy:.2f} %, ")
+    prefix = "" if seed is None else f"seed {seed} "
+    return (f"{prefix}epoch {metrics.epoch}: train {100 * metrics.train_accuracy:.2f} %, "
+            f"{validation}test {100 * metrics.test_accuracy:.2f} % "
+            f"({metrics.seconds:.1f} s training)")
+
+
+def _metrics_dict(args, result, seed, seconds) -> dict:
+    final = result.final
+    return {
+        "rule": result.rule,
+        "backend": result.backend,
+        "dataset": args.dataset,
+        "config": str(args.config),
+        "seed": seed,
+        "epochs": len(result.epochs),
+        "train_accuracy": final.train_accuracy,
+        "validation_accuracy": final.validation_accuracy,
+        "test_accuracy": final.test_accuracy,
+        "seconds": seconds,
+        "seconds_per_epoch": float(np.mean([m.seconds for m in result.epochs])),
+        "history": [{"epoch": m.epoch, "train_accuracy": m.train_accuracy,
+                     "validation_accuracy": m.validation_accuracy,
+                     "test_accuracy": m.test_accuracy, "seconds": m.seconds}
+                    for m in result.epochs],
+        "extra": result.extra,
+    }
+
+
+def _write_json(args, metrics: dict, output: Path) -> None:
+    text = json.dumps(metrics, indent=2, default=float)
+    (output / "metrics.json").write_text(text + "\n")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
+
+
+def _train_one(args, config, trainer, accepted, split, seed: int, output: Path):
+    """Train once with ``seed``; write weights, pictures and metrics to ``output``."""
+    from .train_plots import plot_curve, plot_raster, plot_weight_histograms
     output.mkdir(parents=True, exist_ok=True)
 
     def report(metrics):
-        line = (f"epoch {metrics.epoch}: train {100 * metrics.train_accuracy:.2f} %, "
-                f"test {100 * metrics.test_accuracy:.2f} % ({metrics.seconds:.1f} s training)")
+        line = _epoch_line(metrics, seed if args.seeds else None)
         if args.no_progress:
             print(line, flush=True)
         else:
@@ -150,24 +214,19 @@ def run_train(args) -> int:
 
     # Every trainer takes (config, split, *, backend, epochs, seed, progress); the options
     # below are passed only to trainers that accept them.
-    accepted = inspect.signature(trainer.fit).parameters
-    options = {"backend": args.backend, "seed": args.seed, "progress": not args.no_progress}
+    options = {"backend": args.backend, "seed": seed, "progress": not args.no_progress}
     if args.epochs is not None:
         options["epochs"] = args.epochs
     if "on_epoch" in accepted:
         options["on_epoch"] = report
     for name in ("limit_train", "limit_test"):
-        value = getattr(args, name)
-        if value is not None:
-            if name not in accepted:
-                return _fail(f"--{name.replace('_', '-')}: the {config.rule} trainer does "
-                             "not support it")
-            options[name] = value
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
     start = time.perf_counter()
     if args.backend == "rtl":
         result = _fit_on_rtl(config, options)
         if result is None:
-            return 1
+            return None
     else:
         result = trainer.fit(config, split, **options)
     seconds = time.perf_counter() - start
@@ -175,36 +234,54 @@ def run_train(args) -> int:
         for metrics in result.epochs:
             report(metrics)
 
-    final = result.final
-    metrics = {
-        "rule": result.rule,
-        "backend": result.backend,
-        "dataset": args.dataset,
-        "config": str(args.config),
-        "seed": args.seed,
-        "epochs": len(result.epochs),
-        "train_accuracy": final.train_accuracy,
-        "test_accuracy": final.test_accuracy,
-        "seconds": seconds,
-        "seconds_per_epoch": float(np.mean([m.seconds for m in result.epochs])),
-        "history": [{"epoch": m.epoch, "train_accuracy": m.train_accuracy,
-                     "test_accuracy": m.test_accuracy, "seconds": m.seconds}
-                    for m in result.epochs],
-        "extra": result.extra,
-    }
+    metrics = _metrics_dict(args, result, seed, seconds)
     np.savez(output / "weights.npz", **{f"w{i}": w for i, w in enumerate(result.weights)})
-    _plot_curve(result, output / "curve.png",
-                f"{result.rule} ({result.backend}) on {args.dataset}")
-    text = json.dumps(metrics, indent=2, default=float)
-    (output / "metrics.json").write_text(text + "\n")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
-    print(f"train accuracy {100 * final.train_accuracy:.2f} %, "
+    title = f"{result.rule} ({result.backend}) on {args.dataset}"
+    plot_curve([result.epochs], output / "curve.png", title)
+    if result.initial_weights is not None:
+        plot_weight_histograms(result.initial_weights, result.weights, output / "weights.png", title)
+    if result.model is not None and hasattr(trainer, "record_layers") and split is not None:
+        ticks = getattr(config.learning, "test_ticks_per_sample", None) or config.learning.ticks_per_sample
+        sample = split.test.raster(0, ticks, config.learning.input_rate,
+                                   np.random.default_rng([seed, 2]))
+        plot_raster(trainer.record_layers(result.model, sample), output / "raster.png",
+                    f"{title}: test sample 0 (label {int(split.test.labels[0])}), learning off")
+    _write_json(args, metrics, output)
+    final = result.final
+    validation = ("" if final.validation_accuracy is None
+                  else f"validation accuracy {100 * final.validation_accuracy:.2f} %, ")
+    print(f"{'seed %d: ' % seed if args.seeds else ''}train accuracy "
+          f"{100 * final.train_accuracy:.2f} %, {validation}"
           f"test accuracy {100 * final.test_accuracy:.2f} % after {len(result.epochs)} "
           f"epoch(s), {metrics['seconds_per_epoch']:.1f} s per training epoch; "
           f"outputs in {output}")
-    return 0
+    return metrics, result
+
+
+def _summarize(args, config, runs, output: Path) -> None:
+    """Mean and sd over seeds of the last epoch; the combined curve; the summary JSON."""
+    from .train_plots import plot_curve
+    metrics = [m for m, _ in runs]
+    summary = {key: metrics[0][key] for key in ("rule", "backend", "dataset", "config", "epochs")}
+    summary["seeds"] = [m["seed"] for m in metrics]
+    for key in ("train_accuracy", "validation_accuracy", "test_accuracy"):
+        values = [m[key] for m in metrics]
+        if None in values:
+            continue
+        summary[key + "_mean"] = float(np.mean(values))
+        summary[key + "_sd"] = float(np.std(values, ddof=1))
+        summary[key + "_per_seed"] = values
+    summary["seconds"] = float(sum(m["seconds"] for m in metrics))
+    summary["runs"] = metrics
+    first = runs[0][1]
+    plot_curve([result.epochs for _, result in runs], output / "curve.png",
+               f"{first.rule} ({first.backend}) on {args.dataset}")
+    _write_json(args, summary, output)
+    parts = [f"{name} {100 * summary[key + '_mean']:.2f} +- {100 * summary[key + '_sd']:.2f} %"
+             for name, key in (("validation", "validation_accuracy"), ("test", "test_accuracy"))
+             if key + "_mean" in summary]
+    print(f"last epoch over seeds {' '.join(map(str, summary['seeds']))}: "
+          + ", ".join(parts) + f"; outputs in {output}")
 
 
 def main(argv=None) -> int:

@@ -23,14 +23,14 @@ import time
 import numpy as np
 
 from plasticore.config import CoreConfig, load_config
-from plasticore.datasets import DigitsSplit, load_digits_split
+from plasticore.datasets import as_split, load_digits_split
 from plasticore.golden.decolle import GoldenDecolle, initial_parameters, predict, readout_matrices
 from plasticore.golden.decolle_float import FloatDecolle
 from plasticore.rules import rule_params
 from plasticore.rules.decolle import RANDOM_DRAW_BITS
 from plasticore.training import EpochMetrics, TrainResult
 
-__all__ = ["fit", "BACKENDS", "build_model", "main"]
+__all__ = ["fit", "BACKENDS", "build_model", "main", "record_layers"]
 
 BACKENDS = ("golden", "float")
 _TEST_STREAM = 0x7E57
@@ -55,14 +55,22 @@ def build_model(config: CoreConfig, backend: str):
     raise ValueError(f"backend = {backend!r}: must be one of {', '.join(BACKENDS)}")
 
 
-def _encode(images, ticks, rate, rng):
-    return rng.random((len(images), ticks, images.shape[1])) < np.clip(images, 0, 1)[:, None, :] * rate
-
-
 def _run(model, backend, raster, label=None, learn=False, burn_in=0):
     if backend == "golden":
         return model.run_sample(raster, label, learn)
     return model.run_sample(raster, label, learn, burn_in)
+
+
+def record_layers(model, raster) -> list[np.ndarray]:
+    """Present ``raster`` with learning off; return each layer's ``(ticks, n)`` spikes, inputs first."""
+    raster = np.asarray(raster, dtype=bool)
+    model.reset_state(1)
+    step = model.tick if isinstance(model, GoldenDecolle) else model.step
+    layers = [[] for _ in range(len(model.weights))]
+    for t in range(len(raster)):
+        for layer, (_, spikes) in enumerate(step(raster[t])):
+            layers[layer].append(np.asarray(spikes, dtype=bool)[0])
+    return [raster] + [np.array(spikes).reshape(len(raster), -1) for spikes in layers]
 
 
 def evaluate(model, backend: str, rasters, labels, burn_in: int, batch: int = 150) -> float:
@@ -83,8 +91,9 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
     ----------
     config : CoreConfig or path
         With ``rule = "decolle"``; ``layers[0]`` must be 64 and ``layers[-1]`` 10.
-    split : plasticore.datasets.DigitsSplit, optional
-        Defaults to :func:`plasticore.datasets.load_digits_split`.
+    split : plasticore.datasets.Split or DigitsSplit, optional
+        Defaults to :func:`plasticore.datasets.load_digits_split`. Its ``validation`` part,
+        when present, is evaluated after every epoch too.
     backend : {"golden", "float"}
     epochs : int, optional
         Defaults to the ``[decolle]`` table's ``epochs``.
@@ -111,18 +120,21 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
         raise ValueError(f"epochs = {epochs}: must not be negative")
     if split is None:
         split = load_digits_split()
-    if limit_train is not None or limit_test is not None:
-        split = DigitsSplit(split.x_train[:limit_train], split.x_test[:limit_test],
-                            split.y_train[:limit_train], split.y_test[:limit_test])
-    n_classes = int(max(split.y_train.max(), split.y_test.max())) + 1
-    if config.layers[0] != split.x_train.shape[1] or config.layers[-1] != n_classes:
+    split = as_split(split).limited(limit_train, limit_test)
+    n_classes = split.n_classes
+    if config.layers[0] != split.n_inputs or config.layers[-1] != n_classes:
         raise ValueError(f"layers = {list(config.layers)}: the data set needs "
-                         f"{split.x_train.shape[1]} inputs and {n_classes} outputs")
+                         f"{split.n_inputs} inputs and {n_classes} outputs")
     params = config.learning
     ticks, rate, burn_in = params.ticks_per_sample, params.input_rate, params.burn_in
     model = build_model(config, backend)
+    initial_weights = [np.vstack([w, b[None, :]]) for w, b in zip(model.weights, model.biases)]
     rng = np.random.default_rng(seed)
-    test_rasters = _encode(split.x_test, ticks, rate, np.random.default_rng([seed, _TEST_STREAM]))
+    test_rasters = split.test.rasters(np.arange(len(split.test)), ticks, rate,
+                                      np.random.default_rng([seed, _TEST_STREAM]))
+    validation = split.validation
+    validation_rasters = None if validation is None else validation.rasters(
+        np.arange(len(validation)), ticks, rate, np.random.default_rng([seed, _TEST_STREAM, 1]))
     history = []
     cpu_seconds = []   # CPU time of each epoch's training: wall time misleads on a shared machine
     base_rates = None if backend == "golden" else model.learning_rates
@@ -134,9 +146,9 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
             model.learning_rates = tuple(
                 lr * 2.0 ** -(min(RANDOM_DRAW_BITS, s + halvings) - s)
                 for lr, s in zip(base_rates, params.lr_shifts))
-        order = rng.permutation(len(split.x_train))
-        rasters = _encode(split.x_train[order], ticks, rate, rng)
-        labels = split.y_train[order]
+        order = rng.permutation(len(split.train))
+        rasters = split.train.rasters(order, ticks, rate, rng)
+        labels = split.train.labels[order]
         start = time.perf_counter()
         cpu_start = time.process_time()
         samples = zip(rasters, labels)
@@ -150,8 +162,10 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
         # Accuracy with learning off: while a sample is being learned, its own error drives
         # the right output up, so the online prediction says little about generalization.
         train_accuracy = evaluate(model, backend, rasters, labels, burn_in)
-        test_accuracy = evaluate(model, backend, test_rasters, split.y_test, burn_in)
-        metrics = EpochMetrics(epoch, train_accuracy, test_accuracy, seconds)
+        test_accuracy = evaluate(model, backend, test_rasters, split.test.labels, burn_in)
+        validation_accuracy = None if validation is None else evaluate(
+            model, backend, validation_rasters, validation.labels, burn_in)
+        metrics = EpochMetrics(epoch, train_accuracy, test_accuracy, seconds, validation_accuracy)
         history.append(metrics)
         if on_epoch is not None:
             on_epoch(metrics)
@@ -165,7 +179,8 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
                  weights_layout="each matrix is (n_pre + 1, n_post): the bias is the last row",
                  seconds_per_epoch=(float(np.mean([m.seconds for m in history])) if history else 0.0),
                  cpu_seconds_per_epoch=float(np.mean(cpu_seconds)) if cpu_seconds else 0.0)
-    return TrainResult("decolle", backend, history, weights, extra)
+    return TrainResult("decolle", backend, history, weights, extra,
+                       initial_weights=initial_weights, model=model)
 
 
 def main(argv=None) -> int:

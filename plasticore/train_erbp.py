@@ -17,11 +17,11 @@ import time
 import numpy as np
 
 from plasticore.config import CoreConfig
-from plasticore.datasets import DigitsSplit, label_spike_train, rate_encode
+from plasticore.datasets import Split, as_split, label_spike_train
 from plasticore.rules import rule_params
 from plasticore.training import EpochMetrics, TrainResult
 
-__all__ = ["BACKENDS", "fit", "make_model", "evaluate"]
+__all__ = ["BACKENDS", "fit", "make_model", "evaluate", "record_layers"]
 
 BACKENDS = ("golden", "float")
 
@@ -44,23 +44,37 @@ def _progress(iterable, enabled: bool, **options):
     return tqdm(iterable, **options)
 
 
-def evaluate(model, x, y, *, seed: int, progress: bool = False, desc: str = "test") -> float:
-    """Return the accuracy of ``model`` on ``(x, y)`` with learning off.
+def evaluate(model, samples, *, seed: int, progress: bool = False, desc: str = "test",
+             stream: int = 0) -> float:
+    """Return the accuracy of ``model`` on ``samples`` with learning off.
 
-    The spike trains are drawn from ``numpy.random.default_rng([seed, 0])``: the same for
-    every call with the same seed.
+    The spike trains are drawn from ``numpy.random.default_rng([seed, stream])``: the same
+    for every call with the same seed (stream 0 is the test part, 1 the validation part).
     """
     params = model.params
-    rng = np.random.default_rng([seed, 0])
+    rng = np.random.default_rng([seed, stream])
     correct = 0
-    for sample, label in _progress(zip(x, y), progress, total=len(y), desc=desc, leave=False):
-        raster = rate_encode(sample, params.test_ticks_per_sample, params.input_rate, rng)
+    for index in _progress(range(len(samples)), progress, total=len(samples), desc=desc, leave=False):
+        raster = samples.raster(index, params.test_ticks_per_sample, params.input_rate, rng)
         counts = model.run_sample(raster, None, learn=False)
-        correct += int(np.argmax(counts) == label)
-    return correct / max(1, len(y))
+        correct += int(np.argmax(counts) == samples.labels[index])
+    return correct / max(1, len(samples))
 
 
-def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
+def record_layers(model, raster) -> list[np.ndarray]:
+    """Present ``raster`` with learning off; return each layer's ``(ticks, n)`` spikes, inputs first."""
+    from plasticore.golden.erbp import sample_events
+    sizes = model.config.layers
+    layers = [np.asarray(raster, dtype=bool)] + [np.zeros((len(raster), n), bool) for n in sizes[1:]]
+    model.start_sample()
+    model.learning_enabled = False
+    for t, events in enumerate(sample_events(sizes[0], raster)):
+        for layer, spikes in enumerate(model.tick(events)[:len(sizes) - 1], 1):
+            layers[layer][t, spikes] = True
+    return layers
+
+
+def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
         epochs: int | None = None, seed: int = 0, progress: bool = True,
         limit_train: int | None = None, limit_test: int | None = None,
         on_epoch=None, model=None) -> TrainResult:
@@ -70,7 +84,8 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
     ----------
     config : CoreConfig
         ``rule = "erbp"``; its last layer has one neuron per class.
-    split : DigitsSplit
+    split : plasticore.datasets.Split or DigitsSplit
+        Its ``validation`` part, when present, is evaluated after every epoch too.
     backend : {"golden", "float"}
         The integer model (the hardware's specification) or the float reference.
     epochs : int, optional
@@ -90,20 +105,21 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
     """
     params = rule_params(config, "erbp", "eRBP training")
     n_classes = config.layers[-1]
-    if split.x_train.shape[1] != config.n_inputs:
-        raise ValueError(f"the data has {split.x_train.shape[1]} inputs per sample, "
+    split = as_split(split).limited(limit_train, limit_test)
+    if split.n_inputs != config.n_inputs:
+        raise ValueError(f"the data has {split.n_inputs} inputs per sample, "
                          f"the config {config.n_inputs} (layers[0])")
-    if int(max(split.y_train.max(), split.y_test.max())) >= n_classes:
-        raise ValueError(f"the data has labels up to {int(split.y_train.max())}, the config's "
+    if split.n_classes > n_classes:
+        raise ValueError(f"the data has labels up to {split.n_classes - 1}, the config's "
                          f"last layer only {n_classes} neurons")
     epochs = params.epochs if epochs is None else int(epochs)
     if epochs < 1:
         raise ValueError(f"epochs = {epochs}: must be at least 1")
-    x_train, y_train = split.x_train[:limit_train], split.y_train[:limit_train]
-    x_test, y_test = split.x_test[:limit_test], split.y_test[:limit_test]
+    train, y_train = split.train, split.train.labels
 
     if model is None:
         model = make_model(config, backend)
+    initial_weights = [np.array(w) for w in model.read_weights()]
     history = []
     for epoch in range(1, epochs + 1):
         model.learning_rate_shift = params.learning_rate_shift_at(epoch)
@@ -114,7 +130,7 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
         bar = _progress(order, progress, desc=f"epoch {epoch}/{epochs}", leave=False)
         for seen, index in enumerate(bar, 1):
             label = int(y_train[index])
-            raster = rate_encode(x_train[index], params.ticks_per_sample, params.input_rate, rng)
+            raster = train.raster(index, params.ticks_per_sample, params.input_rate, rng)
             labels = label_spike_train(label, n_classes, params.ticks_per_sample,
                                        params.label_period)
             counts = model.run_sample(raster, labels, learn=True)
@@ -122,9 +138,12 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
             if progress and seen % 50 == 0:
                 bar.set_postfix(train=f"{correct / seen:.3f}")
         seconds = time.perf_counter() - start
-        test_accuracy = evaluate(model, x_test, y_test, seed=seed, progress=progress)
+        test_accuracy = evaluate(model, split.test, seed=seed, progress=progress)
+        validation_accuracy = None if split.validation is None else evaluate(
+            model, split.validation, seed=seed, progress=progress, desc="validation", stream=1)
         metrics = EpochMetrics(epoch=epoch, train_accuracy=correct / max(1, len(y_train)),
-                               test_accuracy=test_accuracy, seconds=seconds)
+                               test_accuracy=test_accuracy, seconds=seconds,
+                               validation_accuracy=validation_accuracy)
         history.append(metrics)
         if on_epoch is not None:
             on_epoch(metrics)
@@ -134,10 +153,12 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
         "test_ticks_per_sample": params.test_ticks_per_sample,
         "burn_in_ticks": params.burn_in_ticks,
         "n_train": int(len(y_train)),
-        "n_test": int(len(y_test)),
+        "n_test": int(len(split.test)),
+        "n_validation": 0 if split.validation is None else int(len(split.validation)),
         "seed": seed,
     }
     if backend in ("golden", "rtl"):
         extra["flags"] = int(model.flags)
     return TrainResult(rule="erbp", backend=backend, epochs=history,
-                       weights=model.read_weights(), extra=extra)
+                       weights=model.read_weights(), extra=extra,
+                       initial_weights=initial_weights, model=model)

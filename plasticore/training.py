@@ -17,6 +17,7 @@ class EpochMetrics:
     train_accuracy: float
     test_accuracy: float
     seconds: float          # wall time of this epoch's training (not evaluation)
+    validation_accuracy: float | None = None   # on the held-out part of the training set
 
 
 @dataclass
@@ -24,7 +25,9 @@ class TrainResult:
     """The outcome of a training run.
 
     ``weights`` holds the learned matrices (integers for fixed-point backends, floats for
-    float references); ``extra`` holds rule-specific figures worth reporting.
+    float references); ``extra`` holds rule-specific figures worth reporting;
+    ``initial_weights`` the matrices before training and ``model`` the trained model
+    (for the plots ``plasticore train`` draws), when the trainer provides them.
     """
 
     rule: str
@@ -32,6 +35,8 @@ class TrainResult:
     epochs: list[EpochMetrics]
     weights: list[np.ndarray]
     extra: dict = field(default_factory=dict)
+    initial_weights: list | None = None
+    model: object = field(default=None, repr=False)
 
     @property
     def final(self) -> EpochMetrics:

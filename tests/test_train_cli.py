@@ -125,7 +125,7 @@ def test_decolle_dispatches_to_its_trainer(tmp_path, monkeypatch):
     calls = {}
 
     def fake_fit(config, split, *, backend, epochs=30, seed=0, progress=None):
-        calls.update(rule=config.rule, backend=backend, epochs=epochs, n=len(split.y_test))
+        calls.update(rule=config.rule, backend=backend, epochs=epochs, n=len(split.test))
         return TrainResult("decolle", backend, [EpochMetrics(1, 0.5, 0.25, 1.0)],
                            [np.zeros((2, 2))])
 

@@ -1,0 +1,168 @@
+"""Labelled event recordings: N-MNIST's binary files and tonic-style structured arrays.
+
+A recording set is a directory laid out as N-MNIST is distributed::
+
+    PATH/Train/0/00002.bin   PATH/Train/1/...   ...   PATH/Test/9/...
+
+(``train``/``test`` in lower case also work); the label is the name of the folder, a
+non-negative integer. A recording is one file:
+
+* ``.bin``: N-MNIST's format, 5 bytes (40 bits) per event, big-endian: bits 39-32 ``x``,
+  31-24 ``y``, bit 23 polarity (1 = ON), bits 22-0 the time stamp in microseconds;
+* ``.npy``: a NumPy structured array with fields ``t``, ``x``, ``y``, ``p`` (tonic's layout;
+  any integer types, ``p`` 0/1, -1/1 or boolean);
+* ``.npz``: the same array under the key ``events`` (or as the only array in the file).
+
+Every recording is binned into ticks by :class:`plasticore.events.EventAdapter` with the
+``[data]`` table's ``time_window``, ``polarity``, ``downsample`` and ``sensor_size``; tick 0
+starts at the recording's first event.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DatasetError
+
+__all__ = ["EVENT_DTYPE", "read_nmnist_bin", "write_nmnist_bin", "read_recording",
+           "load_recordings", "bin_recordings"]
+
+#: Structured dtype of the recordings this module returns (tonic's fields).
+EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "<i1")])
+RECORDING_SUFFIXES = (".bin", ".npy", ".npz")
+_PART_NAMES = {"train": ("Train", "train"), "test": ("Test", "test")}
+
+
+def read_nmnist_bin(path) -> np.ndarray:
+    """Read an N-MNIST ``.bin`` file (40-bit events) into an :data:`EVENT_DTYPE` array."""
+    path = Path(path)
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size % 5:
+        raise DatasetError(path, "size", f"{raw.size} bytes",
+                           "is truncated: N-MNIST events are 5 bytes each")
+    raw = raw.reshape(-1, 5).astype(np.int64)
+    events = np.empty(len(raw), dtype=EVENT_DTYPE)
+    events["x"] = raw[:, 0]
+    events["y"] = raw[:, 1]
+    events["p"] = raw[:, 2] >> 7
+    events["t"] = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 8) | raw[:, 4]
+    return events
+
+
+def write_nmnist_bin(path, events) -> Path:
+    """Write events (fields ``t``, ``x``, ``y``, ``p``) in N-MNIST's 40-bit format."""
+    events = np.asarray(events)
+    for name, limit in (("x", 256), ("y", 256), ("t", 1 << 23)):
+        values = events[name].astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() >= limit):
+            raise ValueError(f"{name} = {values.max() if values.max() >= limit else values.min()}: "
+                             f"N-MNIST stores 0 to {limit - 1}")
+    t = events["t"].astype(np.int64)
+    raw = np.stack([events["x"].astype(np.int64), events["y"].astype(np.int64),
+                    ((events["p"].astype(np.int64) > 0) << 7) | (t >> 16), (t >> 8) & 0xFF, t & 0xFF],
+                   axis=1).astype(np.uint8)
+    path = Path(path)
+    path.write_bytes(raw.tobytes())
+    return path
+
+
+def read_recording(path) -> np.ndarray:
+    """Read one recording (``.bin``, ``.npy`` or ``.npz``); structured, fields t, x, y, p."""
+    path = Path(path)
+    if path.suffix == ".bin":
+        return read_nmnist_bin(path)
+    try:
+        if path.suffix == ".npy":
+            events = np.load(path, allow_pickle=False)
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                keys = list(archive.keys())
+                if "events" not in keys and len(keys) != 1:
+                    raise DatasetError(path, "keys", keys, "need an array named 'events'")
+                events = archive["events" if "events" in keys else keys[0]]
+        else:
+            raise DatasetError(path, "suffix", path.suffix or "(none)",
+                               f"must be one of {', '.join(RECORDING_SUFFIXES)}")
+    except (OSError, ValueError) as error:
+        if isinstance(error, DatasetError):
+            raise
+        raise DatasetError(path, "file", path.name, f"is not a NumPy file ({error})") from None
+    if events.dtype.names is None:
+        raise DatasetError(path, "dtype", str(events.dtype),
+                           "must be a structured array with fields t, x, y, p")
+    return events
+
+
+def _label_folders(root: Path, part: str) -> list[tuple[int, Path]]:
+    for name in _PART_NAMES[part]:
+        folder = root / name
+        if folder.is_dir():
+            break
+    else:
+        raise DatasetError(root, part, "missing", f"needs a folder {' or '.join(_PART_NAMES[part])}/"
+                           "with one sub-folder per label")
+    labelled = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if not sub.name.isdigit():
+            raise DatasetError(sub, "label", sub.name, "must be a non-negative integer folder name")
+        labelled.append((int(sub.name), sub))
+    if not labelled:
+        raise DatasetError(folder, "labels", 0, "needs at least one label folder (0/, 1/, ...)")
+    return labelled
+
+
+def load_recordings(root, part: str) -> tuple[list[np.ndarray], np.ndarray, list[Path]]:
+    """Read every recording of ``part`` (``"train"`` or ``"test"``) under ``root``.
+
+    Returns the recordings, their labels and their paths, in label then file-name order.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(root, "directory", str(root), "does not exist")
+    recordings, labels, paths = [], [], []
+    for label, folder in _label_folders(root, part):
+        for path in sorted(p for p in folder.iterdir() if p.suffix in RECORDING_SUFFIXES):
+            recordings.append(read_recording(path))
+            labels.append(label)
+            paths.append(path)
+    if not recordings:
+        raise DatasetError(root, part, "empty", f"no {'/'.join(RECORDING_SUFFIXES)} recordings found")
+    return recordings, np.asarray(labels, dtype=np.int64), paths
+
+
+def bin_recordings(recordings, labels, settings, sensor_size, paths=None, t_start=None):
+    """Bin recordings into :class:`~plasticore.datasets.samples.EventSamples` (one tick per
+    ``settings.time_window``; tick 0 starts at ``t_start``, by default each recording's
+    first event)."""
+    from plasticore.events import EventAdapter, RecordingError
+
+    from .samples import EventSamples
+    adapter = EventAdapter(sensor_size, time_window=settings.time_window,
+                           downsample=settings.downsample, polarity=settings.polarity,
+                           t_start=t_start)
+    ticks, addresses = [], []
+    for index, events in enumerate(recordings):
+        try:
+            t, a, _ = adapter.addresses(events)
+        except RecordingError as error:
+            where = paths[index] if paths is not None else f"recording {index}"
+            raise DatasetError(where, error.field, error.value, error.limit) from None
+        ticks.append(t)
+        addresses.append(a)
+    return EventSamples(ticks, addresses, labels, adapter.n_inputs)
+
+
+def load_event_split(root, settings):
+    """Read and bin a recording directory into a :class:`~plasticore.datasets.samples.Split`."""
+    from .samples import Split
+    train, train_labels, train_paths = load_recordings(root, "train")
+    test, test_labels, test_paths = load_recordings(root, "test")
+    sensor = settings.sensor_size
+    if sensor is None:   # the largest coordinate seen, + 1
+        sensor = tuple(int(max((int(r[axis].max()) for r in train + test if r.size), default=0)) + 1
+                       for axis in ("x", "y"))
+    return Split(f"events:{root}",
+                 bin_recordings(train, train_labels, settings, sensor, train_paths),
+                 bin_recordings(test, test_labels, settings, sensor, test_paths))
