@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DigitsSplit", "load_digits_split", "rate_encode", "events_per_tick"]
+__all__ = ["DigitsSplit", "load_digits_split", "rate_encode", "events_per_tick",
+           "label_spike_train", "upsample_images", "write_digits_idx"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,46 @@ def label_spike_train(label: int, n_classes: int, ticks: int, period: int) -> np
     raster = np.zeros((ticks, n_classes), dtype=bool)
     raster[::period, label] = True
     return raster
+
+
+def upsample_images(images, box: int = 20, size: int = 28) -> np.ndarray:
+    """Bilinear upsampling of square images to ``box x box``, centred on ``size x size``.
+
+    With the defaults an 8x8 digit becomes an MNIST-like 28x28 image (MNIST's digits are
+    drawn in a 20x20 box centred in 28x28). Returns ``uint8`` in 0-255 (input in [0, 1]).
+    """
+    images = np.clip(np.asarray(images, dtype=float), 0, 1)
+    n, side = len(images), int(round(images[0].size ** 0.5))
+    images = images.reshape(n, side, side)
+    # Sample points of the box in the source's pixel-centre coordinates.
+    points = (np.arange(box) + 0.5) * side / box - 0.5
+    low = np.clip(np.floor(points).astype(int), 0, side - 1)
+    high = np.clip(low + 1, 0, side - 1)
+    frac = np.clip(points - low, 0, 1)
+    rows = images[:, low, :] * (1 - frac)[None, :, None] + images[:, high, :] * frac[None, :, None]
+    boxed = rows[:, :, low] * (1 - frac) + rows[:, :, high] * frac
+    out = np.zeros((n, size, size))
+    start = (size - box) // 2
+    out[:, start:start + box, start:start + box] = boxed
+    return np.round(out * 255).astype(np.uint8)
+
+
+def write_digits_idx(directory, *, compress: bool = False, box: int = 20, size: int = 28):
+    """Write the digits split, upsampled to MNIST's size, as MNIST-format IDX files.
+
+    Gives a data set in MNIST's format (``train-images-idx3-ubyte`` and the like in
+    ``directory``) made without a download, for trying ``--dataset idx:DIR``.
+    """
+    from pathlib import Path
+
+    from .idx import write_idx
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    split = load_digits_split()
+    suffix = ".gz" if compress else ""
+    for prefix, x, y in (("train", split.x_train, split.y_train), ("t10k", split.x_test, split.y_test)):
+        write_idx(directory / f"{prefix}-images-idx3-ubyte{suffix}", upsample_images(x, box, size),
+                  compress=compress)
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", y.astype(np.uint8),
+                  compress=compress)
+    return directory

@@ -33,6 +33,7 @@ from .recordings import EVENT_DTYPE, bin_recordings
 __all__ = ["saccade_path", "simulate_saccades", "saccade_split", "sensor_size"]
 
 _PARTS = {"train": 0, "test": 1}
+_BATCH = 500   # images simulated side by side
 
 
 def sensor_size(image_shape, amplitude: float) -> tuple[int, int]:
@@ -50,10 +51,11 @@ def saccade_path(amplitude: float, steps: int) -> np.ndarray:
     return np.vstack(path + [corners[-1:]])
 
 
-def _render(image: np.ndarray, offset, shape) -> np.ndarray:
-    """``image`` drawn on a zero canvas of ``shape`` at sub-pixel ``offset`` (x, y), bilinear."""
-    canvas = np.zeros(shape)
-    h, w = image.shape
+def _render(images: np.ndarray, offset, shape) -> np.ndarray:
+    """``(n, h, w)`` images drawn on zero canvases of ``shape`` at sub-pixel ``offset`` (x, y),
+    bilinear."""
+    canvas = np.zeros((len(images),) + tuple(shape))
+    h, w = images.shape[1:]
     ix, iy = int(math.floor(offset[0])), int(math.floor(offset[1]))
     fx, fy = offset[0] - ix, offset[1] - iy
     for dy, wy in ((0, 1 - fy), (1, fy)):
@@ -62,47 +64,61 @@ def _render(image: np.ndarray, offset, shape) -> np.ndarray:
                 continue
             y0, x0 = iy + dy, ix + dx
             rows, cols = min(h, shape[0] - y0), min(w, shape[1] - x0)
-            canvas[y0:y0 + rows, x0:x0 + cols] += wx * wy * image[:rows, :cols]
+            canvas[:, y0:y0 + rows, x0:x0 + cols] += wx * wy * images[:, :rows, :cols]
     return canvas
 
 
-def simulate_saccades(image, settings, rng: np.random.Generator) -> np.ndarray:
-    """Events of one still ``(height, width)`` image in [0, 1] (see the module docstring).
+def simulate_saccades(images, settings, rngs) -> list[np.ndarray]:
+    """Events of still ``(n, height, width)`` images in [0, 1] (see the module docstring).
+
+    Parameters
+    ----------
+    images : array_like
+        ``(n, height, width)`` (or one ``(height, width)`` image).
+    settings : plasticore.datasets.settings.DataSettings
+    rngs : list of numpy.random.Generator
+        One per image: its threshold mismatch and event times.
 
     Returns
     -------
-    numpy.ndarray
-        :data:`~plasticore.datasets.recordings.EVENT_DTYPE` events sorted by time; ``t`` in
-        microseconds from the start of the first saccade.
+    list of numpy.ndarray
+        Per image, :data:`~plasticore.datasets.recordings.EVENT_DTYPE` events sorted by
+        time; ``t`` in microseconds from the start of the first saccade.
     """
-    image = np.clip(np.asarray(image, dtype=float), 0, 1)
-    width, height = sensor_size(image.shape, settings.saccade_amplitude)
+    images = np.clip(np.asarray(images, dtype=float), 0, 1)
+    if images.ndim == 2:
+        images = images[None]
+    if len(rngs) != len(images):
+        raise ValueError(f"rngs: {len(rngs)} generators for {len(images)} images")
+    width, height = sensor_size(images.shape[1:], settings.saccade_amplitude)
     steps = settings.saccade_steps
     path = saccade_path(settings.saccade_amplitude, steps)
     step_us = settings.saccade_us / steps
-    threshold = settings.contrast_threshold * np.maximum(
-        0.1, 1 + settings.threshold_spread * rng.standard_normal((height, width)))
-    level = np.log(settings.log_epsilon + _render(image, path[0], (height, width)))
-    chunks = []
+    spread = np.stack([rng.standard_normal((height, width)) for rng in rngs])
+    threshold = settings.contrast_threshold * np.maximum(0.1, 1 + settings.threshold_spread * spread)
+    level = np.log(settings.log_epsilon + _render(images, path[0], (height, width)))
+    found = []   # per step: (sample, y, x, signed count)
     for step in range(1, len(path)):
-        log_now = np.log(settings.log_epsilon + _render(image, path[step], (height, width)))
+        log_now = np.log(settings.log_epsilon + _render(images, path[step], (height, width)))
         crossings = np.trunc((log_now - level) / threshold).astype(np.int64)
-        y, x = np.nonzero(crossings)
-        if y.size:
-            n = crossings[y, x]
-            level[y, x] += n * threshold[y, x]
-            count = np.abs(n)
-            events = np.empty(int(count.sum()), dtype=EVENT_DTYPE)
-            events["x"] = np.repeat(x, count)
-            events["y"] = np.repeat(y, count)
-            events["p"] = np.repeat(n > 0, count)
-            start = (step - 1) * step_us
-            events["t"] = np.floor(start + rng.random(events.size) * step_us).astype(np.int64)
-            chunks.append(events)
-    if not chunks:
-        return np.zeros(0, dtype=EVENT_DTYPE)
-    events = np.concatenate(chunks)
-    return events[np.argsort(events["t"], kind="stable")]
+        sample, y, x = np.nonzero(crossings)
+        n = crossings[sample, y, x]
+        level[sample, y, x] += n * threshold[sample, y, x]
+        found.append((np.full(len(n), step - 1), sample, y, x, n))
+    step_of, sample, y, x, n = (np.concatenate(parts) for parts in zip(*found))
+    count = np.abs(n)
+    recordings = []
+    for index, rng in enumerate(rngs):
+        mine = sample == index
+        repeat = count[mine]
+        events = np.empty(int(repeat.sum()), dtype=EVENT_DTYPE)
+        events["x"] = np.repeat(x[mine], repeat)
+        events["y"] = np.repeat(y[mine], repeat)
+        events["p"] = np.repeat(n[mine] > 0, repeat)
+        start = np.repeat(step_of[mine], repeat) * step_us
+        events["t"] = np.floor(start + rng.random(events.size) * step_us).astype(np.int64)
+        recordings.append(events[np.argsort(events["t"], kind="stable")])
+    return recordings
 
 
 def saccade_split(split, settings, source_name: str):
@@ -112,9 +128,12 @@ def saccade_split(split, settings, source_name: str):
     for part in ("train", "test"):
         samples = getattr(split, part)
         images = samples.images_2d()
-        recordings = [simulate_saccades(img, settings,
-                                        np.random.default_rng([settings.saccade_seed, _PARTS[part], i]))
-                      for i, img in enumerate(images)]
+        recordings = []
+        for start in range(0, len(images), _BATCH):
+            batch = images[start:start + _BATCH]
+            recordings += simulate_saccades(batch, settings, [
+                np.random.default_rng([settings.saccade_seed, _PARTS[part], start + i])
+                for i in range(len(batch))])
         sensor = sensor_size(images.shape[1:], settings.saccade_amplitude)
         # Tick 0 is the start of the first saccade, not the first event.
         parts[part] = bin_recordings(recordings, samples.labels, settings, sensor, t_start=0)
