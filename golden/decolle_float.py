@@ -18,7 +18,8 @@ as the integer model (:mod:`plasticore.golden.decolle`). For each layer, with in
 ``sigma'`` is the boxcar ``1[-window < U <= window]`` or the fast sigmoid
 ``1 / (10 |U| + 1)**2``. The local loss of a layer is ``mean_k huber(r_k - y_k)`` with
 Huber's delta 1 (PyTorch's SmoothL1Loss), whose gradient through the surrogate is ``e``.
-Dropout on the readout path, which the reference uses, is left out (as in the integer model).
+Dropout on the readout path, which the reference uses, is left out by default (as in the
+integer model); ``readout_dropout`` turns it on, for measuring what leaving it out costs.
 """
 
 from __future__ import annotations
@@ -94,10 +95,15 @@ class FloatDecolle:
         One per layer.
     learn_bias : bool
         Whether ``b -= lr * e`` is applied (the weights always learn).
+    readout_dropout : float
+        While learning, each spike entering a readout is dropped with this probability (and
+        the survivors scaled by ``1 / (1 - p)``), as the reference does; 0 by default.
+    dropout_seed : int
+        Seeds the dropout masks.
     """
 
     def __init__(self, weights, biases, readouts, *, alpha, beta, alpha_rp, w_rp, window,
-                 surrogate, learning_rates, learn_bias=True):
+                 surrogate, learning_rates, learn_bias=True, readout_dropout=0.0, dropout_seed=0):
         if surrogate not in SURROGATES:
             raise ValueError(f"surrogate = {surrogate!r}: must be one of {', '.join(SURROGATES)}")
         self.weights = [np.array(w, dtype=float) for w in weights]
@@ -108,6 +114,8 @@ class FloatDecolle:
         self.window, self.surrogate = window, surrogate
         self.learning_rates = tuple(learning_rates)
         self.learn_bias = bool(learn_bias)
+        self.readout_dropout = float(readout_dropout)
+        self._dropout_rng = np.random.default_rng(dropout_seed)
         if len(self.learning_rates) != len(self.weights):
             raise ValueError(f"learning_rates: {len(self.learning_rates)} given, "
                              f"{len(self.weights)} layers")
@@ -137,7 +145,11 @@ class FloatDecolle:
             s_out = (membrane > 0).astype(float)
             self.S[layer] = s_out
             if learn:
-                error = local_error(membrane, s_out, self.readouts[layer], target,
+                seen = s_out
+                if self.readout_dropout:
+                    keep = self._dropout_rng.random(s_out.shape) >= self.readout_dropout
+                    seen = s_out * keep / (1 - self.readout_dropout)
+                error = local_error(membrane, seen, self.readouts[layer], target,
                                     self.surrogate, self.window)
                 lr = self.learning_rates[layer]
                 w -= lr * (self.P[layer].T @ error)

@@ -84,7 +84,7 @@ def evaluate(model, backend: str, rasters, labels, burn_in: int, batch: int = 15
 
 def fit(config, split=None, *, backend: str = "golden", epochs: int | None = None, seed: int = 0,
         progress: bool = False, on_epoch=None, limit_train: int | None = None,
-        limit_test: int | None = None) -> TrainResult:
+        limit_test: int | None = None, model=None) -> TrainResult:
     """Train a DECOLLE core online on the digits.
 
     Parameters
@@ -105,6 +105,9 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
         Called with each :class:`EpochMetrics` as soon as the epoch is evaluated.
     limit_train, limit_test : int, optional
         Use only the first N training / test images (quick checks).
+    model : object, optional
+        A ready model of ``backend`` to train instead of a new one (the ablations of
+        :mod:`plasticore.decolle_ablation` pass variants of the float reference).
 
     Returns
     -------
@@ -127,7 +130,7 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
                          f"{split.n_inputs} inputs and {n_classes} outputs")
     params = config.learning
     ticks, rate, burn_in = params.ticks_per_sample, params.input_rate, params.burn_in
-    model = build_model(config, backend)
+    model = build_model(config, backend) if model is None else model
     initial_weights = [np.vstack([w, b[None, :]]) for w, b in zip(model.weights, model.biases)]
     rng = np.random.default_rng(seed)
     test_rasters = split.test.rasters(np.arange(len(split.test)), ticks, rate,
