@@ -235,13 +235,20 @@ def _train_one(args, config, trainer, accepted, split, seed: int, output: Path):
             report(metrics)
 
     metrics = _metrics_dict(args, result, seed, seconds)
+    if split is not None and split.train.kind == "events":
+        # Binned events after a sample's window are not presented: say how many.
+        learning = config.learning
+        test_ticks = getattr(learning, "test_ticks_per_sample", learning.ticks_per_sample)
+        metrics["events_beyond_window"] = {
+            "train": split.train.events_beyond(learning.ticks_per_sample),
+            "test": split.test.events_beyond(test_ticks)}
     np.savez(output / "weights.npz", **{f"w{i}": w for i, w in enumerate(result.weights)})
     title = f"{result.rule} ({result.backend}) on {args.dataset}"
     plot_curve([result.epochs], output / "curve.png", title)
     if result.initial_weights is not None:
         plot_weight_histograms(result.initial_weights, result.weights, output / "weights.png", title)
     if result.model is not None and hasattr(trainer, "record_layers") and split is not None:
-        ticks = getattr(config.learning, "test_ticks_per_sample", None) or config.learning.ticks_per_sample
+        ticks = getattr(config.learning, "test_ticks_per_sample", config.learning.ticks_per_sample)
         sample = split.test.raster(0, ticks, config.learning.input_rate,
                                    np.random.default_rng([seed, 2]))
         plot_raster(trainer.record_layers(result.model, sample), output / "raster.png",

@@ -160,6 +160,10 @@ def test_recordings_bin_into_ticks(tmp_path, fmt):
     for e in events:   # address = (channel * H' + y // 2) * W' + x // 3, tick = (t - t0) // 1000
         expected[(e["t"] - t0) // 1000, (int(e["p"]) * 2 + e["y"] // 2) * 2 + e["x"] // 3] = True
     np.testing.assert_array_equal(raster, expected)
+    # Events binned after a 10-tick window are counted, not silently lost.
+    late = sum(int(((e["t"] - e["t"].min()) // 1000 >= 10).sum()) for e in
+               (read_recording(p) for p in sorted((tmp_path / "Train").glob("*/*"))))
+    assert late > 0 and split.train.events_beyond(10) == late
     # Class 1 lives in the right-hand pooled column only.
     assert not split.train.raster(3, 25)[:, [0, 2, 4, 6]].any()
 
