@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import load_config
+from .golden.engine import ENGINES
 
 __all__ = ["register", "run_train", "TRAINERS", "DATASETS"]
 
@@ -51,6 +52,9 @@ def register(subparsers) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="golden",
                         help="golden: the integer model; float: the float reference; "
                              "rtl: the generated hardware (default: golden)")
+    parser.add_argument("--engine", choices=ENGINES, default=None,
+                        help="golden model engine: fast (compiled, the default when numba is "
+                             "installed) or numpy (the specification); same results")
     parser.add_argument("--epochs", type=int, default=None,
                         help="online epochs (default: the rule's `epochs` parameter)")
     parser.add_argument("--seed", type=int, default=0,
@@ -154,6 +158,10 @@ def run_train(args) -> int:
     options = {"backend": args.backend, "seed": args.seed, "progress": not args.no_progress}
     if args.epochs is not None:
         options["epochs"] = args.epochs
+    if getattr(args, "engine", None) is not None:
+        if "engine" not in accepted:
+            return _fail(f"--engine: the {config.rule} trainer does not support it")
+        options["engine"] = args.engine
     if "on_epoch" in accepted:
         options["on_epoch"] = report
     for name in ("limit_train", "limit_test"):

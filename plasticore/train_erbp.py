@@ -26,11 +26,12 @@ __all__ = ["BACKENDS", "fit", "make_model", "evaluate"]
 BACKENDS = ("golden", "float")
 
 
-def make_model(config: CoreConfig, backend: str):
-    """Return a fresh eRBP model of the given backend (``golden`` or ``float``)."""
+def make_model(config: CoreConfig, backend: str, engine: str | None = None):
+    """Return a fresh eRBP model of the given backend (``golden`` or ``float``); the golden
+    model runs on ``engine`` (:mod:`plasticore.golden.engine`, default the fastest)."""
     if backend == "golden":
-        from plasticore.golden.erbp import GoldenErbpCore
-        return GoldenErbpCore(config)
+        from plasticore.golden.engine import erbp_core
+        return erbp_core(config, engine=engine)
     if backend == "float":
         from plasticore.golden.erbp_float import FloatErbpNetwork
         return FloatErbpNetwork(config)
@@ -63,7 +64,7 @@ def evaluate(model, x, y, *, seed: int, progress: bool = False, desc: str = "tes
 def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
         epochs: int | None = None, seed: int = 0, progress: bool = True,
         limit_train: int | None = None, limit_test: int | None = None,
-        on_epoch=None, model=None) -> TrainResult:
+        on_epoch=None, model=None, engine: str | None = None) -> TrainResult:
     """Train an eRBP network online on ``split``; evaluate on its test part after each epoch.
 
     Parameters
@@ -87,6 +88,9 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
     model : object, optional
         A ready model to train instead of a new one of ``backend``: the RTL core in a
         simulation (:class:`plasticore.sim.train_tb.RtlErbpModel`) is trained this way.
+    engine : {"fast", "numpy"}, optional
+        The golden model's engine (:mod:`plasticore.golden.engine`); the results are the
+        same bit for bit. Default: ``"fast"`` when Numba is installed.
     """
     params = rule_params(config, "erbp", "eRBP training")
     n_classes = config.layers[-1]
@@ -103,7 +107,7 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
     x_test, y_test = split.x_test[:limit_test], split.y_test[:limit_test]
 
     if model is None:
-        model = make_model(config, backend)
+        model = make_model(config, backend, engine)
     history = []
     for epoch in range(1, epochs + 1):
         model.learning_rate_shift = params.learning_rate_shift_at(epoch)
