@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import load_config
+from .golden.engine import ENGINES
 
 __all__ = ["register", "run_train", "TRAINERS", "DATASETS"]
 
@@ -60,6 +61,9 @@ def register(subparsers) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="golden",
                         help="golden: the integer model; float: the float reference; "
                              "rtl: the generated hardware (default: golden)")
+    parser.add_argument("--engine", choices=ENGINES, default=None,
+                        help="golden model engine: fast (compiled, the default when numba is "
+                             "installed) or numpy (the specification); same results")
     parser.add_argument("--epochs", type=int, default=None,
                         help="online epochs (default: the rule's `epochs` parameter)")
     seeds = parser.add_mutually_exclusive_group()
@@ -133,8 +137,8 @@ def run_train(args) -> int:
             return _fail(f"{flag} {value}: must be at least 1")
     trainer = importlib.import_module(TRAINERS[config.rule])
     accepted = inspect.signature(trainer.fit).parameters
-    for name in ("limit_train", "limit_test"):
-        if getattr(args, name) is not None and name not in accepted:
+    for name in ("limit_train", "limit_test", "engine"):
+        if getattr(args, name, None) is not None and name not in accepted:
             return _fail(f"--{name.replace('_', '-')}: the {config.rule} trainer does not support it")
     try:
         split = None if args.backend == "rtl" else _load_dataset(args.dataset, config)
@@ -217,6 +221,8 @@ def _train_one(args, config, trainer, accepted, split, seed: int, output: Path):
     options = {"backend": args.backend, "seed": seed, "progress": not args.no_progress}
     if args.epochs is not None:
         options["epochs"] = args.epochs
+    if getattr(args, "engine", None) is not None:
+        options["engine"] = args.engine
     if "on_epoch" in accepted:
         options["on_epoch"] = report
     for name in ("limit_train", "limit_test"):

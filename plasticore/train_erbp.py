@@ -26,11 +26,12 @@ __all__ = ["BACKENDS", "fit", "make_model", "evaluate", "record_layers"]
 BACKENDS = ("golden", "float")
 
 
-def make_model(config: CoreConfig, backend: str):
-    """Return a fresh eRBP model of the given backend (``golden`` or ``float``)."""
+def make_model(config: CoreConfig, backend: str, engine: str | None = None):
+    """Return a fresh eRBP model of the given backend (``golden`` or ``float``); the golden
+    model runs on ``engine`` (:mod:`plasticore.golden.engine`, default the fastest)."""
     if backend == "golden":
-        from plasticore.golden.erbp import GoldenErbpCore
-        return GoldenErbpCore(config)
+        from plasticore.golden.engine import erbp_core
+        return erbp_core(config, engine=engine)
     if backend == "float":
         from plasticore.golden.erbp_float import FloatErbpNetwork
         return FloatErbpNetwork(config)
@@ -77,7 +78,7 @@ def record_layers(model, raster) -> list[np.ndarray]:
 def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
         epochs: int | None = None, seed: int = 0, progress: bool = True,
         limit_train: int | None = None, limit_test: int | None = None,
-        on_epoch=None, model=None) -> TrainResult:
+        on_epoch=None, model=None, engine: str | None = None) -> TrainResult:
     """Train an eRBP network online on ``split``; evaluate on its test part after each epoch.
 
     Parameters
@@ -102,6 +103,9 @@ def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
     model : object, optional
         A ready model to train instead of a new one of ``backend``: the RTL core in a
         simulation (:class:`plasticore.sim.train_tb.RtlErbpModel`) is trained this way.
+    engine : {"fast", "numpy"}, optional
+        The golden model's engine (:mod:`plasticore.golden.engine`); the results are the
+        same bit for bit. Default: ``"fast"`` when Numba is installed.
     """
     params = rule_params(config, "erbp", "eRBP training")
     n_classes = config.layers[-1]
@@ -118,7 +122,7 @@ def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
     train, y_train = split.train, split.train.labels
 
     if model is None:
-        model = make_model(config, backend)
+        model = make_model(config, backend, engine)
     initial_weights = [np.array(w) for w in model.read_weights()]
     history = []
     for epoch in range(1, epochs + 1):
