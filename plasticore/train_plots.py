@@ -1,6 +1,6 @@
 """The pictures ``plasticore train`` draws: learning curve, spike raster, weight histogram.
 
-* ``curve.png``: accuracy per epoch, train (online), validation and test; with several
+* ``curve.png``: accuracy per epoch, train, validation and test; with several
   training seeds, the mean with the standard deviation as error bars. Every point has a
   marker and the epoch axis has whole numbers, so a one-epoch run is readable too.
 * ``raster.png``: one test sample through every layer (inputs at the bottom), learning off,
@@ -29,7 +29,7 @@ def plot_curve(histories: list[list], path: Path, title: str) -> None:
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6, 4))
     epochs = [m.epoch for m in histories[0]]
-    series = (("train (online)", "train_accuracy", "o-"),
+    series = (("train", "train_accuracy", "o-"),
               ("validation", "validation_accuracy", "^-"),
               ("test", "test_accuracy", "s-"))
     for label, name, style in series:
