@@ -1,15 +1,17 @@
-"""Online DECOLLE training on the digits, with the integer model or the float reference.
+"""Online DECOLLE training on any data set, with the integer model or the float reference.
 
 ``fit`` is what ``plasticore train CONFIG --backend golden|float`` calls for
 ``rule = "decolle"``. ``python -m plasticore.train_decolle CONFIG --epochs E [--backend B]
 [--set FIELD=VALUE ...]`` runs the same ``fit`` with ``[decolle]`` fields overridden, for
-measuring what an approximation costs, and prints one line per epoch.
+measuring what an approximation costs, and prints one line per epoch (on the whole digits
+training set, without a validation split, as the earlier measurements in docs/decolle.md).
 
-Protocol: each epoch presents the 1347 training images once, in a fresh random order, one
-at a time (online: weights change every tick from ``burn_in`` on), each as a new Bernoulli
-raster of ``ticks_per_sample`` ticks with spike probability ``input_rate * pixel``. After
-each epoch the epoch's training rasters and the 450 test images (one raster each, drawn
-once per run) are run with learning off; the prediction is the top layer's spike count from
+Protocol: each epoch presents the training samples once, in a fresh random order, one at a
+time (online: weights change every tick from ``burn_in`` on); images as a new Bernoulli
+raster of ``ticks_per_sample`` ticks with spike probability ``input_rate * pixel``, event
+data as their binned events. After each epoch the epoch's training rasters, the validation
+and the test samples (one raster each, drawn once per run from the seed) are run with
+learning off; the prediction is the top layer's spike count from
 ``burn_in`` on (ties: larger membrane sum, then lower index). Seconds per epoch count the
 training presentations only.
 """
