@@ -356,3 +356,12 @@ def test_data_that_does_not_fit_the_network_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "784 inputs per sample, the config 64 (layers[0])" in err
     assert err.count("\n") == 1
+
+
+def test_saccades_of_idx_files_use_the_image_shape(tmp_path):
+    write_idx_dir(tmp_path, n_train=4, n_test=2)
+    settings = DataSettings(saccade_amplitude=3.0, saccade_steps=5, downsample=2, time_window=3000)
+    split = load_dataset(f"saccades:idx:{tmp_path}", settings)
+    # 28 + ceil(3) = 31 pixels a side, pooled by 2 -> 16, two polarities.
+    assert split.n_inputs == 2 * 16 * 16 and len(split.train) == 4 and len(split.test) == 2
+    assert split.name == f"saccades:idx:{tmp_path}"
