@@ -337,6 +337,7 @@ def test_train_with_seeds_reports_mean_and_sd(tmp_path, capsys):
     ("idx:{missing}", "does not exist"),
     ("idx:{bad}", "magic = 0x"),
     ("events:{missing}", "does not exist"),
+    ("events:{bad}/t10k-labels-idx1-ubyte", "is a file: give the directory"),
 ])
 def test_bad_dataset_is_one_line_and_exit_code_2(tmp_path, capsys, spec, message):
     bad = write_idx_dir(tmp_path / "bad")

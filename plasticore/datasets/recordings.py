@@ -120,7 +120,9 @@ def load_recordings(root, part: str) -> tuple[list[np.ndarray], np.ndarray, list
     """
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(root, "directory", str(root), "does not exist")
+        raise DatasetError(root, "directory", str(root),
+                           "is a file: give the directory that holds Train/<label>/ and "
+                           "Test/<label>/" if root.exists() else "does not exist")
     recordings, labels, paths = [], [], []
     for label, folder in _label_folders(root, part):
         for path in sorted(p for p in folder.iterdir() if p.suffix in RECORDING_SUFFIXES):
