@@ -144,6 +144,12 @@ def run_train(args) -> int:
         split = None if args.backend == "rtl" else _load_dataset(args.dataset, config)
     except DatasetError as error:
         return _fail(str(error))
+    if split is not None and split.n_inputs != config.n_inputs:
+        return _fail(f"{args.config} with --dataset {args.dataset}: the data has "
+                     f"{split.n_inputs} inputs per sample, the config {config.n_inputs} (layers[0])")
+    if split is not None and split.n_classes > config.layers[-1]:
+        return _fail(f"{args.config} with --dataset {args.dataset}: the data has labels up to "
+                     f"{split.n_classes - 1}, the last layer {config.layers[-1]} neurons")
     output = Path(args.output if args.output else f"out/train-{config.name}")
     output.mkdir(parents=True, exist_ok=True)
     seeds = args.seeds if args.seeds else [args.seed]
@@ -152,10 +158,7 @@ def run_train(args) -> int:
     runs = []
     for seed in seeds:
         place = output if len(seeds) == 1 else output / f"seed-{seed}"
-        try:
-            outcome = _train_one(args, config, trainer, accepted, split, seed, place)
-        except ValueError as error:   # the data set does not fit the network
-            return _fail(f"{args.config} with --dataset {args.dataset}: {error}")
+        outcome = _train_one(args, config, trainer, accepted, split, seed, place)
         if outcome is None:
             return 1
         runs.append(outcome)
