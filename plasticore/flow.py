@@ -50,6 +50,7 @@ def generate(config, out_dir: Path) -> tuple[Path, Path]:
 
     from plasticore.hdl.cores import make_core
 
+    config.check_size()
     core = make_core(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     top = f"plasticore_{config.name}"
@@ -295,8 +296,16 @@ def _print_benchmark(figures: dict) -> None:
           f"(activity {figures['golden_activity']}{learning})")
 
 
+def load_buildable(path):
+    """Load a configuration and refuse it if it is too large for the flow (before any
+    weight is allocated)."""
+    config = load_config(path)
+    config.check_size()
+    return config
+
+
 def _generate_command(args) -> int:
-    config = load_config(args.config)
+    config = load_buildable(args.config)
     verilog_path, json_path = generate(config, Path(args.output))
     print(f"wrote {verilog_path} and {json_path}")
     return 0
@@ -305,7 +314,7 @@ def _generate_command(args) -> int:
 def _verify_command(args) -> int:
     from plasticore.sim.runner import SimulatorError
 
-    config = load_config(args.config)
+    config = load_buildable(args.config)
     try:
         result = verify(config, simulator=args.simulator, ticks=args.ticks, seed=args.seed,
                         activity=args.activity, ready_probability=args.ready,
@@ -318,7 +327,7 @@ def _verify_command(args) -> int:
 
 
 def _bench_command(args) -> int:
-    config = load_config(args.config)
+    config = load_buildable(args.config)
     if config.rule == "decolle":
         # A dense tick costs every synapse: fewer ticks per row by default.
         figures = benchmark_decolle(config, simulator=args.simulator,

@@ -39,7 +39,8 @@ class SimulatorError(RuntimeError):
 
 
 def generate_verilog(config: CoreConfig, name: str = TOPLEVEL) -> str:
-    """Return the Verilog of the core described by ``config``."""
+    """Return the Verilog of the core described by ``config`` (refused if too large)."""
+    config.check_size()
     core = make_core(config)
     return verilog.convert(core, name=name, emit_src=False)
 
