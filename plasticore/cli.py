@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "plasticore.flow",
     "plasticore.train",
     "plasticore.boards.cli",
+    "plasticore.fuzz",
 ]
 
 

@@ -314,6 +314,8 @@ def _generate_command(args) -> int:
 def _verify_command(args) -> int:
     from plasticore.sim.runner import SimulatorError
 
+    if args.config.endswith(".json"):
+        return _replay_command(args)
     config = load_buildable(args.config)
     try:
         result = verify(config, simulator=args.simulator, ticks=args.ticks, seed=args.seed,
@@ -324,6 +326,25 @@ def _verify_command(args) -> int:
         return 2
     print(format_verdict(result))
     return 0 if result["mismatch"] is None else 1
+
+
+def _replay_command(args) -> int:
+    """``plasticore verify CASE.json``: replay a case written by ``plasticore fuzz``."""
+    from plasticore.fuzz import replay
+    from plasticore.sim.runner import SimulatorError
+
+    try:
+        result = replay(args.config, simulator=args.simulator, build_root=args.build_dir)
+    except SimulatorError as error:
+        print(f"plasticore: {error}", file=sys.stderr)
+        return 2
+    if result["mismatch"] is None:
+        print(f"bit-exact: {result['streams']} streams, {result['ticks']} ticks, "
+              f"{result['spikes']} spikes, {result['state_checks']} state checks")
+        return 0
+    fields = ", ".join(f"{k} {v}" for k, v in result["mismatch"].items())
+    print(f"MISMATCH after {result['ticks']} bit-exact ticks: {fields}")
+    return 1
 
 
 def _bench_command(args) -> int:
@@ -369,7 +390,8 @@ def register(subparsers) -> None:
     generate_parser.set_defaults(handler=_generate_command)
 
     def simulation_options(parser):
-        parser.add_argument("config", help="core configuration (TOML)")
+        parser.add_argument("config", help="core configuration (TOML); for verify also a "
+                                           "case written by plasticore fuzz (.json)")
         parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
         parser.add_argument("--seed", type=int, default=0, help="seed of weights and events")
         parser.add_argument("--build-dir", default=str(DEFAULT_BUILD_ROOT),
