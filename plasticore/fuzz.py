@@ -43,9 +43,10 @@ def _strategies():
     return strategies
 
 
-def _sizes(st, low: int = 1):
+def _sizes(st):
     # Mostly tiny layers (1-neuron ones included), now and then odd and word-straddling.
-    return st.one_of(st.integers(low, 6), st.sampled_from([7, 9, 13, 16, 17, 24]))
+    tiny = st.integers(1, 6)
+    return st.one_of(tiny, tiny, tiny, st.sampled_from([7, 9, 13, 16, 17, 24]))
 
 
 def core_configs(rules=FUZZ_RULES):
@@ -146,67 +147,81 @@ def _register_writes(config: CoreConfig):
     return writes
 
 
-def fuzz_jobs(config: CoreConfig, streams: int):
-    """A Hypothesis strategy of jobs for :func:`plasticore.sim.runner.run_streams`: initial
-    weights (and biases) and ``streams`` event streams with host writes between ticks."""
-    st = _strategies()
+def _stream_steps(config: CoreConfig, rng: np.random.Generator, *, ticks: int,
+                  max_events: int, burst: bool, host_writes: int, first: bool) -> list:
+    """The steps of one stream, drawn from ``rng`` within the knobs Hypothesis drew."""
     n_inputs = config.n_inputs
     learning = config.rule != "none"
     n_classes = config.layers[-1]
-    w_low, w_high = config.weight_range
-    m_low, m_high = config.membrane_range
     registers = _register_writes(config)
-    state_regions = (["weight"] if config.rule == "decolle" else
-                     ["weight", "membrane", "refractory"]
-                     + (["dendrite"] if config.rule == "erbp" else []))
+    regions = (["weight"] if config.rule == "decolle" else
+               ["weight", "membrane", "refractory"] + (["dendrite"] if config.rule == "erbp" else []))
+    steps = []
+    if first and config.rule == "erbp":
+        steps += [["write", "learning_enabled", 1], ["write", "burn_in_ticks", 0]]
+    elif first and config.rule == "decolle":
+        steps += [["write", "learn", 1], ["write", "burn_in", 0], ["write", "sample_tick", 0]]
 
-    address = st.one_of(
-        st.integers(0, n_inputs - 1), st.integers(0, n_inputs - 1),
-        st.integers(0, n_inputs - 1),
-        st.integers(n_inputs + (n_classes if learning else 0), MAX_NEURONS_PER_LAYER - 1),
-        *([st.integers(n_inputs, n_inputs + n_classes - 1)] * 2 if learning else []))
-    tick_events = st.one_of(st.lists(address, max_size=max(4, n_inputs)),
-                            st.lists(address, min_size=8, max_size=48))       # bursts
+    def address():
+        kind = rng.random()
+        if kind < 0.08:                     # out of range: dropped and counted
+            return int(rng.integers(n_inputs + (n_classes if learning else 0),
+                                    MAX_NEURONS_PER_LAYER))
+        if learning and kind < 0.25:        # a label
+            return n_inputs + int(rng.integers(0, n_classes))
+        return int(rng.integers(0, n_inputs))
 
-    @st.composite
-    def register_write(draw):
-        name, legal, illegal = draw(st.sampled_from(registers))
-        values = list(legal) + list(illegal)
-        return ["write", name, draw(st.sampled_from(values))]
-
-    @st.composite
-    def state_write(draw):
-        region = draw(st.sampled_from(state_regions))
-        layer = draw(st.integers(1, len(config.neuron_layers)))
+    def state_write():
+        region = str(rng.choice(regions))
+        layer = int(rng.integers(1, len(config.neuron_layers) + 1))
         n_pre, n_post = config.layers[layer - 1], config.layers[layer]
         if region == "weight":
-            index = [draw(st.integers(0, n_pre - 1)), draw(st.integers(0, n_post - 1))]
-            low, high = w_low, w_high
+            index = [int(rng.integers(0, n_pre)), int(rng.integers(0, n_post))]
+            low, high = config.weight_range
         else:
-            index = draw(st.integers(0, n_post - 1))
+            index = int(rng.integers(0, n_post))
             low, high = ((0, config.refractory_ticks) if region == "refractory"
-                         else (m_low, m_high))
-        # Mostly in range (the corners too), now and then just outside: refused.
-        value = draw(st.one_of(st.integers(low, high), st.sampled_from([low, high]),
-                               st.sampled_from([low - 1, high + 1])))
+                         else config.membrane_range)
+        # Mostly in range (its corners too), now and then just outside: refused.
+        value = [int(rng.integers(low, high + 1)), low, high, low - 1, high + 1][
+            int(rng.choice(5, p=[0.6, 0.1, 0.1, 0.1, 0.1]))]
         return ["state", region, layer, index, value]
+
+    def register_write():
+        name, legal, illegal = registers[int(rng.integers(0, len(registers)))]
+        values = list(legal) + list(illegal)
+        return ["write", name, int(values[int(rng.integers(0, len(values)))])]
+
+    for _ in range(ticks):
+        for _ in range(int(rng.integers(0, host_writes + 1))):
+            steps.append(state_write() if rng.random() < 0.5 else register_write())
+        count = int(rng.integers(8, 49)) if burst and rng.random() < 0.5 else \
+            int(rng.integers(0, max_events + 1))
+        steps.append(["tick", [address() for _ in range(count)]])
+    return steps
+
+
+def fuzz_jobs(config: CoreConfig, streams: int):
+    """A Hypothesis strategy of jobs for :func:`plasticore.sim.runner.run_streams`: initial
+    weights (and biases) and ``streams`` event streams with host writes between ticks.
+
+    Hypothesis draws each stream's knobs (ticks, largest event count, bursts, host
+    writes, a state check, back-pressure and a seed); the events and writes come from the
+    seed. Shrinking a failure drops streams, ticks, events and writes.
+    """
+    st = _strategies()
 
     @st.composite
     def stream(draw, first: bool):
-        steps = []
-        if first and config.rule == "erbp":
-            steps += [["write", "learning_enabled", 1], ["write", "burn_in_ticks", 0]]
-        elif first and config.rule == "decolle":
-            steps += [["write", "learn", 1], ["write", "burn_in", 0], ["write", "sample_tick", 0]]
-        for _ in range(draw(st.integers(1, 6))):
-            if draw(st.integers(0, 9)) < 2:
-                steps += draw(st.lists(st.one_of(register_write(), state_write()),
-                                       min_size=1, max_size=3))
-            steps.append(["tick", draw(tick_events)])
-        if draw(st.integers(0, 3)) == 0:
+        knobs = dict(ticks=draw(st.integers(1, 4)),
+                     max_events=draw(st.integers(0, min(8, max(4, config.n_inputs)))),
+                     burst=draw(st.booleans()), host_writes=draw(st.integers(0, 3)))
+        rng = np.random.default_rng(draw(st.integers(0, (1 << 32) - 1)))
+        steps = _stream_steps(config, rng, first=first, **knobs)
+        if draw(st.integers(0, 7)) == 0:       # the whole state, now and then
             steps.append(["check"])
         return {"ready_probability": draw(st.sampled_from([1.0, 0.8, 0.5, 0.25])),
-                "seed": draw(st.integers(0, 1 << 16)), "steps": steps}
+                "seed": int(rng.integers(0, 1 << 16)), "steps": steps}
 
     @st.composite
     def job(draw):

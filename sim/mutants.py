@@ -9,8 +9,8 @@ one rule that a checker claims to enforce:
     with two neurons or more in its first layer, the second of them spiking, shows (what
     ``plasticore fuzz`` must find and shrink).
 ``unstable_output``
-    Changes the output payload while ``valid`` is high and ``ready`` low: breaks the
-    stream rule (what the formal properties must catch).
+    Changes the output payload (its tick tag) while ``valid`` is high and ``ready`` low:
+    breaks the stream rule (what the formal properties must catch).
 ``lost_input``
     Accepts an end-of-tick input while the core is busy and never passes it on: an
     accepted input event is lost and its tick never ends.
@@ -72,7 +72,7 @@ class MutantCore(wiring.Component):
             toggle = Signal()
             m.d.sync += toggle.eq(~toggle)
             with m.If(core.o_events.valid & ~self.o_events.ready & toggle):
-                m.d.comb += self.o_events.payload.neuron.eq(core.o_events.payload.neuron ^ 1)
+                m.d.comb += self.o_events.payload.tick.eq(core.o_events.payload.tick ^ 1)
         elif self.mutation == "lost_input":
             with m.If(self.i_events.valid & self.i_events.payload.end_of_tick
                       & ~core.i_events.ready):
