@@ -46,6 +46,7 @@ def _build(args) -> int:
     from .platforms import BoardError
 
     config = load_config(args.config)
+    config.check_size()
     out = Path(args.output or Path("build") / f"{config.name}_{args.board}")
     try:
         clock_hz = args.clock * 1e6 if args.clock else None

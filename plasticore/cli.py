@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "plasticore.flow",
     "plasticore.train",
     "plasticore.boards.cli",
+    "plasticore.fuzz",
 ]
 
 
@@ -39,6 +40,13 @@ def main(argv=None) -> int:
         return args.handler(args)
     except ConfigError as error:
         print(f"plasticore: configuration error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        # A missing file, a directory given for a file, no permission: one line, not a
+        # traceback. Errors of the simulators and tools are reported by their commands.
+        if error.filename is None:
+            raise
+        print(f"plasticore: {error.filename}: {error.strerror}", file=sys.stderr)
         return 2
 
 

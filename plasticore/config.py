@@ -19,7 +19,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-__all__ = ["ConfigError", "CoreConfig", "RESET_MODES", "LEARNING_RULES", "load_config"]
+__all__ = ["ConfigError", "CoreConfig", "RESET_MODES", "LEARNING_RULES", "load_config",
+           "check_label_addresses", "MAX_FLOW_SYNAPSES", "MAX_NEURON_LAYERS"]
 
 #: How a neuron's membrane is reset after it spikes.
 RESET_MODES = ("zero", "subtract")
@@ -33,6 +34,12 @@ MAX_WEIGHT_BITS = 16
 MAX_MEMBRANE_BITS = 32            # the host port moves 32-bit words
 MAX_REFRACTORY_TICKS = 255
 ALLOWED_LANES = (1, 2, 4, 8, 16)
+MAX_NEURON_LAYERS = 255           # the output event tags its layer in 8 bits, 0 unused
+#: Largest network the flow builds or simulates: generating, simulating or synthesizing a core
+#: holds every weight in memory several times over (Python lists, int64 arrays, Verilog
+#: text), so a bigger one is refused before anything is allocated. 2**22 synapses is over
+#: ten times what the largest supported FPGA holds.
+MAX_FLOW_SYNAPSES = 1 << 22
 
 
 class ConfigError(ValueError):
@@ -121,6 +128,10 @@ class CoreConfig:
                               "needs at least two entries (inputs, then one neuron layer)")
         for index, size in enumerate(layers):
             _require_range(f"layers[{index}]", size, 1, MAX_NEURONS_PER_LAYER)
+        if len(layers) - 1 > MAX_NEURON_LAYERS:
+            raise ConfigError("layers", f"<{len(layers)} entries>",
+                              f"{len(layers) - 1} neuron layers; at most {MAX_NEURON_LAYERS} "
+                              "(the output event tags its layer in 8 bits)")
 
         _require_range("weight_bits", self.weight_bits, 2, MAX_WEIGHT_BITS)
         _require_range("membrane_bits", self.membrane_bits, self.weight_bits + 1,
@@ -140,9 +151,39 @@ class CoreConfig:
                               f"must be one of {', '.join(LEARNING_RULES)}")
         if self.rule == "none" and self.learning is not None:
             raise ConfigError("learning", self.learning, 'must be absent when rule = "none"')
+        if self.rule != "none":
+            self._validate_learning()
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ConfigError("name", self.name,
                               "must be a Python-identifier-like label (letters, digits, _)")
+
+    def _validate_learning(self) -> None:
+        # Every construction path (the constructor, from_dict, replace) checks the rule's
+        # parameters against the core they now belong to: replace(membrane_bits=9) must not
+        # keep a soma_gain_shift that no longer fits.
+        import importlib
+        params_type = importlib.import_module(f"plasticore.rules.{self.rule}").Params
+        if self.learning is None:
+            object.__setattr__(self, "learning", params_type())
+        elif not isinstance(self.learning, params_type):
+            raise ConfigError("learning", type(self.learning).__name__,
+                              f"must be plasticore.rules.{self.rule}.Params for "
+                              f"rule = {self.rule!r}")
+        self.learning.validate(self)
+
+    def check_size(self, limit: int = MAX_FLOW_SYNAPSES) -> None:
+        """Refuse a network too large for the flow, before anything is allocated.
+
+        Raises
+        ------
+        ConfigError
+            Naming ``layers``, the number of synapses and the limit.
+        """
+        if self.n_synapses > limit:
+            raise ConfigError("layers", list(self.layers),
+                              f"too large: {self.n_synapses} synapses "
+                              f"(~{self.n_synapses * 8 / 2**30:.1f} GiB as int64 weights); "
+                              f"the flow builds and simulates at most {limit} synapses")
 
     # Derived quantities that every part (golden, hdl, host map) shares.
 
@@ -206,14 +247,19 @@ class CoreConfig:
         if data.get("data") is not None:   # the [data] table: split and binning settings
             from plasticore.datasets.settings import DataSettings
             data["data"] = DataSettings.from_dict(data["data"])
-        core = cls(**data)
-        if table is None:
-            return core
-        if not isinstance(table, dict):
+        if table is not None and not isinstance(table, dict):
             raise ConfigError(rule, table, f"must be a table of {rule} parameters")
-        import importlib
-        params = importlib.import_module(f"plasticore.rules.{rule}").Params
-        return dataclasses.replace(core, learning=params.from_dict(table, core))
+        if table:
+            # The table is parsed against the core's shape: check the core's own fields
+            # first, then let the rule see it with its rule name (an interim object that
+            # only the parser sees), and build the result through the constructor, which
+            # validates the whole again.
+            shape = cls(**dict(data, rule="none"))
+            object.__setattr__(shape, "rule", rule)
+            import importlib
+            params = importlib.import_module(f"plasticore.rules.{rule}").Params
+            return cls(**dict(data, learning=params.from_dict(table, shape)))
+        return cls(**data)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "CoreConfig":
@@ -237,6 +283,17 @@ class CoreConfig:
         if learning is not None:
             data[self.rule] = learning.to_dict()
         return data
+
+
+def check_label_addresses(config: CoreConfig) -> None:
+    """Refuse a learning core whose label addresses ``n_inputs + k`` (one per output class
+    ``k``) do not fit the 16-bit input event address."""
+    n_classes = config.layers[-1]
+    if config.n_inputs + n_classes > MAX_NEURONS_PER_LAYER:
+        raise ConfigError("layers", list(config.layers),
+                          f"n_inputs + classes = {config.n_inputs + n_classes}: the label "
+                          f"addresses n_inputs + k of rule = {config.rule!r} must stay below "
+                          f"{MAX_NEURONS_PER_LAYER} (16-bit input addresses)")
 
 
 def load_config(path_or_config) -> CoreConfig:

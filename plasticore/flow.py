@@ -50,6 +50,7 @@ def generate(config, out_dir: Path) -> tuple[Path, Path]:
 
     from plasticore.hdl.cores import make_core
 
+    config.check_size()
     core = make_core(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     top = f"plasticore_{config.name}"
@@ -295,8 +296,16 @@ def _print_benchmark(figures: dict) -> None:
           f"(activity {figures['golden_activity']}{learning})")
 
 
+def load_buildable(path):
+    """Load a configuration and refuse it if it is too large for the flow (before any
+    weight is allocated)."""
+    config = load_config(path)
+    config.check_size()
+    return config
+
+
 def _generate_command(args) -> int:
-    config = load_config(args.config)
+    config = load_buildable(args.config)
     verilog_path, json_path = generate(config, Path(args.output))
     print(f"wrote {verilog_path} and {json_path}")
     return 0
@@ -305,7 +314,9 @@ def _generate_command(args) -> int:
 def _verify_command(args) -> int:
     from plasticore.sim.runner import SimulatorError
 
-    config = load_config(args.config)
+    if args.config.endswith(".json"):
+        return _replay_command(args)
+    config = load_buildable(args.config)
     try:
         result = verify(config, simulator=args.simulator, ticks=args.ticks, seed=args.seed,
                         activity=args.activity, ready_probability=args.ready,
@@ -317,8 +328,27 @@ def _verify_command(args) -> int:
     return 0 if result["mismatch"] is None else 1
 
 
+def _replay_command(args) -> int:
+    """``plasticore verify CASE.json``: replay a case written by ``plasticore fuzz``."""
+    from plasticore.fuzz import replay
+    from plasticore.sim.runner import SimulatorError
+
+    try:
+        result = replay(args.config, simulator=args.simulator, build_root=args.build_dir)
+    except SimulatorError as error:
+        print(f"plasticore: {error}", file=sys.stderr)
+        return 2
+    if result["mismatch"] is None:
+        print(f"bit-exact: {result['streams']} streams, {result['ticks']} ticks, "
+              f"{result['spikes']} spikes, {result['state_checks']} state checks")
+        return 0
+    fields = ", ".join(f"{k} {v}" for k, v in result["mismatch"].items())
+    print(f"MISMATCH after {result['ticks']} bit-exact ticks: {fields}")
+    return 1
+
+
 def _bench_command(args) -> int:
-    config = load_config(args.config)
+    config = load_buildable(args.config)
     if config.rule == "decolle":
         # A dense tick costs every synapse: fewer ticks per row by default.
         figures = benchmark_decolle(config, simulator=args.simulator,
@@ -360,7 +390,8 @@ def register(subparsers) -> None:
     generate_parser.set_defaults(handler=_generate_command)
 
     def simulation_options(parser):
-        parser.add_argument("config", help="core configuration (TOML)")
+        parser.add_argument("config", help="core configuration (TOML); for verify also a "
+                                           "case written by plasticore fuzz (.json)")
         parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
         parser.add_argument("--seed", type=int, default=0, help="seed of weights and events")
         parser.add_argument("--build-dir", default=str(DEFAULT_BUILD_ROOT),

@@ -31,8 +31,9 @@ from plasticore.config import CoreConfig
 from plasticore.golden.erbp import GoldenErbpCore
 from plasticore.golden.lif import GoldenCore
 from plasticore.hdl.interfaces import ADDRESS_BITS, LAYER_BITS, TICK_BITS
-from plasticore.layout import CoreLayout
+from plasticore.layout import CoreLayout, layout_for
 from plasticore.sim.random_case import apply_erbp_writes
+from plasticore.sim.scoreboard import Mismatch, Scoreboard
 
 NEURON_MASK = (1 << ADDRESS_BITS) - 1
 
@@ -47,19 +48,6 @@ def _signed32(value: int) -> int:
     return value - (1 << 32) if value & (1 << 31) else value
 
 
-class Mismatch(Exception):
-    """The RTL and the golden model disagree."""
-
-    def __init__(self, **fields):
-        self.fields = fields
-        super().__init__(", ".join(f"{k} {v}" for k, v in fields.items()))
-
-    def as_json(self) -> dict:
-        """The fields, with values JSON cannot hold as text."""
-        return {k: (v if isinstance(v, (int, str, list, type(None))) else str(v))
-                for k, v in self.fields.items()}
-
-
 async def run_job(dut, run) -> None:
     """Run the job in the JSON file named by ``PLASTICORE_CASE``: ``await run(dut, job)``
     returns the result, which is written to ``job["result"]``; a mismatch fails the test."""
@@ -71,32 +59,38 @@ async def run_job(dut, run) -> None:
     assert result["mismatch"] is None, f"RTL differs from golden: {result['mismatch']}"
 
 
-def check_tick_outputs(tick: int, outputs, expected) -> None:
-    """Compare one tick's output events with the golden spikes of each layer.
+def read_output(dut) -> tuple[int, int, int, int]:
+    """Decode the output payload as ``(tick, layer, neuron, end_of_tick)``."""
+    value = dut.o_events__payload.value
+    if not value.is_resolvable:
+        raise Mismatch(what="output event with unknown bits", payload=str(value))
+    word = value.to_unsigned()
+    neuron = word & NEURON_MASK
+    layer = (word >> ADDRESS_BITS) & ((1 << LAYER_BITS) - 1)
+    tick = (word >> (ADDRESS_BITS + LAYER_BITS)) & ((1 << TICK_BITS) - 1)
+    end = (word >> (ADDRESS_BITS + LAYER_BITS + TICK_BITS)) & 1
+    return tick, layer, neuron, end
 
-    Raises
-    ------
-    Mismatch
-        At the first event tagged with another tick, layer out of range, or layer whose
-        spikes differ (naming the first neuron that differs).
-    """
-    n_layers = len(expected)
-    got = [[] for _ in range(n_layers)]
-    for out_tick, layer, neuron, end in outputs:
-        if out_tick != tick:
-            raise Mismatch(tick=tick, what="output event tagged with tick",
-                           expected=tick, got=out_tick)
-        if not end:
-            if not 1 <= layer <= n_layers:
-                raise Mismatch(tick=tick, what="layer out of range", got=layer)
-            got[layer - 1].append(neuron)
-    for layer, (want, have) in enumerate(zip(expected, got), 1):
-        if list(want) != have:
-            extra = sorted(set(have) - set(want.tolist()))
-            missing = sorted(set(want.tolist()) - set(have))
-            neuron = (extra + missing)[0] if extra or missing else None
-            raise Mismatch(tick=tick, layer=layer, neuron=neuron,
-                           expected=[int(x) for x in want], got=have)
+
+def tick_work_bound(config: CoreConfig) -> int:
+    """Cycles per input event within which a tick must end (or it has hung): generous
+    multiples of the work a tick does per event, for every rule."""
+    layout = layout_for(config)
+    if config.rule == "decolle":
+        work = (sum(lay.n_pre * (lay.n_post + 1) + 4 * lay.n_post + 16 for lay in layout.layers)
+                + config.learning.prng_rounds)
+        return work * (2 + config.layers[-1])
+    work = (sum(lay.row_words for lay in layout.layers) + config.n_neurons) * 4
+    if config.rule == "erbp":
+        # The error, feedback and dendrite passes: at most every error neuron spiking.
+        work += 2 * config.layers[-1] * sum(config.neuron_layers) + 2 * config.n_neurons + 100
+    return work
+
+
+def case_matrices(config: CoreConfig, matrices) -> list[np.ndarray]:
+    """The weight matrices of a JSON case as int64 arrays of the projections' shapes."""
+    return [np.array(w, dtype=np.int64).reshape(n_pre, n_post) for w, n_pre, n_post
+            in zip(matrices, config.layers, config.layers[1:])]
 
 
 class CoreBench:
@@ -131,15 +125,7 @@ class CoreBench:
         await ReadOnly()
         taken = offer is not None and _high(dut.i_events__ready)
         if ready and _high(dut.o_events__valid):
-            value = dut.o_events__payload.value
-            if not value.is_resolvable:
-                raise Mismatch(what="output event with unknown bits", payload=str(value))
-            word = value.to_unsigned()
-            neuron = word & NEURON_MASK
-            layer = (word >> ADDRESS_BITS) & ((1 << LAYER_BITS) - 1)
-            tick = (word >> (ADDRESS_BITS + LAYER_BITS)) & ((1 << TICK_BITS) - 1)
-            end = (word >> (ADDRESS_BITS + LAYER_BITS + TICK_BITS)) & 1
-            self.outputs.append((tick, layer, neuron, end))
+            self.outputs.append(read_output(dut))
         self.cycle += 1
         return taken
 
@@ -185,6 +171,15 @@ class CoreBench:
         if error:
             raise Mismatch(what="host write answered error", address=hex(address), value=value)
 
+    async def load(self, layout, weights, biases=None) -> None:
+        """Write every weight (and a DECOLLE core's biases) through the host port."""
+        for layer, matrix in enumerate(weights, 1):
+            for (pre, post), value in np.ndenumerate(np.asarray(matrix)):
+                await self.host_write(layout.weight_address(layer, pre, post), int(value))
+            if biases is not None:
+                for neuron, value in enumerate(biases[layer - 1]):
+                    await self.host_write(layout.bias_address(layer, neuron), int(value))
+
     async def run_tick(self, events):
         """Stream one tick's events back to back, then wait for its end-of-tick event.
 
@@ -209,39 +204,31 @@ class CoreBench:
 async def _run_case(dut, case: dict) -> dict:
     config = CoreConfig.from_dict(case["config"])
     layout = CoreLayout(config)
-    weights = [np.array(w, dtype=np.int64).reshape(n_pre, n_post) for w, n_pre, n_post
-               in zip(case["weights"], config.layers, config.layers[1:])]
+    weights = case_matrices(config, case["weights"])
     # A test of the checker itself may give the golden model other weights than the RTL.
     golden_weights = case.get("golden_weights")
     erbp = config.rule == "erbp"
     golden = (GoldenErbpCore if erbp else GoldenCore)(
-        config, weights if golden_weights is None else
-        [np.array(w, dtype=np.int64) for w in golden_weights])
+        config, weights if golden_weights is None else case_matrices(config, golden_weights))
     register_writes = case.get("register_writes") or [[] for _ in case["event_ticks"]]
-    work_per_event = (sum(lay.row_words for lay in layout.layers) + config.n_neurons) * 4
-    if erbp:
-        # The error, feedback and dendrite passes: at most every error neuron spiking.
-        work_per_event += (2 * config.layers[-1] * sum(config.neuron_layers)
-                           + 2 * config.n_neurons + 100)
     bench = CoreBench(dut, np.random.default_rng(case["seed"]), case["ready_probability"],
-                      work_per_event)
+                      tick_work_bound(config))
     await bench.start()
 
+    scoreboard = Scoreboard(bench, golden, layout)
     result = {"ticks": 0, "spikes": 0, "state_words": 0, "mismatch": None,
               "tick_cycles": [], "synaptic_events": [], "input_events": []}
     try:
-        for layer, matrix in enumerate(weights, 1):
-            for (pre, post), value in np.ndenumerate(matrix):
-                await bench.host_write(layout.weight_address(layer, pre, post), int(value))
-
+        await bench.load(layout, weights)
         for tick, events in enumerate(case["event_ticks"]):
             for name, value in register_writes[tick]:
                 await bench.host_write(layout.register_address(name), int(value))
             if erbp:
                 apply_erbp_writes(golden, register_writes[tick])
+            tag = golden.tick_count
             expected = golden.tick(events)
             outputs, cycles = await bench.run_tick(events)
-            check_tick_outputs(tick, outputs, expected)
+            await scoreboard.after_tick(tag, outputs, expected)
             result["ticks"] += 1
             result["spikes"] += sum(len(s) for s in expected)
             result["tick_cycles"].append(cycles)
@@ -250,55 +237,9 @@ async def _run_case(dut, case: dict) -> dict:
             result["input_events"].append(len(events))
             result["synaptic_events"].append(
                 int(sum(n * size for n, size in zip(presynaptic, config.neuron_layers))))
-
-        words = 0
-        for index, lay in enumerate(layout.layers):
-            for neuron in range(lay.n_post):
-                checks = [("membrane", layout.membrane_address(lay.index, neuron),
-                           golden.membrane[index][neuron]),
-                          ("refractory", layout.refractory_address(lay.index, neuron),
-                           golden.refractory[index][neuron])]
-                if erbp:
-                    checks.append(("dendrite", layout.dendrite_address(lay.index, neuron),
-                                   golden.dendrite[index][neuron]))
-                for what, address, want in checks:
-                    have = await bench.host_read(address)
-                    if have != int(want):
-                        raise Mismatch(tick="end", layer=lay.index, neuron=neuron, what=what,
-                                       expected=int(want), got=have)
-                    words += 1
-        if case.get("check_weights", True):
-            for index, lay in enumerate(layout.layers):
-                for pre in range(lay.n_pre):
-                    for post in range(lay.n_post):
-                        have = await bench.host_read(layout.weight_address(lay.index, pre, post))
-                        want = int(golden.weights[index][pre, post])
-                        if have != want:
-                            raise Mismatch(tick="end", layer=lay.index, what="weight",
-                                           pre=pre, post=post, expected=want, got=have)
-                        words += 1
-        if erbp:
-            for sign in (0, 1):
-                for k in range(config.layers[-1]):
-                    have = await bench.host_read(layout.error_address(sign, k))
-                    want = int(golden.error_state[sign, k])
-                    if have != want:
-                        raise Mismatch(tick="end", what="error neuron", sign="+-"[sign], k=k,
-                                       expected=want, got=have)
-                    words += 1
-        registers = [("tick", golden.tick_count), ("dropped_events", golden.dropped_events),
-                     ("flags", golden.flags)]
-        if erbp:
-            registers += [("learning_enabled", int(golden.learning_enabled)),
-                          ("sample_tick", golden.sample_tick),
-                          ("burn_in_ticks", golden.burn_in_ticks),
-                          ("learning_rate_shift", golden.learning_rate_shift)]
-        for name, want in registers:
-            have = (await bench.host_read(layout.register_address(name))) & 0xFFFFFFFF
-            if have != want:
-                raise Mismatch(tick="end", what=f"register {name}", expected=want, got=have)
-            words += 1
-        result["state_words"] = words
+        scoreboard.words = 0
+        await scoreboard.check_state("end", weights=case.get("check_weights", True))
+        result["state_words"] = scoreboard.words
     except Mismatch as mismatch:
         result["mismatch"] = mismatch.as_json()
     return result

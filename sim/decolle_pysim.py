@@ -7,14 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from amaranth.hdl import Module, Signal
-from amaranth.sim import Simulator
+from amaranth.hdl import Signal
 
 from plasticore.config import CoreConfig
 from plasticore.hdl.decolle_core import DecolleCore
 from plasticore.layout import (REGION_BIAS, REGION_MEMBRANE, REGION_REFRACTORY, REGION_SPIKES,
                                REGION_TRACE_P, REGION_TRACE_Q)
-from .pysim import host_read, host_write
+from .pysim import OutputCollector, host_read, host_write, offer_tick, simulate
 
 __all__ = ["DecolleRun", "run_decolle", "STATE_REGIONS"]
 
@@ -72,16 +71,15 @@ def run_decolle(config: CoreConfig, case: dict, *, ready_probability: float = 1.
     """Simulate the core on ``case``: load it, run its script, read everything back."""
     core = DecolleCore(config)
     layout = core.layout
-    n_layers = len(config.neuron_layers)
     result = DecolleRun()
-    rng = np.random.default_rng(seed)
-    done = {"input": False}
     cycle = Signal(64)
-    starts, ends = [], []
+    collector = OutputCollector(core.o_events, len(config.neuron_layers),
+                                np.random.default_rng(seed), ready_probability, cycle)
+    result.spikes = collector.spikes
+    starts = []
 
     async def drive(ctx):
         await load_case(ctx, core, case)
-        stream = core.i_events
         for step in case["script"]:
             if step[0] == "sample":
                 await host_write(ctx, core.host, layout.register_address("sample_tick"), 0)
@@ -89,51 +87,16 @@ def run_decolle(config: CoreConfig, case: dict, *, ready_probability: float = 1.
             if step[0] == "write":
                 await host_write(ctx, core.host, layout.register_address(step[1]), int(step[2]))
                 continue
-            for index, (address, end) in enumerate([(int(a), 0) for a in step[1]] + [(0, 1)]):
-                ctx.set(stream.payload, {"address": address & 0xFFFF, "end_of_tick": end})
-                ctx.set(stream.valid, 1)
-                while True:
-                    ready = ctx.get(stream.ready)
-                    await ctx.tick()
-                    if ready:
-                        break
-                if index == 0:
-                    starts.append(ctx.get(cycle))
-            ctx.set(stream.valid, 0)
-            while len(result.spikes) < len(starts):
+            starts.append(await offer_tick(ctx, core.i_events, step[1], cycle))
+            while len(collector.spikes) < len(starts):
                 await ctx.tick()
         if read_back:
             result.state = await read_all_state(ctx, core)
             for name in layout.registers:
                 result.registers[name] = await host_read(
                     ctx, core.host, layout.register_address(name)) & 0xFFFFFFFF
-        done["input"] = True
+        collector.done = True
 
-    async def collect(ctx):
-        current = [[] for _ in range(n_layers)]
-        stream = core.o_events
-        while not done["input"]:
-            ready = bool(rng.random() < ready_probability)
-            ctx.set(stream.ready, ready)
-            valid = ctx.get(stream.valid)
-            payload = ctx.get(stream.payload)
-            await ctx.tick()
-            if not (valid and ready):
-                continue
-            if payload.end_of_tick:
-                ends.append(ctx.get(cycle))
-                result.spikes.append([np.array(s, dtype=np.int64) for s in current])
-                current = [[] for _ in range(n_layers)]
-            else:
-                current[payload.layer - 1].append(payload.neuron)
-
-    top = Module()
-    top.submodules.core = core
-    top.d.sync += cycle.eq(cycle + 1)
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(drive)
-    sim.add_testbench(collect, background=True)
-    sim.run()
-    result.tick_cycles = [end - start + 1 for start, end in zip(starts, ends)]
+    simulate(core, cycle, drive, collector)
+    result.tick_cycles = [end - start + 1 for start, end in zip(starts, collector.end_cycles)]
     return result

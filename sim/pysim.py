@@ -9,13 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from plasticore.config import CoreConfig
 from plasticore.layout import CoreLayout
 from plasticore.hdl.core import Core
 
-__all__ = ["HostError", "PysimRun", "run_core", "host_read", "host_write"]
+__all__ = ["HostError", "PysimRun", "run_core", "host_read", "host_write", "OutputCollector",
+           "offer_tick"]
 
 
 class HostError(RuntimeError):
@@ -96,11 +98,72 @@ async def read_erbp_state(ctx, core: Core):
     return dendrites, errors
 
 
+class OutputCollector:
+    """The one output collector of the amaranth.sim drivers.
+
+    Accepts the core's output stream with probability ``ready_probability`` per cycle and
+    records every event in arrival order, nothing sorted: ``events`` holds
+    ``(tick, layer, neuron, end_of_tick)``, ``spikes`` one entry per completed tick with
+    each layer's neurons in the order they came, ``end_cycles`` the value of ``cycle`` at
+    each end-of-tick event. Run it as a background testbench; it stops when ``done``.
+    """
+
+    def __init__(self, stream, n_layers: int, rng: np.random.Generator,
+                 ready_probability: float, cycle):
+        self.stream = stream
+        self.n_layers = n_layers
+        self.rng = rng
+        self.ready_probability = ready_probability
+        self.cycle = cycle
+        self.events: list[tuple[int, int, int, int]] = []
+        self.spikes: list[list[np.ndarray]] = []
+        self.end_cycles: list[int] = []
+        self.done = False
+
+    async def run(self, ctx) -> None:
+        current = [[] for _ in range(self.n_layers)]
+        stream = self.stream
+        while not self.done:
+            ready = bool(self.rng.random() < self.ready_probability)
+            ctx.set(stream.ready, ready)
+            valid = ctx.get(stream.valid)
+            payload = ctx.get(stream.payload)
+            await ctx.tick()
+            if not (valid and ready):
+                continue
+            self.events.append((payload.tick, payload.layer, payload.neuron,
+                                payload.end_of_tick))
+            if payload.end_of_tick:
+                self.end_cycles.append(ctx.get(self.cycle))
+                self.spikes.append([np.array(s, dtype=np.int64) for s in current])
+                current = [[] for _ in range(self.n_layers)]
+            else:
+                current[payload.layer - 1].append(payload.neuron)
+
+
+async def offer_tick(ctx, stream, events, cycle) -> int:
+    """Offer one tick's input events back to back, then its end-of-tick event; return the
+    value of ``cycle`` at the edge that took the first of them."""
+    start = None
+    for address, end in [(int(a), 0) for a in events] + [(0, 1)]:
+        ctx.set(stream.payload, {"address": address & 0xFFFF, "end_of_tick": end})
+        ctx.set(stream.valid, 1)
+        while True:
+            ready = ctx.get(stream.ready)
+            await ctx.tick()
+            if ready:
+                break
+        if start is None:
+            start = ctx.get(cycle)
+    ctx.set(stream.valid, 0)
+    return start
+
+
 @dataclass
 class PysimRun:
     """What a simulated run saw."""
 
-    spikes: list = field(default_factory=list)          # per tick, per layer: sorted arrays
+    spikes: list = field(default_factory=list)          # per tick, per layer, arrival order
     membranes: list = field(default_factory=list)
     refractory: list = field(default_factory=list)
     registers: dict = field(default_factory=dict)
@@ -124,33 +187,22 @@ def run_core(config: CoreConfig, weights, event_ticks, *, ready_probability: flo
     """
     core = Core(config)
     layout = CoreLayout(config)
-    n_layers = len(config.neuron_layers)
     result = PysimRun()
-    rng = np.random.default_rng(seed)
-    done = {"input": False}
+    cycle = Signal(64)
+    collector = OutputCollector(core.o_events, len(config.neuron_layers),
+                                np.random.default_rng(seed), ready_probability, cycle)
+    result.spikes, result.events_out = collector.spikes, collector.events
 
     async def drive(ctx):
         await load_weights(ctx, core, weights)
-        stream = core.i_events
         for tick_index, events in enumerate(event_ticks):
             for name, value in (register_writes[tick_index] if register_writes else ()):
                 await host_write(ctx, core.host, layout.register_address(name), value)
-            start = None
-            for address, end in [(int(a), 0) for a in events] + [(0, 1)]:
-                ctx.set(stream.payload, {"address": address & 0xFFFF, "end_of_tick": end})
-                ctx.set(stream.valid, 1)
-                while True:
-                    ready = ctx.get(stream.ready)
-                    await ctx.tick()
-                    if start is None:
-                        start = ctx.get(_cycle)
-                    if ready:
-                        break
-            ctx.set(stream.valid, 0)
+            start = await offer_tick(ctx, core.i_events, events, cycle)
             # Wait for the end of the tick before the host may look at the state.
-            while len(result.spikes) < len(result.tick_cycles) + 1:
+            while len(collector.spikes) < tick_index + 1:
                 await ctx.tick()
-            result.tick_cycles.append(ctx.get(_cycle) - start)
+            result.tick_cycles.append(ctx.get(cycle) - start)
         if read_back:
             result.membranes, result.refractory = await read_state(ctx, core)
             for name in layout.registers:
@@ -159,39 +211,24 @@ def run_core(config: CoreConfig, weights, event_ticks, *, ready_probability: flo
             if layout.erbp:
                 result.weights = await read_weights(ctx, core)
                 result.dendrites, result.errors = await read_erbp_state(ctx, core)
-        done["input"] = True
+        collector.done = True
 
-    async def collect(ctx):
-        current = [[] for _ in range(n_layers)]
-        stream = core.o_events
-        while not done["input"]:
-            ready = bool(rng.random() < ready_probability)
-            ctx.set(stream.ready, ready)
-            valid = ctx.get(stream.valid)
-            payload = ctx.get(stream.payload)
-            await ctx.tick()
-            if not (valid and ready):
-                continue
-            event = (payload.tick, payload.layer, payload.neuron, payload.end_of_tick)
-            result.events_out.append(event)
-            if payload.end_of_tick:
-                result.spikes.append([np.array(sorted(s), dtype=np.int64) for s in current])
-                current = [[] for _ in range(n_layers)]
-            else:
-                current[payload.layer - 1].append(payload.neuron)
+    simulate(core, cycle, drive, collector, vcd)
+    return result
 
-    from amaranth.hdl import Signal, Module
-    _cycle = Signal(64)
+
+def simulate(core, cycle, drive, collector: OutputCollector, vcd: str | None = None) -> None:
+    """Simulate ``core`` with a free-running ``cycle`` counter, the ``drive`` testbench and
+    the ``collector`` in the background (optionally writing a VCD file)."""
     top = Module()
     top.submodules.core = core
-    top.d.sync += _cycle.eq(_cycle + 1)
+    top.d.sync += cycle.eq(cycle + 1)
     sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(drive)
-    sim.add_testbench(collect, background=True)
+    sim.add_testbench(collector.run, background=True)
     if vcd:
         with sim.write_vcd(vcd):
             sim.run()
     else:
         sim.run()
-    return result

@@ -25,7 +25,7 @@ from plasticore.config import CoreConfig
 from plasticore.hdl.cores import make_core
 
 __all__ = ["SIMULATORS", "TOPLEVEL", "SimulatorError", "generate_verilog", "simulator_environment",
-           "build", "run_case", "run_training", "run_decolle_case"]
+           "build", "run_case", "run_training", "run_decolle_case", "run_streams"]
 
 SIMULATORS = ("verilator", "icarus")
 TOPLEVEL = "plasticore_core"
@@ -38,9 +38,17 @@ class SimulatorError(RuntimeError):
     """The requested simulator is not usable here."""
 
 
-def generate_verilog(config: CoreConfig, name: str = TOPLEVEL) -> str:
-    """Return the Verilog of the core described by ``config``."""
+def generate_verilog(config: CoreConfig, name: str = TOPLEVEL, mutant: str | None = None) -> str:
+    """Return the Verilog of the core described by ``config`` (refused if too large).
+
+    ``mutant`` names a deliberately broken variant (:mod:`plasticore.sim.mutants`), for
+    tests that show a checker catches a bug.
+    """
+    config.check_size()
     core = make_core(config)
+    if mutant is not None:
+        from plasticore.sim.mutants import make_mutant
+        core = make_mutant(core, mutant)
     return verilog.convert(core, name=name, emit_src=False)
 
 
@@ -96,19 +104,30 @@ def simulator_environment(simulator: str, optimize: bool = False) -> dict:
     }
 
 
+_BUILT: dict[tuple, Path] = {}
+
+
 def build(config: CoreConfig, simulator: str = "verilator",
-          build_root: str | os.PathLike = DEFAULT_BUILD_ROOT, optimize: bool = False) -> Path:
-    """Generate and compile the core; return its build directory (cached)."""
+          build_root: str | os.PathLike = DEFAULT_BUILD_ROOT, optimize: bool = False,
+          mutant: str | None = None) -> Path:
+    """Generate and compile the core (or a ``mutant`` of it); return its build directory
+    (cached by the Verilog text)."""
     from cocotb_tools.runner import get_runner
 
     environment = simulator_environment(simulator, optimize)
-    source = generate_verilog(config)
+    # Generating the Verilog takes seconds: a process that runs one core many times
+    # (plasticore fuzz, a test module) finds its build directory here.
+    key = (repr(config), simulator, optimize, mutant, str(Path(build_root).resolve()))
+    if key in _BUILT and (_BUILT[key] / "built.ok").exists():
+        return _BUILT[key]
+    source = generate_verilog(config, mutant=mutant)
     if simulator == "icarus":
         source = _icarus_time_zero(source)
     flavour = simulator + ("-O1" if optimize and simulator == "verilator" else "")
     digest = hashlib.sha256((flavour + source).encode()).hexdigest()[:16]
     build_dir = Path(build_root).resolve() / f"{config.name}-{simulator}-{digest}"
     marker = build_dir / "built.ok"
+    _BUILT[key] = build_dir
     if marker.exists():
         return build_dir
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -126,11 +145,11 @@ def build(config: CoreConfig, simulator: str = "verilator",
 
 
 def _run_testbench(config: CoreConfig, case_json: dict, module: str, simulator: str,
-                   build_root, optimize: bool = False) -> dict:
+                   build_root, optimize: bool = False, mutant: str | None = None) -> dict:
     """Build the core, write ``case_json`` (plus the result path), run ``module`` on it."""
     from cocotb_tools.runner import get_runner
 
-    build_dir = build(config, simulator, build_root, optimize)
+    build_dir = build(config, simulator, build_root, optimize, mutant)
     os.environ.update(simulator_environment(simulator, optimize))
     with tempfile.TemporaryDirectory(prefix="plasticore-case-", dir=build_dir) as work:
         work = Path(work)
@@ -248,3 +267,33 @@ def run_training(config: CoreConfig, options: dict, simulator: str = "verilator"
     """
     return _run_testbench(config, {"config": config.to_dict(), "options": options},
                           "plasticore.sim.train_tb", simulator, build_root)
+
+
+def run_streams(config: CoreConfig, job: dict, simulator: str = "verilator",
+                build_root: str | os.PathLike = DEFAULT_BUILD_ROOT,
+                mutant: str | None = None) -> dict:
+    """Run many streams through one build of a core (:mod:`plasticore.sim.fuzz_tb`).
+
+    Parameters
+    ----------
+    config : CoreConfig
+        Any rule.
+    job : dict
+        ``weights`` (and ``biases`` for DECOLLE) and ``streams``: each a dict with
+        ``ready_probability``, ``seed`` and ``steps`` (see :mod:`plasticore.sim.fuzz_tb`).
+    mutant : str, optional
+        Run a deliberately broken core instead (:mod:`plasticore.sim.mutants`).
+
+    Returns
+    -------
+    dict
+        ``streams`` (completed), ``ticks``, ``spikes``, ``host_writes``, ``refused_writes``,
+        ``state_checks`` and ``mismatch`` (None, or the first difference with the stream
+        and step where it happened).
+    """
+    payload = {"config": config.to_dict(), "weights": _matrices(job["weights"]),
+               "streams": job["streams"]}
+    if job.get("biases") is not None:
+        payload["biases"] = [[int(x) for x in b] for b in job["biases"]]
+    return _run_testbench(config, payload, "plasticore.sim.fuzz_tb", simulator, build_root,
+                          mutant=mutant)

@@ -22,7 +22,8 @@ from plasticore.config import CoreConfig
 from plasticore.datasets import load_digits_split
 from plasticore.golden.erbp import GoldenErbpCore, sample_events
 from plasticore.layout import CoreLayout
-from plasticore.sim.core_tb import CoreBench, Mismatch, check_tick_outputs, run_job
+from plasticore.sim.core_tb import CoreBench, run_job
+from plasticore.sim.scoreboard import Mismatch, Scoreboard
 
 __all__ = ["RtlErbpModel"]
 
@@ -43,6 +44,7 @@ class RtlErbpModel:
         self.config = config
         self.layout = CoreLayout(config)
         self.golden = GoldenErbpCore(config, weights)
+        self.scoreboard = Scoreboard(bench, self.golden, self.layout)
         self.params = self.golden.params
         self.ticks = 0
         self.cycles = 0
@@ -75,10 +77,7 @@ class RtlErbpModel:
 
     @resume
     async def load(self) -> None:
-        for layer, matrix in enumerate(self.golden.weights, 1):
-            for (pre, post), value in np.ndenumerate(matrix):
-                await self.bench.host_write(self.layout.weight_address(layer, pre, post),
-                                            int(value))
+        await self.bench.load(self.layout, self.golden.weights)
         for name in ("burn_in_ticks", "learning_rate_shift"):
             await self.bench.host_write(self.layout.register_address(name),
                                         int(getattr(self.golden, name)))
@@ -102,10 +101,11 @@ class RtlErbpModel:
         golden.learning_enabled = learn
         counts = np.zeros(self.config.layers[-1], dtype=np.int64)
         for t, events in enumerate(sample_events(self.config.n_inputs, raster, label_raster)):
+            # The core tags its outputs with its tick counter, golden's before this tick.
+            tag = golden.tick_count
             expected = golden.tick(events)
             outputs, cycles = await bench.run_tick(events)
-            # The core tags its outputs with its tick counter, golden's before this tick.
-            check_tick_outputs((golden.tick_count - 1) & 0xFFFFFFFF, outputs, expected)
+            await self.scoreboard.after_tick(tag, outputs, expected)
             if t >= count_from:
                 counts[expected[-1]] += 1
             self.ticks += 1
@@ -116,20 +116,10 @@ class RtlErbpModel:
 
     @resume
     async def _read_weights(self):
-        weights = []
-        for index, lay in enumerate(self.layout.layers):
-            matrix = np.zeros((lay.n_pre, lay.n_post), dtype=np.int64)
-            for pre in range(lay.n_pre):
-                for post in range(lay.n_post):
-                    matrix[pre, post] = await self.bench.host_read(
-                        self.layout.weight_address(lay.index, pre, post))
-            if not np.array_equal(matrix, self.golden.weights[index]):
-                pre, post = np.argwhere(matrix != self.golden.weights[index])[0]
-                raise Mismatch(what="learned weight", layer=lay.index, pre=int(pre),
-                               post=int(post), expected=int(self.golden.weights[index][pre, post]),
-                               got=int(matrix[pre, post]))
-            weights.append(matrix)
-        return weights
+        # The scoreboard reads every weight, state word and register back; equal to the
+        # golden shadow's, they are what the trainer gets.
+        await self.scoreboard.check_state(f"after tick {self.golden.tick_count}")
+        return [matrix.copy() for matrix in self.golden.weights]
 
 
 async def _train(dut, job: dict) -> dict:

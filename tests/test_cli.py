@@ -38,5 +38,6 @@ def test_verify_prints_bit_exact(capsys):
     match = re.fullmatch(r"bit-exact: (\d+) ticks, (\d+) spikes, (\d+) state words compared",
                          line)
     assert match, line
-    # tiny: 2 neurons (membrane + refractory), 3 weights, 3 registers.
-    assert match.group(1) == "200" and match.group(3) == str(2 * 2 + 3 + 3)
+    # tiny: 2 neurons (membrane + refractory), 3 weights, and every register (magic, tick,
+    # dropped_events, flags, layers, neurons).
+    assert match.group(1) == "200" and match.group(3) == str(2 * 2 + 3 + 6)

@@ -50,7 +50,9 @@ def _check(config, case):
     result = run_case(config, case, simulator=SIMULATOR, build_root=BUILD_ROOT)
     assert result["mismatch"] is None, result["mismatch"]
     assert result["ticks"] == len(case["event_ticks"])
-    expected_words = 2 * config.n_neurons + config.n_synapses + 3
+    # Membrane and refractory per neuron, every weight, and the six registers (magic, tick,
+    # dropped_events, flags, layers, neurons).
+    expected_words = 2 * config.n_neurons + config.n_synapses + 6
     assert result["state_words"] == expected_words
     return result
 

@@ -87,8 +87,9 @@ def test_digits_run_learns_every_weight_like_golden():
     assert result["learning_ticks"] == 2 * (100 - 10)
     assert result["weights_changed"] > 1000
     # 7400 weights; 110 biases, membranes, refractory states, spikes; 164 x 2 traces;
-    # 8 registers.
-    assert result["state_words"] == 6400 + 1000 + 4 * 110 + 2 * 164 + 8
+    # 11 registers (magic, tick, dropped_events, flags, layers, neurons, sample_tick, learn,
+    # burn_in, lr_shift_1, lr_shift_2).
+    assert result["state_words"] == 6400 + 1000 + 4 * 110 + 2 * 164 + 11
 
 
 def test_checker_reports_a_different_weight():

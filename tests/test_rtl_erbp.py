@@ -29,8 +29,9 @@ TICKS = 120
 
 def _state_words(config):
     # Membrane, refractory and dendrite per neuron, every weight, E+ and E- per class,
-    # and the registers tick, dropped_events, flags and the four learning registers.
-    return 3 * config.n_neurons + config.n_synapses + 2 * config.layers[-1] + 7
+    # and the registers magic, tick, dropped_events, flags, layers, neurons and the four
+    # learning registers.
+    return 3 * config.n_neurons + config.n_synapses + 2 * config.layers[-1] + 10
 
 
 def _case(weights, session, seed, ready_probability=1.0, golden_weights=None):

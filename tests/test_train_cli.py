@@ -132,8 +132,9 @@ def test_decolle_dispatches_to_its_trainer(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "plasticore.train_decolle",
                         types.SimpleNamespace(fit=fake_fit))
     from plasticore.config import CoreConfig
-    config = CoreConfig(layers=(64, 10), rule="erbp", name="fake")
-    monkeypatch.setattr(train, "load_config", lambda path: config.replace(rule="decolle"))
+    # A valid DECOLLE config: replace() validates the rule's parameters against the shape.
+    config = CoreConfig.from_toml("examples/decolle-digits.toml").replace(name="fake")
+    monkeypatch.setattr(train, "load_config", lambda path: config)
     out = tmp_path / "d"
     assert run(["whatever.toml", "--backend", "float", "-o", str(out), "--no-progress"]) == 0
     assert calls == {"rule": "decolle", "backend": "float", "epochs": 30, "n": 450}

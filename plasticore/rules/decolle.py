@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from plasticore.config import ConfigError
+from plasticore.config import ConfigError, check_label_addresses
 
 __all__ = ["Params", "SURROGATES", "RANDOM_DRAW_BITS"]
 
@@ -182,6 +182,7 @@ class Params:
     def validate(self, core) -> None:
         """Check every field against ``core``; raise :class:`ConfigError` on the first bad one."""
         n_layers = len(core.neuron_layers)
+        check_label_addresses(core)
         p = "decolle."
         _int(p + "epochs", self.epochs, 1, 1 << 16)
         ticks = _int(p + "ticks_per_sample", self.ticks_per_sample, 1, 1 << 16)

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from plasticore.config import ConfigError
+from plasticore.config import ConfigError, check_label_addresses
 
 __all__ = ["Params"]
 
@@ -147,6 +147,7 @@ class Params:
         if len(core.layers) < 3:
             raise ConfigError("layers", list(core.layers),
                               "eRBP needs at least one hidden layer (inputs, hidden..., outputs)")
+        check_label_addresses(core)
         v_low, v_high = core.membrane_range
         w_low, w_high = core.weight_range
         _int("ticks_per_sample", self.ticks_per_sample, 1, 1 << 20)

@@ -1,0 +1,93 @@
+"""Deliberately broken cores, for tests that show a checker catches a bug.
+
+A mutant wraps a real core and changes what its ports do, so it works on whatever core
+``make_core`` builds; none of this is ever synthesized for a board. Each mutation breaks
+one rule that a checker claims to enforce:
+
+``wrong_spike``
+    Reports a spike of neuron 1 of layer 1 as neuron 0: an off-by-one that only a network
+    with two neurons or more in its first layer, the second of them spiking, shows (what
+    ``plasticore fuzz`` must find and shrink).
+``unstable_output``
+    Changes the output payload (its tick tag) while ``valid`` is high and ``ready`` low:
+    breaks the stream rule (what the formal properties must catch).
+``lost_input``
+    Accepts an end-of-tick input while the core is busy and never passes it on: an
+    accepted input event is lost and its tick never ends.
+``late_ack``
+    Holds a host request back for 40 cycles before the core sees it: the host is not
+    acknowledged within the promised bound.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+
+from plasticore.hdl.interfaces import core_ports
+
+__all__ = ["MUTANTS", "MutantCore", "make_mutant"]
+
+MUTANTS = ("wrong_spike", "unstable_output", "lost_input", "late_ack")
+
+
+class MutantCore(wiring.Component):
+    """A core with one deliberate bug at its ports (see the module docstring).
+
+    Parameters
+    ----------
+    core : wiring.Component
+        A core with the ports of :func:`plasticore.hdl.interfaces.core_ports`.
+    mutation : str
+        One of :data:`MUTANTS`.
+    """
+
+    def __init__(self, core, mutation: str):
+        if mutation not in MUTANTS:
+            raise ValueError(f"mutation = {mutation!r}: must be one of {', '.join(MUTANTS)}")
+        self.core = core
+        self.mutation = mutation
+        super().__init__(core_ports(core.layout.address_bits))
+
+    @property
+    def config(self):
+        return self.core.config
+
+    @property
+    def layout(self):
+        return self.core.layout
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        wiring.connect(m, wiring.flipped(self.i_events), core.i_events)
+        wiring.connect(m, core.o_events, wiring.flipped(self.o_events))
+        wiring.connect(m, wiring.flipped(self.host), core.host)
+        # Each mutation overrides one connection made above (the last assignment wins).
+        if self.mutation == "wrong_spike":
+            payload = core.o_events.payload
+            with m.If(~payload.end_of_tick & (payload.layer == 1) & (payload.neuron == 1)):
+                m.d.comb += self.o_events.payload.neuron.eq(0)
+        elif self.mutation == "unstable_output":
+            toggle = Signal()
+            m.d.sync += toggle.eq(~toggle)
+            with m.If(core.o_events.valid & ~self.o_events.ready & toggle):
+                m.d.comb += self.o_events.payload.tick.eq(core.o_events.payload.tick ^ 1)
+        elif self.mutation == "lost_input":
+            with m.If(self.i_events.valid & self.i_events.payload.end_of_tick
+                      & ~core.i_events.ready):
+                m.d.comb += [self.i_events.ready.eq(1), core.i_events.valid.eq(0)]
+        elif self.mutation == "late_ack":
+            waited = Signal(range(41))
+            with m.If(~self.host.strobe):
+                m.d.sync += waited.eq(0)
+            with m.Elif(waited < 40):
+                m.d.sync += waited.eq(waited + 1)
+            with m.If(waited < 40):
+                m.d.comb += core.host.strobe.eq(0)
+        return m
+
+
+def make_mutant(core, mutation: str) -> MutantCore:
+    """Return ``core`` wrapped with the deliberate bug ``mutation``."""
+    return MutantCore(core, mutation)
