@@ -505,7 +505,7 @@ def _leak_report(layers, dt, leak_shift) -> list[str]:
     wanted = np.unique(np.round(decay, 12))
     error = float(np.max(np.abs(np.log2(1 - decay) + leak_shift)))
     text = "exact" if error < 1e-9 else (f"time constant off by up to "
-                                         f"{100 * (2 ** error - 1):.1f} %")
+                                         f"{100 * (2 ** error - 1):.3g} %")
     return [f"leak: decay per tick {', '.join(f'{d:.6g}' for d in wanted[:4])}"
             f"{' ...' if wanted.size > 4 else ''} (dt = {dt:g} s) -> leak_shift {leak_shift}, "
             f"v -= v >> {leak_shift}, decay {realized:.6g} ({text}); the shift floors, so a "
