@@ -115,7 +115,7 @@ def test_leak_that_is_not_a_power_of_two_is_reported():
     result = import_graph(graph, dt=DT)
     assert result.config.leak_shift == 4                  # log2(20) = 4.32
     leak = next(line for line in result.report if line.startswith("leak:"))
-    assert "0.95 (dt" in leak and "time constant off by up to 25.0 %" in leak
+    assert "0.95 (dt" in leak and "time constant off by up to 25 %" in leak
 
 
 def refused(graph, dt=DT):
