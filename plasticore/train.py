@@ -3,12 +3,13 @@
 ::
 
     plasticore train CONFIG --dataset digits [--backend golden|float|rtl] [--epochs E]
-                     [--seed S] [-o DIR] [--json FILE]
+                     [--seed S] [--init W] [-o DIR] [--json FILE]
 
 Trains online (one sample at a time), prints the train and test accuracy of every epoch,
 and writes to the output directory (default ``out/train-<name>``): ``weights.npz`` (the
 learned matrices, ``w0``, ``w1``, ...), ``curve.png`` (accuracy per epoch) and
-``metrics.json``. ``--json FILE`` writes the same metrics to ``FILE``.
+``metrics.json``. ``--json FILE`` writes the same metrics to ``FILE``. ``--init W`` starts
+from the weights in ``W`` (fine-tuning imported or earlier weights) instead of random ones.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def register(subparsers) -> None:
                         help="output directory (default: out/train-<name>)")
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="also write the metrics as JSON to FILE")
+    parser.add_argument("--init", default=None, metavar="W",
+                        help="start from these weights (.npz of w0, w1, ..., as `import` and "
+                             "`train` write) instead of random ones: fine-tuning")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     # For quick checks and tests: train and test on the first N samples only.
     parser.add_argument("--limit-train", type=int, default=None, help=argparse.SUPPRESS)
@@ -105,6 +109,8 @@ def _fit_on_rtl(config, options: dict):
 
     job = {name: options[name] for name in ("epochs", "seed", "limit_train", "limit_test")
            if name in options}
+    if options.get("init_weights") is not None:
+        job["init_weights"] = [np.asarray(w).tolist() for w in options["init_weights"]]
     outcome = run_training(config, job)
     if outcome["mismatch"] is not None:
         fields = ", ".join(f"{k} {v}" for k, v in outcome["mismatch"].items())
@@ -156,6 +162,14 @@ def run_train(args) -> int:
         options["epochs"] = args.epochs
     if "on_epoch" in accepted:
         options["on_epoch"] = report
+    if args.init is not None:
+        if "init_weights" not in accepted:
+            return _fail(f"--init: the {config.rule} trainer does not support it")
+        from .weights_file import load_weights
+        try:
+            options["init_weights"] = load_weights(args.init, config)
+        except ValueError as error:
+            return _fail(f"--init {error}")
     for name in ("limit_train", "limit_test"):
         value = getattr(args, name)
         if value is not None:
@@ -182,6 +196,7 @@ def run_train(args) -> int:
         "dataset": args.dataset,
         "config": str(args.config),
         "seed": args.seed,
+        "init": args.init,
         "epochs": len(result.epochs),
         "train_accuracy": final.train_accuracy,
         "test_accuracy": final.test_accuracy,
@@ -192,7 +207,8 @@ def run_train(args) -> int:
                     for m in result.epochs],
         "extra": result.extra,
     }
-    np.savez(output / "weights.npz", **{f"w{i}": w for i, w in enumerate(result.weights)})
+    from .weights_file import save_weights
+    save_weights(output / "weights.npz", result.weights)
     _plot_curve(result, output / "curve.png",
                 f"{result.rule} ({result.backend}) on {args.dataset}")
     text = json.dumps(metrics, indent=2, default=float)

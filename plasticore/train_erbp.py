@@ -26,14 +26,15 @@ __all__ = ["BACKENDS", "fit", "make_model", "evaluate"]
 BACKENDS = ("golden", "float")
 
 
-def make_model(config: CoreConfig, backend: str):
-    """Return a fresh eRBP model of the given backend (``golden`` or ``float``)."""
+def make_model(config: CoreConfig, backend: str, weights=None):
+    """Return a fresh eRBP model of the given backend (``golden`` or ``float``), starting
+    from ``weights`` (default: the rule's random initial weights)."""
     if backend == "golden":
         from plasticore.golden.erbp import GoldenErbpCore
-        return GoldenErbpCore(config)
+        return GoldenErbpCore(config, weights)
     if backend == "float":
         from plasticore.golden.erbp_float import FloatErbpNetwork
-        return FloatErbpNetwork(config)
+        return FloatErbpNetwork(config, weights)
     raise ValueError(f"backend = {backend!r}: eRBP trains on one of {', '.join(BACKENDS)}")
 
 
@@ -63,7 +64,7 @@ def evaluate(model, x, y, *, seed: int, progress: bool = False, desc: str = "tes
 def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
         epochs: int | None = None, seed: int = 0, progress: bool = True,
         limit_train: int | None = None, limit_test: int | None = None,
-        on_epoch=None, model=None) -> TrainResult:
+        on_epoch=None, model=None, init_weights=None) -> TrainResult:
     """Train an eRBP network online on ``split``; evaluate on its test part after each epoch.
 
     Parameters
@@ -87,6 +88,9 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
     model : object, optional
         A ready model to train instead of a new one of ``backend``: the RTL core in a
         simulation (:class:`plasticore.sim.train_tb.RtlErbpModel`) is trained this way.
+    init_weights : list of array_like, optional
+        Start from these weights (fine-tuning, ``train --init``) instead of the rule's
+        random initial weights; for a new model only (a ready ``model`` holds its own).
     """
     params = rule_params(config, "erbp", "eRBP training")
     n_classes = config.layers[-1]
@@ -103,7 +107,9 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
     x_test, y_test = split.x_test[:limit_test], split.y_test[:limit_test]
 
     if model is None:
-        model = make_model(config, backend)
+        model = make_model(config, backend, init_weights)
+    elif init_weights is not None:
+        raise ValueError("init_weights: give them to the ready model, not to fit()")
     history = []
     for epoch in range(1, epochs + 1):
         model.learning_rate_shift = params.learning_rate_shift_at(epoch)
