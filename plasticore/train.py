@@ -190,6 +190,9 @@ def run_train(args) -> int:
             report(metrics)
 
     final = result.final
+    if "initial_test_accuracy" in result.extra:
+        print(f"test accuracy of the --init weights before training: "
+              f"{100 * result.extra['initial_test_accuracy']:.2f} %")
     metrics = {
         "rule": result.rule,
         "backend": result.backend,

@@ -110,6 +110,11 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
         model = make_model(config, backend, init_weights)
     elif init_weights is not None:
         raise ValueError("init_weights: give them to the ready model, not to fit()")
+    extra = {}
+    if init_weights is not None:
+        # What fine-tuning starts from: the test accuracy of the given weights, untrained.
+        extra["initial_test_accuracy"] = evaluate(model, x_test, y_test, seed=seed,
+                                                  progress=progress)
     history = []
     for epoch in range(1, epochs + 1):
         model.learning_rate_shift = params.learning_rate_shift_at(epoch)
@@ -135,14 +140,14 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
         if on_epoch is not None:
             on_epoch(metrics)
 
-    extra = {
+    extra.update({
         "ticks_per_sample": params.ticks_per_sample,
         "test_ticks_per_sample": params.test_ticks_per_sample,
         "burn_in_ticks": params.burn_in_ticks,
         "n_train": int(len(y_train)),
         "n_test": int(len(y_test)),
         "seed": seed,
-    }
+    })
     if backend in ("golden", "rtl"):
         extra["flags"] = int(model.flags)
     return TrainResult(rule="erbp", backend=backend, epochs=history,

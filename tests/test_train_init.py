@@ -24,6 +24,11 @@ def small(tmp_path):
     return path, CoreConfig.from_toml(path)
 
 
+def split_head(n):
+    split = load_digits_split()
+    return split.x_test[:n], split.y_test[:n]
+
+
 def pretrained(config):
     """Weights unlike the rule's initial ones: larger, and of another draw."""
     rng = np.random.default_rng(11)
@@ -50,6 +55,11 @@ def test_init_weights_are_where_training_starts(small, tmp_path, backend):
     assert np.abs(tuned[1] - start[1]).mean() < np.abs(start[1]).mean() / 4
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["init"] == str(tmp_path / "start.npz")
+    # The accuracy fine-tuning starts from: the given weights, evaluated untrained.
+    from plasticore.train_erbp import evaluate, make_model
+    untrained = evaluate(make_model(config, backend, start), *split_head(3), seed=0)
+    assert metrics["extra"]["initial_test_accuracy"] == untrained == \
+        expected.extra["initial_test_accuracy"]
 
 
 def test_init_file_that_does_not_fit_the_core_is_refused(small, tmp_path, capsys):
