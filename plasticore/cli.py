@@ -16,6 +16,7 @@ from .config import ConfigError
 COMMAND_MODULES = [
     "plasticore.flow",
     "plasticore.train",
+    "plasticore.nir_cli",        # import, export (NIR)
     "plasticore.boards.cli",
     "plasticore.fuzz",
 ]

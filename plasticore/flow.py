@@ -116,10 +116,17 @@ def make_decolle_case(config, *, ticks: int, seed: int, activity: float, learn: 
 
 
 def verify(config, *, simulator: str, ticks: int, seed: int, activity: float,
-           ready_probability: float, build_root) -> dict:
-    """Run golden and RTL on the same random input; return the testbench result."""
+           ready_probability: float, build_root, weights=None) -> dict:
+    """Run golden and RTL on the same random input; return the testbench result.
+
+    ``weights`` (one integer matrix per projection, such as imported ones) replaces the
+    random weights of the case.
+    """
     from plasticore.sim.runner import run_case
 
+    if weights is not None and config.rule == "decolle":
+        raise ValueError("--weights: a DECOLLE core also has biases; verify it with its "
+                         "random weights")
     if config.rule == "decolle":
         from plasticore.sim.decolle_case import random_case
         from plasticore.sim.runner import run_decolle_case
@@ -130,6 +137,8 @@ def verify(config, *, simulator: str, ticks: int, seed: int, activity: float,
 
     case = make_case(config, ticks=ticks, seed=seed, activity=activity,
                      ready_probability=ready_probability)
+    if weights is not None:
+        case["weights"] = [np.asarray(w, dtype=np.int64) for w in weights]
     return run_case(config, case, simulator=simulator, build_root=build_root)
 
 
@@ -317,11 +326,19 @@ def _verify_command(args) -> int:
     if args.config.endswith(".json"):
         return _replay_command(args)
     config = load_buildable(args.config)
+    weights = None
+    if args.weights:
+        from .weights_file import load_weights
+        try:
+            weights = load_weights(args.weights, config)
+        except ValueError as error:
+            print(f"plasticore verify: {error}", file=sys.stderr)
+            return 2
     try:
         result = verify(config, simulator=args.simulator, ticks=args.ticks, seed=args.seed,
                         activity=args.activity, ready_probability=args.ready,
-                        build_root=args.build_dir)
-    except SimulatorError as error:
+                        build_root=args.build_dir, weights=weights)
+    except (SimulatorError, ValueError) as error:
         print(f"plasticore: {error}", file=sys.stderr)
         return 2
     print(format_verdict(result))
@@ -405,6 +422,9 @@ def register(subparsers) -> None:
                                help="mean fraction of inputs that spike per tick")
     verify_parser.add_argument("--ready", type=_probability, default=0.8,
                                help="probability that the output is ready in a cycle")
+    verify_parser.add_argument("--weights", default=None, metavar="W",
+                               help="weights file (.npz of w0, w1, ..., as `import` and "
+                                    "`train` write) instead of random weights")
     verify_parser.set_defaults(handler=_verify_command)
 
     bench_parser = subparsers.add_parser(

@@ -3,7 +3,7 @@
 ::
 
     plasticore train CONFIG [--dataset SPEC] [--backend golden|float|rtl] [--epochs E]
-                     [--seed S | --seeds S [S ...]] [-o DIR] [--json FILE]
+                     [--seed S | --seeds S [S ...]] [--init W] [-o DIR] [--json FILE]
 
 ``SPEC`` is ``digits``, ``idx:DIR``, ``events:DIR``, ``saccades:digits`` or
 ``saccades:idx:DIR`` (:mod:`plasticore.datasets`). A stratified, seeded share of the
@@ -17,6 +17,8 @@ histograms before and after) and ``metrics.json``. With ``--seeds``, each seed t
 afresh (its own presentation order, training and test spike draws) into ``seed-<S>/`` and
 the top-level ``metrics.json`` gives the last epoch's test and validation accuracy as mean
 and standard deviation over the seeds. ``--json FILE`` writes the same metrics to ``FILE``.
+``--init W`` starts
+from the weights in ``W`` (fine-tuning imported or earlier weights) instead of random ones.
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ def register(subparsers) -> None:
                         help="output directory (default: out/train-<name>)")
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="also write the metrics as JSON to FILE")
+    parser.add_argument("--init", default=None, metavar="W",
+                        help="start from these weights (.npz of w0, w1, ..., as `import` and "
+                             "`train` write) instead of random ones: fine-tuning")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     # For quick checks and tests: train and test on the first N samples only.
     parser.add_argument("--limit-train", type=int, default=None, help=argparse.SUPPRESS)
@@ -103,6 +108,8 @@ def _fit_on_rtl(config, options: dict):
 
     job = {name: options[name] for name in ("epochs", "seed", "limit_train", "limit_test")
            if name in options}
+    if options.get("init_weights") is not None:
+        job["init_weights"] = [np.asarray(w).tolist() for w in options["init_weights"]]
     outcome = run_training(config, job)
     if outcome["mismatch"] is not None:
         fields = ", ".join(f"{k} {v}" for k, v in outcome["mismatch"].items())
@@ -184,6 +191,7 @@ def _metrics_dict(args, result, seed, seconds) -> dict:
         "dataset": args.dataset,
         "config": str(args.config),
         "seed": seed,
+        "init": args.init,
         "epochs": len(result.epochs),
         "train_accuracy": final.train_accuracy,
         "validation_accuracy": final.validation_accuracy,
@@ -228,6 +236,14 @@ def _train_one(args, config, trainer, accepted, split, seed: int, output: Path):
         options["engine"] = args.engine
     if "on_epoch" in accepted:
         options["on_epoch"] = report
+    if args.init is not None:
+        if "init_weights" not in accepted:
+            return _fail(f"--init: the {config.rule} trainer does not support it")
+        from .weights_file import load_weights
+        try:
+            options["init_weights"] = load_weights(args.init, config)
+        except ValueError as error:
+            return _fail(f"--init {error}")
     for name in ("limit_train", "limit_test"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
@@ -243,6 +259,9 @@ def _train_one(args, config, trainer, accepted, split, seed: int, output: Path):
         for metrics in result.epochs:
             report(metrics)
 
+    if "initial_test_accuracy" in result.extra:
+        print(f"test accuracy of the --init weights before training: "
+              f"{100 * result.extra['initial_test_accuracy']:.2f} %")
     metrics = _metrics_dict(args, result, seed, seconds)
     if split is not None and split.train.kind == "events":
         # Binned events after a sample's window are not presented: say how many.
@@ -251,7 +270,8 @@ def _train_one(args, config, trainer, accepted, split, seed: int, output: Path):
         metrics["events_beyond_window"] = {
             "train": split.train.events_beyond(learning.ticks_per_sample),
             "test": split.test.events_beyond(test_ticks)}
-    np.savez(output / "weights.npz", **{f"w{i}": w for i, w in enumerate(result.weights)})
+    from .weights_file import save_weights
+    save_weights(output / "weights.npz", result.weights)
     title = f"{result.rule} ({result.backend}) on {args.dataset}"
     plot_curve([result.epochs], output / "curve.png", title)
     if result.initial_weights is not None:

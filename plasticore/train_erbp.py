@@ -26,15 +26,16 @@ __all__ = ["BACKENDS", "fit", "make_model", "evaluate", "record_layers"]
 BACKENDS = ("golden", "float")
 
 
-def make_model(config: CoreConfig, backend: str, engine: str | None = None):
-    """Return a fresh eRBP model of the given backend (``golden`` or ``float``); the golden
-    model runs on ``engine`` (:mod:`plasticore.golden.engine`, default the fastest)."""
+def make_model(config: CoreConfig, backend: str, engine: str | None = None, weights=None):
+    """Return a fresh eRBP model of the given backend (``golden`` or ``float``), starting
+    from ``weights`` (default: the rule's random initial weights); the golden model runs on
+    ``engine`` (:mod:`plasticore.golden.engine`, default the fastest)."""
     if backend == "golden":
         from plasticore.golden.engine import erbp_core
-        return erbp_core(config, engine=engine)
+        return erbp_core(config, weights, engine=engine)
     if backend == "float":
         from plasticore.golden.erbp_float import FloatErbpNetwork
-        return FloatErbpNetwork(config)
+        return FloatErbpNetwork(config, weights)
     raise ValueError(f"backend = {backend!r}: eRBP trains on one of {', '.join(BACKENDS)}")
 
 
@@ -78,7 +79,8 @@ def record_layers(model, raster) -> list[np.ndarray]:
 def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
         epochs: int | None = None, seed: int = 0, progress: bool = True,
         limit_train: int | None = None, limit_test: int | None = None,
-        on_epoch=None, model=None, engine: str | None = None) -> TrainResult:
+        on_epoch=None, model=None, engine: str | None = None,
+        init_weights=None) -> TrainResult:
     """Train an eRBP network online on ``split``; evaluate on its test part after each epoch.
 
     Parameters
@@ -106,6 +108,9 @@ def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
     engine : {"fast", "numpy"}, optional
         The golden model's engine (:mod:`plasticore.golden.engine`); the results are the
         same bit for bit. Default: ``"fast"`` when Numba is installed.
+    init_weights : list of array_like, optional
+        Start from these weights (fine-tuning, ``train --init``) instead of the rule's
+        random initial weights; for a new model only (a ready ``model`` holds its own).
     """
     params = rule_params(config, "erbp", "eRBP training")
     n_classes = config.layers[-1]
@@ -122,8 +127,15 @@ def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
     train, y_train = split.train, split.train.labels
 
     if model is None:
-        model = make_model(config, backend, engine)
+        model = make_model(config, backend, engine, init_weights)
+    elif init_weights is not None:
+        raise ValueError("init_weights: give them to the ready model, not to fit()")
     initial_weights = [np.array(w) for w in model.read_weights()]
+    extra = {}
+    if init_weights is not None:
+        # What fine-tuning starts from: the test accuracy of the given weights, untrained.
+        extra["initial_test_accuracy"] = evaluate(model, split.test, seed=seed,
+                                                  progress=progress)
     history = []
     for epoch in range(1, epochs + 1):
         model.learning_rate_shift = params.learning_rate_shift_at(epoch)
@@ -152,7 +164,7 @@ def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
         if on_epoch is not None:
             on_epoch(metrics)
 
-    extra = {
+    extra.update({
         "ticks_per_sample": params.ticks_per_sample,
         "test_ticks_per_sample": params.test_ticks_per_sample,
         "burn_in_ticks": params.burn_in_ticks,
@@ -160,7 +172,7 @@ def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
         "n_test": int(len(split.test)),
         "n_validation": 0 if split.validation is None else int(len(split.validation)),
         "seed": seed,
-    }
+    })
     if backend in ("golden", "rtl"):
         extra["flags"] = int(model.flags)
     return TrainResult(rule="erbp", backend=backend, epochs=history,

@@ -16,7 +16,7 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "plasticore: installing plasticore and its dependencies into $venv" >&2
     "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -e "$root[test,learning,board,toolchain,engine]"
+    "$venv/bin/python" -m pip install --quiet -e "$root[test,learning,board,toolchain,engine,nir,snntorch]"
     echo "$want" > "$stamp"
 fi
 

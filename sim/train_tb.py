@@ -132,14 +132,15 @@ async def _train(dut, job: dict) -> dict:
                       cycles_per_event=4 * (config.n_synapses + 4 * config.n_neurons))
     await bench.start(ready=1)
 
-    model = RtlErbpModel(bench, config)
+    options = dict(job["options"])
+    model = RtlErbpModel(bench, config, options.pop("init_weights", None))
     result = {"mismatch": None}
 
     def train():
         # Blocking code: each model call waits for the simulation to do its part.
         model.load()
         trained = fit(config, load_digits_split(), backend="rtl", model=model,
-                      progress=False, **job["options"])
+                      progress=False, **options)
         return trained, model.flags
 
     try:
