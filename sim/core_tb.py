@@ -29,7 +29,7 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from plasticore.config import CoreConfig
 from plasticore.golden.erbp import GoldenErbpCore
-from plasticore.golden.lif import GoldenCore
+from plasticore.golden.lif import GoldenCore, projection_shapes
 from plasticore.hdl.interfaces import ADDRESS_BITS, LAYER_BITS, TICK_BITS
 from plasticore.layout import CoreLayout
 from plasticore.sim.random_case import apply_erbp_writes
@@ -209,8 +209,8 @@ class CoreBench:
 async def _run_case(dut, case: dict) -> dict:
     config = CoreConfig.from_dict(case["config"])
     layout = CoreLayout(config)
-    weights = [np.array(w, dtype=np.int64).reshape(n_pre, n_post) for w, n_pre, n_post
-               in zip(case["weights"], config.layers, config.layers[1:])]
+    weights = [np.array(w, dtype=np.int64).reshape(shape) for w, shape
+               in zip(case["weights"], projection_shapes(config))]
     # A test of the checker itself may give the golden model other weights than the RTL.
     golden_weights = case.get("golden_weights")
     erbp = config.rule == "erbp"
@@ -218,7 +218,10 @@ async def _run_case(dut, case: dict) -> dict:
         config, weights if golden_weights is None else
         [np.array(w, dtype=np.int64) for w in golden_weights])
     register_writes = case.get("register_writes") or [[] for _ in case["event_ticks"]]
-    work_per_event = (sum(lay.row_words for lay in layout.layers) + config.n_neurons) * 4
+    # Every row of every projection and every neuron, and the recurrent replay of each
+    # source layer's spikes.
+    work_per_event = (sum(lay.row_words for lay in layout.projections) + config.n_neurons) * 4
+    work_per_event += 4 * sum(lay.n_pre * lay.row_words for lay in layout.recurrent)
     if erbp:
         # The error, feedback and dendrite passes: at most every error neuron spiking.
         work_per_event += (2 * config.layers[-1] * sum(config.neuron_layers)
@@ -230,9 +233,10 @@ async def _run_case(dut, case: dict) -> dict:
     result = {"ticks": 0, "spikes": 0, "state_words": 0, "mismatch": None,
               "tick_cycles": [], "synaptic_events": [], "input_events": []}
     try:
-        for layer, matrix in enumerate(weights, 1):
+        for projection, matrix in enumerate(weights):
             for (pre, post), value in np.ndenumerate(matrix):
-                await bench.host_write(layout.weight_address(layer, pre, post), int(value))
+                await bench.host_write(layout.projection_address(projection, pre, post),
+                                       int(value))
 
         for tick, events in enumerate(case["event_ticks"]):
             for name, value in register_writes[tick]:
@@ -248,8 +252,12 @@ async def _run_case(dut, case: dict) -> dict:
             valid = [a for a in events if 0 <= a < config.n_inputs]
             presynaptic = [len(valid)] + [len(s) for s in expected[:-1]]
             result["input_events"].append(len(events))
+            # Recurrent projections deliver this tick's spikes before the tick ends.
+            recurrent = sum(len(expected[source - 1]) * config.layers[target]
+                            for source, target in config.recurrent)
             result["synaptic_events"].append(
-                int(sum(n * size for n, size in zip(presynaptic, config.neuron_layers))))
+                int(sum(n * size for n, size in zip(presynaptic, config.neuron_layers)))
+                + recurrent)
 
         words = 0
         for index, lay in enumerate(layout.layers):
@@ -268,14 +276,15 @@ async def _run_case(dut, case: dict) -> dict:
                                        expected=int(want), got=have)
                     words += 1
         if case.get("check_weights", True):
-            for index, lay in enumerate(layout.layers):
+            for index, lay in enumerate(layout.projections):
                 for pre in range(lay.n_pre):
                     for post in range(lay.n_post):
-                        have = await bench.host_read(layout.weight_address(lay.index, pre, post))
+                        have = await bench.host_read(layout.projection_address(index, pre, post))
                         want = int(golden.weights[index][pre, post])
                         if have != want:
-                            raise Mismatch(tick="end", layer=lay.index, what="weight",
-                                           pre=pre, post=post, expected=want, got=have)
+                            raise Mismatch(tick="end", layer=lay.index, source=lay.source,
+                                           what="weight", pre=pre, post=post, expected=want,
+                                           got=have)
                         words += 1
         if erbp:
             for sign in (0, 1):
