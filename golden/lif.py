@@ -17,9 +17,11 @@ input layer, in arrival order) does exactly this, and the hardware does the same
 
           acc[i] = clamp(acc[i] + W[j, i], membrane_range)   # for every i
 
-      The accumulators start the tick at zero. Saturation sets the sticky flag
-      ``accumulator_saturated``. Because of saturation the order of events matters; the
-      order is the arrival order above.
+      The accumulators start the tick at zero, or, in a network with recurrent
+      projections, holding what step 3 of the previous tick delivered: recurrent spikes
+      arrive at the start of the next tick, *before* any of its input events.
+      Saturation sets the sticky flag ``accumulator_saturated``. Because of saturation the
+      order of events matters; the order is the arrival order above.
    b. **Update.** Every neuron ``i`` of the layer, in ascending order::
 
           if ref[i] > 0:                      # refractory: input discarded, membrane held
@@ -37,7 +39,14 @@ input layer, in arrival order) does exactly this, and the hardware does the same
    c. **Spikes.** The layer's spikes, in ascending neuron order, are output (tagged with
       layer, neuron and tick) and are the presynaptic events of layer ``l+1`` in this
       same tick.
-3. The tick counter advances by one.
+3. **Recurrent delivery** (only with recurrent projections, ``config.recurrent``). For
+   each recurrent projection ``source -> target`` in config order, each spike ``j`` of
+   layer ``source`` from step 2c of this tick, in ascending neuron order, adds its row of
+   that projection's weights into the accumulators of layer ``target``, saturating and
+   flagging as in step 2a. The accumulators were all cleared by step 2b, so this is what
+   the next tick's step 2a starts from. The weights used are those of this tick: a host
+   write between ticks comes after this step.
+4. The tick counter advances by one.
 
 Notes
 -----
@@ -53,7 +62,7 @@ import numpy as np
 from plasticore.config import CoreConfig
 from plasticore.layout import FLAG_ACCUMULATOR_SATURATED, FLAG_MEMBRANE_SATURATED
 
-__all__ = ["GoldenCore", "random_weights", "check_weights", "lif_update", "saturating_add", "FLAG_ACCUMULATOR_SATURATED",
+__all__ = ["GoldenCore", "random_weights", "projection_shapes", "check_weights", "lif_update", "saturating_add", "FLAG_ACCUMULATOR_SATURATED",
            "FLAG_MEMBRANE_SATURATED"]
 
 DROPPED_EVENTS_MAX = (1 << 32) - 1
@@ -74,14 +83,22 @@ def random_weights(config: CoreConfig, rng: np.random.Generator | None = None,
     Returns
     -------
     list of numpy.ndarray
-        ``weights[l - 1]`` has shape ``(layers[l-1], layers[l])`` and dtype int64.
+        One matrix per projection of ``config.projection_pairs``: ``weights[l - 1]`` has
+        shape ``(layers[l-1], layers[l])``, a recurrent projection ``(s, t)`` after them
+        ``(layers[s], layers[t])``; dtype int64.
     """
     if rng is None:
         rng = np.random.default_rng(config.seed)
     low, high = config.weight_range
     low, high = int(np.floor(low * scale)), int(np.ceil(high * scale))
-    return [rng.integers(low, high + 1, size=(n_pre, n_post), dtype=np.int64)
-            for n_pre, n_post in zip(config.layers, config.layers[1:])]
+    return [rng.integers(low, high + 1, size=shape, dtype=np.int64)
+            for shape in projection_shapes(config)]
+
+
+def projection_shapes(config: CoreConfig) -> list[tuple[int, int]]:
+    """Return the ``(n_pre, n_post)`` shape of every projection, in weight-list order."""
+    return [(config.layers[source], config.layers[target])
+            for source, target in config.projection_pairs]
 
 
 def lif_update(config: CoreConfig, v, ref, acc):
@@ -118,19 +135,20 @@ def saturating_add(accumulators, weights, low: int, high: int):
     return np.clip(raw, low, high), (raw < low) | (raw > high)
 
 
-def _deliver(events: np.ndarray, weights: np.ndarray, low: int, high: int):
-    """Accumulate the rows of ``events`` with a saturating addition per synapse (step 2a).
+def _deliver(events: np.ndarray, weights: np.ndarray, low: int, high: int, start=None):
+    """Accumulate the rows of ``events`` with a saturating addition per synapse (step 2a),
+    onto ``start`` (zeros if None).
 
     Returns the accumulators and whether any addition saturated.
     """
     n_post = weights.shape[1]
+    acc = np.zeros(n_post, dtype=np.int64) if start is None else np.array(start, dtype=np.int64)
     if len(events) == 0:
-        return np.zeros(n_post, dtype=np.int64), False
+        return acc, False
     largest = int(np.abs(weights[np.unique(events)]).max())
-    if len(events) * largest <= high:
+    if int(np.abs(acc).max()) + len(events) * largest <= high:
         # No partial sum can leave the range, so order does not matter: sum at once.
-        return weights[events].sum(axis=0), False
-    acc = np.zeros(n_post, dtype=np.int64)
+        return acc + weights[events].sum(axis=0), False
     saturated = False
     for j in events:
         acc, clamped = saturating_add(acc, weights[j], low, high)
@@ -143,19 +161,21 @@ def check_weights(config: CoreConfig, weights) -> list[np.ndarray]:
 
     The error names the projection, what was found and the limit.
     """
-    if len(weights) != len(config.layers) - 1:
+    pairs = config.projection_pairs
+    if len(weights) != len(pairs):
         raise ValueError(f"weights: got {len(weights)} matrices, the core has "
-                         f"{len(config.layers) - 1} projections")
+                         f"{len(pairs)} projections")
     low, high = config.weight_range
     checked = []
-    for index, (matrix, n_pre, n_post) in enumerate(
-            zip(weights, config.layers, config.layers[1:]), 1):
+    for index, (matrix, shape, (source, target)) in enumerate(
+            zip(weights, projection_shapes(config), pairs), 1):
         matrix = np.array(matrix, dtype=np.int64)
-        if matrix.shape != (n_pre, n_post):
-            raise ValueError(f"weights[{index - 1}] (layer {index}): shape {matrix.shape}, "
-                             f"expected {(n_pre, n_post)}")
+        what = f"layer {index}" if index < len(config.layers) else f"{source} -> {target}"
+        if matrix.shape != shape:
+            raise ValueError(f"weights[{index - 1}] ({what}): shape {matrix.shape}, "
+                             f"expected {shape}")
         if matrix.size and (matrix.min() < low or matrix.max() > high):
-            raise ValueError(f"weights[{index - 1}] (layer {index}): values span "
+            raise ValueError(f"weights[{index - 1}] ({what}): values span "
                              f"[{matrix.min()}, {matrix.max()}], the limit is "
                              f"[{low}, {high}] for weight_bits = {config.weight_bits}")
         checked.append(matrix)
@@ -169,7 +189,8 @@ class GoldenCore:
     ----------
     config : CoreConfig
     weights : list of array_like, optional
-        One ``(layers[l-1], layers[l])`` integer matrix per projection; defaults to
+        One integer matrix per projection (:func:`projection_shapes`: the feedforward
+        ``(layers[l-1], layers[l])`` ones, then the recurrent ones); defaults to
         :func:`random_weights` of the config seed. Values out of the weight range are refused.
 
     Attributes
@@ -193,6 +214,8 @@ class GoldenCore:
         self.tick_count = 0
         self.dropped_events = 0
         self.flags = 0
+        # What recurrent projections delivered for the next tick (step 3), per layer.
+        self.recurrent_input = [np.zeros(n, dtype=np.int64) for n in config.neuron_layers]
 
     # The run API. The RTL simulation and the board driver offer the same methods, so that
     # one script runs unchanged against any of them.
@@ -230,7 +253,8 @@ class GoldenCore:
         low, high = config.membrane_range
         spikes_per_layer = []
         for layer in range(len(config.neuron_layers)):
-            acc, saturated = _deliver(presynaptic, self.weights[layer], low, high)
+            acc, saturated = _deliver(presynaptic, self.weights[layer], low, high,
+                                      self.recurrent_input[layer])
             if saturated:
                 self.flags |= FLAG_ACCUMULATOR_SATURATED
             v, ref, spikes, clamped = lif_update(config, self.membrane[layer],
@@ -240,8 +264,22 @@ class GoldenCore:
             self.membrane[layer], self.refractory[layer] = v, ref
             presynaptic = np.flatnonzero(spikes)
             spikes_per_layer.append(presynaptic)
+        self._deliver_recurrent(spikes_per_layer)
         self.tick_count += 1
         return spikes_per_layer
+
+    def _deliver_recurrent(self, spikes_per_layer) -> None:
+        """Step 3: this tick's spikes along the recurrent projections, for the next tick."""
+        config = self.config
+        low, high = config.membrane_range
+        self.recurrent_input = [np.zeros(n, dtype=np.int64) for n in config.neuron_layers]
+        first = len(config.layers) - 1
+        for weights, (source, target) in zip(self.weights[first:], config.recurrent):
+            acc, saturated = _deliver(spikes_per_layer[source - 1], weights, low, high,
+                                      self.recurrent_input[target - 1])
+            self.recurrent_input[target - 1] = acc
+            if saturated:
+                self.flags |= FLAG_ACCUMULATOR_SATURATED
 
     def run(self, event_ticks) -> list[list[np.ndarray]]:
         """Run one tick per entry of ``event_ticks``; return each tick's spikes."""

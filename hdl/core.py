@@ -4,13 +4,18 @@ It runs the tick of :mod:`plasticore.golden.lif` bit for bit. How the hardware d
 
 Phases
     ``INPUT``: input events are delivered to layer 1 as they arrive; the host port is
-    served between events. An ``end_of_tick`` event starts ``UPDATE`` of layer 1.
+    served between events (a write inside an open tick is refused:
+    :mod:`plasticore.hdl.shell`). An ``end_of_tick`` event starts ``UPDATE`` of layer 1.
     ``UPDATE``: one neuron per cycle reads its membrane, refractory counter and accumulator,
     is updated (:class:`LifIntegrate`, a register, :class:`LifFire`: three pipeline
     stages), written back, and its accumulator cleared. A spike
     goes to ``o_events`` (the pass stalls while the output is not ready) and, unless this
     is the last layer, into the spike FIFO. ``DELIVER``: the FIFO's spikes are delivered to
-    the next layer, then that layer is updated. After the last layer ``END_TICK`` sends the
+    the next layer, then that layer is updated. With recurrent projections (inference core
+    only) ``RECURRENT`` follows the last layer: each recurrent projection replays its
+    source layer's spikes, kept in a :class:`SpikeList` during that layer's update, through
+    the row walker into the target layer's accumulators, which the next tick starts from
+    (step 3 of :mod:`plasticore.golden.lif`). After that ``END_TICK`` sends the
     end-of-tick event.
 Delivery (the row walker)
     A presynaptic event ``j`` walks its row: ``row_words`` consecutive weight words, each
@@ -42,8 +47,8 @@ eRBP learning (``rule = "erbp"``; a core with ``rule = "none"`` has none of this
     adding the feedback, clearing the accumulator).
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.hdl import Array, Assert, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.utils import ceil_log2
@@ -57,15 +62,17 @@ from plasticore.layout import (CORE_MAGIC, FLAG_ACCUMULATOR_SATURATED, FLAG_DEND
 from plasticore.golden.erbp import feedback_matrices
 from .arith import fits_signed, saturate
 from .erbp import DendriteUpdate, ErbpWeightStep, ErrorNeuron
-from .interfaces import ADDRESS_BITS, HOST_DATA_BITS, core_ports
+from .interfaces import ADDRESS_BITS
 from .neuron import LifFire, LifIntegrate, raw_shape
 from .prng import Threefry2x32
+from .recurrence import SpikeList
+from .shell import (CoreShell, HostDecoder, assert_one_owner, count_saturating,
+                    open_tick, select_constants, send_end_of_tick, serve_memory,
+                    serve_register_write, weight_word_decoder)
 from .synapse import LaneAccumulate, WeightUpdate, accumulator_word_layout, weight_word_layout
 
 __all__ = ["Core"]
 
-DROPPED_EVENTS_MAX = (1 << 32) - 1
-COUNTER_MAX = (1 << 32) - 1
 #: Threefry rounds between pipeline registers in the eRBP core: two 32-bit additions in
 #: series stay shorter than the core's other paths on an iCE40.
 PRNG_ROUNDS_PER_STAGE = 2
@@ -76,26 +83,20 @@ def _bit(flag: int) -> int:
     return flag.bit_length() - 1
 
 
-class Core(wiring.Component):
-    """A fully connected feedforward LIF core built from a :class:`CoreConfig`.
+class Core(CoreShell):
+    """A LIF core (feedforward, or with recurrent projections), with eRBP learning for
+    ``rule = "erbp"``, built from a :class:`CoreConfig`.
 
-    Parameters
-    ----------
-    config : CoreConfig
-
-    Attributes
-    ----------
-    i_events : In(stream)
-        Input events (:data:`plasticore.hdl.interfaces.INPUT_EVENT`).
-    o_events : Out(stream)
-        Spikes and end-of-tick markers (:func:`plasticore.hdl.interfaces.output_event_layout`).
-    host : In(HostSignature)
-        Memory-mapped access to weights, neuron state and registers
-        (:class:`plasticore.layout.CoreLayout`).
+    The parameters (``config``, ``checks``) and the ports (``i_events``, ``o_events``,
+    ``host``) are those of :class:`plasticore.hdl.shell.CoreShell`; the host memory map is
+    :class:`plasticore.layout.CoreLayout`.
     """
 
-    def __init__(self, config: CoreConfig):
-        self._MustUse__silence = True    # a refused config leaves no unused-elaboratable warning
+    layout_class = CoreLayout
+
+    @classmethod
+    def check_config(cls, config: CoreConfig) -> None:
+        super().check_config(config)
         if config.rule not in ("none", "erbp"):
             raise ConfigError("rule", config.rule,
                               "Core builds rule = \"none\" or \"erbp\"; "
@@ -104,21 +105,6 @@ class Core(wiring.Component):
             raise ConfigError("lanes", config.lanes,
                               "must be 1 for rule = \"erbp\" (the eRBP core reads one weight "
                               "and one postsynaptic state per cycle)")
-        if len(config.neuron_layers) > 255:
-            raise ValueError(f"layers: {len(config.neuron_layers)} neuron layers, "
-                             "the output event tags at most 255")
-        self._MustUse__silence = False
-        self._config = config
-        self._layout = CoreLayout(config)
-        super().__init__(core_ports(self._layout.address_bits))
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
-
-    @property
-    def layout(self) -> CoreLayout:
-        return self._layout
 
     def elaborate(self, platform):
         config, layout = self._config, self._layout
@@ -224,16 +210,27 @@ class Core(wiring.Component):
         acc_base = Signal(range(layout.accumulator_words + 1))
         state_base = Signal(range(layout.state_words + 1))
         is_last = Signal()
-        with m.Switch(layer):
-            for index, lay in enumerate(layout.layers):
-                with m.Case(index):
-                    m.d.comb += [
-                        n_post.eq(lay.n_post),
-                        row_words.eq(lay.row_words),
-                        acc_base.eq(lay.accumulator_base),
-                        state_base.eq(lay.state_base),
-                        is_last.eq(index == n_layers - 1),
-                    ]
+        select_constants(m, layer, (n_post, row_words, acc_base, state_base, is_last), [
+            (lay.n_post, lay.row_words, lay.accumulator_base, lay.state_base,
+             index == n_layers - 1) for index, lay in enumerate(layout.layers)])
+
+        # The projection the row walker delivers along: the one feeding `layer`, or in
+        # RECURRENT the recurrent projection `recurrent_index`, with its own constants.
+        recurrent = layout.recurrent
+        if recurrent:
+            recurrent_active = Signal()
+            recurrent_index = Signal(range(len(recurrent)))
+            projection = Signal(range(len(layout.projections)))
+            m.d.comb += projection.eq(Mux(recurrent_active, n_layers + recurrent_index, layer))
+            walk_row_words, walk_acc_base = Signal.like(row_words), Signal.like(acc_base)
+            select_constants(m, projection, (walk_row_words, walk_acc_base), [
+                (lay.row_words, lay.accumulator_base) for lay in layout.projections])
+            spike_lists = {}
+            for source in sorted({lay.source for lay in recurrent}):
+                spike_lists[source] = SpikeList(config.layers[source])
+                m.submodules[f"spike_list_{source}"] = spike_lists[source]
+        else:
+            projection, walk_row_words, walk_acc_base = layer, row_words, acc_base
 
         # ---- row walker (delivery) -----------------------------------------------------
         event_valid = Signal()                     # a presynaptic event is offered
@@ -253,8 +250,8 @@ class Core(wiring.Component):
         # Where the row of event_pre starts: a product by a per-layer constant, so that no
         # general multiplier is built.
         row_start = Signal(weight_address)
-        with m.Switch(layer):
-            for index, lay in enumerate(layout.layers):
+        with m.Switch(projection):
+            for index, lay in enumerate(layout.projections):
                 with m.Case(index):
                     m.d.comb += row_start.eq(lay.weight_base + event_pre * lay.row_words)
         # One register between the event source and the walker: the source's handshake and
@@ -316,8 +313,8 @@ class Core(wiring.Component):
             m.d.sync += [
                 walk_active.eq(1),
                 walk_weight_addr.eq(pending_row_start),
-                walk_acc_addr.eq(acc_base),
-                walk_words_left.eq(row_words - 1),
+                walk_acc_addr.eq(walk_acc_base),
+                walk_words_left.eq(walk_row_words - 1),
             ]
         with m.Elif(row_done):
             m.d.sync += walk_active.eq(0)
@@ -455,6 +452,12 @@ class Core(wiring.Component):
                         spike_fifo.w_data.eq(u3_index),
                         spike_fifo.w_en.eq(~is_last),
                     ]
+                if recurrent:
+                    for source, spike_list in spike_lists.items():
+                        m.d.comb += [
+                            spike_list.w_data.eq(u3_index),
+                            spike_list.w_en.eq(layer == source - 1),
+                        ]
         m.d.comb += [
             self.o_events.payload.neuron.eq(u3_index),
             self.o_events.payload.layer.eq(layer + 1),
@@ -606,59 +609,55 @@ class Core(wiring.Component):
         # ---- host port -------------------------------------------------------------------------
         host = self.host
         registers = layout.registers
-        region = host.address[layout.offset_bits:layout.offset_bits + layout.region_bits]
-        offset = host.address[:layout.offset_bits]
-        host_region = Signal(layout.region_bits)
-        host_error = Signal()
-        # The register number, or the error neuron's index.
-        host_register = Signal(range(max(len(registers), layout.error_neurons)))
+        # The register number, or the error neuron's index, is kept for the answer.
+        decoder = HostDecoder(host, layout, range(max(len(registers), layout.error_neurons)))
+        region, offset, host_error = decoder.region, decoder.offset, decoder.error
         host_lane = Signal(max(1, lane_bits))
 
         # Weight addresses: (row << post_bits) | post, row counting presynaptic rows.
-        weight_row = offset >> layout.post_bits
-        weight_post = offset[:layout.post_bits] if layout.post_bits else Const(0, 1)
-        weight_word = Signal(weight_address)
-        weight_valid = Signal()
-        for lay in layout.layers:
-            with m.If((weight_row >= lay.row_base) & (weight_row < lay.row_base + lay.n_pre)
-                      & (weight_post < lay.n_post)):
-                m.d.comb += [
-                    weight_valid.eq(1),
-                    weight_word.eq(lay.weight_base + (weight_row - lay.row_base) * lay.row_words
-                                   + (weight_post >> lane_bits)),
-                ]
+        weight_word, weight_valid, weight_post = weight_word_decoder(m, layout, offset)
         neuron_valid = offset < layout.state_words
         write_value = host.write_data
 
-        def serve_memory(read_port, write_port, address, valid, fits, data, enable=1):
-            """A host access to a memory: read ``address``; write ``data`` there when the
-            address is ``valid`` and the value ``fits``; otherwise answer ``error``."""
-            m.d.comb += read_port.addr.eq(address)
-            with m.If(~valid):
-                m.d.sync += host_error.eq(1)
-            with m.Elif(host.write):
-                with m.If(fits):
-                    m.d.comb += [
-                        write_port.addr.eq(address),
-                        write_port.data.eq(data),
-                        write_port.en.eq(enable),
-                    ]
-                with m.Else():
-                    m.d.sync += host_error.eq(1)
-
         def serve_neuron_state(read_port, write_port):
             """A signed per-neuron state (membrane, dendrite)."""
-            serve_memory(read_port, write_port, offset, neuron_valid,
+            serve_memory(m, host, host_error, read_port, write_port, offset, neuron_valid,
                          fits_signed(write_value, config.membrane_bits), write_value)
+
+        register_writes = {
+            "dropped_events": (None, dropped_events.eq(0)),
+            "flags": (None, flags.eq(flags & ~write_value[:len(flags)])),
+        }
+        if learning:
+            register_writes.update({
+                "learning_enabled": (write_value <= 1, learning_enabled.eq(write_value[0])),
+                "sample_tick": (None, sample_tick.eq(write_value)),
+                "burn_in_ticks": (None, burn_in_ticks.eq(write_value)),
+                # 2**s - 1 as a thermometer code: bit i is i < s.
+                "learning_rate_shift": ((write_value >= 1) & (write_value <= 32), [
+                    rate_shift.eq(write_value),
+                    rate_mask.eq(Cat(*(write_value[:6] > bit for bit in range(32)))),
+                ]),
+            })
 
         # ---- phase machine ---------------------------------------------------------------------
         payload = self.i_events.payload
         in_range = payload.address < config.n_inputs
+        tick_is_open = open_tick(m, self.i_events)
         if learning:
             is_label = ~in_range & (payload.address < config.n_inputs + n_classes)
             label_class = (payload.address - config.n_inputs)[:max(1, ceil_log2(n_classes))]
             label_count = label_counts[label_class]
-        with m.FSM(name="phase"):
+        # After a reset the accumulators may hold part of a tick (or recurrent input for
+        # the next one); every tick assumes they start as the golden model's do: zero.
+        clear_index = Signal(range(layout.accumulator_words))
+        with m.FSM(init="CLEAR", name="phase") as phase:
+            with m.State("CLEAR"):
+                m.d.comb += [acc_wr.addr.eq(clear_index), acc_wr.en.eq(Const(-1, lanes))]
+                m.d.sync += clear_index.eq(clear_index + 1)
+                with m.If(clear_index == layout.accumulator_words - 1):
+                    m.next = "INPUT"
+
             with m.State("INPUT"):
                 host_turn = host.strobe & delivery_idle
                 m.d.comb += [
@@ -690,8 +689,7 @@ class Core(wiring.Component):
                     with m.Elif(~in_range):
                         # Dropped without touching any state, and counted.
                         m.d.comb += self.i_events.ready.eq(1)
-                        with m.If(dropped_events != DROPPED_EVENTS_MAX):
-                            m.d.sync += dropped_events.eq(dropped_events + 1)
+                        m.d.sync += count_saturating(dropped_events)
                     with m.Else():
                         m.d.comb += self.i_events.ready.eq(event_take)
 
@@ -706,6 +704,11 @@ class Core(wiring.Component):
                         if learning:
                             m.d.sync += error_index.eq(0)
                             m.next = "ERROR"
+                        elif recurrent:
+                            m.d.sync += recurrent_index.eq(0)
+                            m.d.comb += [spike_list.rewind.eq(1)
+                                         for spike_list in spike_lists.values()]
+                            m.next = "RECURRENT"
                         else:
                             m.next = "END_TICK"
                     with m.Else():
@@ -770,68 +773,52 @@ class Core(wiring.Component):
                     with m.Else():
                         m.d.sync += [layer.eq(layer + 1), dendrite_index.eq(0)]
 
+            if recurrent:
+                with m.State("RECURRENT"):
+                    # Step 3: each recurrent projection replays its source's spike list.
+                    m.d.comb += [recurrent_active.eq(1), walk_enable.eq(1)]
+                    replayed = Signal()
+                    with m.Switch(recurrent_index):
+                        for index, lay in enumerate(recurrent):
+                            spike_list = spike_lists[lay.source]
+                            with m.Case(index):
+                                m.d.comb += [
+                                    event_valid.eq(spike_list.valid),
+                                    event_pre.eq(spike_list.data),
+                                    spike_list.take.eq(event_take),
+                                    replayed.eq(~spike_list.valid),
+                                ]
+                    with m.If(replayed & delivery_idle):
+                        m.d.comb += [spike_list.rewind.eq(1)
+                                     for spike_list in spike_lists.values()]
+                        with m.If(recurrent_index == len(recurrent) - 1):
+                            m.next = "END_TICK"
+                        with m.Else():
+                            m.d.sync += recurrent_index.eq(recurrent_index + 1)
+
             with m.State("END_TICK"):
-                m.d.comb += [
-                    self.o_events.valid.eq(1),
-                    self.o_events.payload.end_of_tick.eq(1),
-                    self.o_events.payload.neuron.eq(0),
-                    self.o_events.payload.layer.eq(0),
-                ]
-                with m.If(self.o_events.ready):
+                with m.If(send_end_of_tick(m, self.o_events)):
                     # Input events of the next tick are delivered to layer 1.
                     m.d.sync += layer.eq(0)
+                    if recurrent:
+                        m.d.comb += [spike_list.clear.eq(1)
+                                     for spike_list in spike_lists.values()]
                     if learning:
                         # The tick counter names the rounding draws: it saturates, never wraps.
-                        m.d.sync += [
-                            tick.eq(Mux(tick == COUNTER_MAX, tick, tick + 1)),
-                            sample_tick.eq(Mux(sample_tick == COUNTER_MAX, sample_tick,
-                                               sample_tick + 1)),
-                        ]
+                        m.d.sync += [count_saturating(tick), count_saturating(sample_tick)]
                     else:
                         m.d.sync += tick.eq(tick + 1)
                     m.next = "INPUT"
 
             with m.State("HOST_ACCESS"):
-                m.d.sync += [
-                    host_region.eq(region),
-                    host_register.eq(offset),
-                    host_lane.eq(weight_post if lanes > 1 else 0),
-                    host_error.eq(0),
-                ]
                 m.next = "HOST_ACK"
-                with m.Switch(region):
+                with decoder.decode(m, tick_is_open, [host_lane.eq(weight_post if lanes > 1 else 0)]):
                     with m.Case(REGION_REGISTERS):
-                        with m.If(offset >= len(registers)):
-                            m.d.sync += host_error.eq(1)
-                        with m.Elif(host.write):
-                            with m.If(offset == registers["dropped_events"]):
-                                m.d.sync += dropped_events.eq(0)
-                            with m.Elif(offset == registers["flags"]):
-                                m.d.sync += flags.eq(flags & ~write_value[:len(flags)])
-                            if learning:
-                                with m.Elif(offset == registers["learning_enabled"]):
-                                    with m.If(write_value <= 1):
-                                        m.d.sync += learning_enabled.eq(write_value[0])
-                                    with m.Else():
-                                        m.d.sync += host_error.eq(1)
-                                with m.Elif(offset == registers["sample_tick"]):
-                                    m.d.sync += sample_tick.eq(write_value)
-                                with m.Elif(offset == registers["burn_in_ticks"]):
-                                    m.d.sync += burn_in_ticks.eq(write_value)
-                                with m.Elif(offset == registers["learning_rate_shift"]):
-                                    with m.If((write_value >= 1) & (write_value <= 32)):
-                                        # 2**s - 1 as a thermometer code: bit i is i < s.
-                                        m.d.sync += [
-                                            rate_shift.eq(write_value),
-                                            rate_mask.eq(Cat(*(write_value[:6] > bit
-                                                               for bit in range(32)))),
-                                        ]
-                                    with m.Else():
-                                        m.d.sync += host_error.eq(1)
-                            with m.Else():
-                                m.d.sync += host_error.eq(1)
+                        serve_register_write(m, host, host_error, offset, registers,
+                                             register_writes)
                     with m.Case(REGION_WEIGHTS):
-                        serve_memory(weights_rd, weights_wr, weight_word, weight_valid,
+                        serve_memory(m, host, host_error, weights_rd, weights_wr, weight_word,
+                                     weight_valid,
                                      fits_signed(write_value, config.weight_bits),
                                      Cat(*[write_value[:config.weight_bits]] * lanes),
                                      Const(1, lanes) << weight_post[:lane_bits]
@@ -839,7 +826,8 @@ class Core(wiring.Component):
                     with m.Case(REGION_MEMBRANE):
                         serve_neuron_state(membrane_rd, membrane_wr)
                     with m.Case(REGION_REFRACTORY):
-                        serve_memory(refractory_rd, refractory_wr, offset, neuron_valid,
+                        serve_memory(m, host, host_error, refractory_rd, refractory_wr,
+                                     offset, neuron_valid,
                                      write_value <= config.refractory_ticks, write_value)
                     if learning:
                         with m.Case(REGION_DENDRITE):
@@ -847,60 +835,66 @@ class Core(wiring.Component):
                         with m.Case(REGION_ERROR):
                             # Error neurons never go negative: 0 .. 2**(membrane_bits-1) - 1.
                             minus = offset >= n_classes
-                            error_class = Mux(minus, offset - n_classes, offset)
-                            m.d.comb += error_rd.addr.eq(error_class)
-                            with m.If(offset >= layout.error_neurons):
-                                m.d.sync += host_error.eq(1)
-                            with m.Elif(host.write):
-                                with m.If(write_value <= membrane_high):
-                                    m.d.comb += [
-                                        error_wr.addr.eq(error_class),
-                                        error_wr.data.eq(Cat(write_value[:error_bits],
-                                                             write_value[:error_bits])),
-                                        error_wr.en.eq(Mux(minus, 0b10, 0b01)),
-                                    ]
-                                with m.Else():
-                                    m.d.sync += host_error.eq(1)
+                            serve_memory(m, host, host_error, error_rd, error_wr,
+                                         Mux(minus, offset - n_classes, offset),
+                                         offset < layout.error_neurons,
+                                         write_value <= membrane_high,
+                                         Cat(write_value[:error_bits], write_value[:error_bits]),
+                                         Mux(minus, 0b10, 0b01))
                         with m.Default():
                             m.d.sync += host_error.eq(1)
 
             with m.State("HOST_ACK"):
-                m.d.comb += [
-                    host.ack.eq(1),
-                    host.error.eq(host_error),
-                ]
-                read_data = Signal(HOST_DATA_BITS)
-                with m.Switch(host_region):
-                    with m.Case(REGION_REGISTERS):
-                        register_values = [("magic", CORE_MAGIC), ("tick", tick),
-                                           ("dropped_events", dropped_events),
-                                           ("flags", flags), ("layers", n_layers),
-                                           ("neurons", config.n_neurons)]
-                        if learning:
-                            register_values += [("learning_enabled", learning_enabled),
-                                                ("sample_tick", sample_tick),
-                                                ("burn_in_ticks", burn_in_ticks),
-                                                ("learning_rate_shift", rate_shift)]
-                        with m.Switch(host_register):
-                            for name, value in register_values:
-                                with m.Case(registers[name]):
-                                    m.d.comb += read_data.eq(value)
-                    with m.Case(REGION_WEIGHTS):
-                        lane_value = (weights_rd.data[host_lane] if lanes > 1
-                                      else weights_rd.data[0])
-                        m.d.comb += read_data.eq(lane_value)
-                    with m.Case(REGION_MEMBRANE):
-                        m.d.comb += read_data.eq(membrane_rd.data)
-                    with m.Case(REGION_REFRACTORY):
-                        m.d.comb += read_data.eq(refractory_rd.data)
-                    if learning:
-                        with m.Case(REGION_DENDRITE):
-                            m.d.comb += read_data.eq(dendrite_rd.data)
-                        with m.Case(REGION_ERROR):
-                            m.d.comb += read_data.eq(
-                                Mux(host_register < n_classes, error_rd.data[0], error_rd.data[1]))
-                with m.If(~host_error):
-                    m.d.comb += host.read_data.eq(read_data)
+                register_values = [("magic", CORE_MAGIC), ("tick", tick),
+                                   ("dropped_events", dropped_events), ("flags", flags),
+                                   ("layers", n_layers), ("neurons", config.n_neurons)]
+                region_values = {
+                    REGION_WEIGHTS: (weights_rd.data[host_lane] if lanes > 1
+                                     else weights_rd.data[0]),
+                    REGION_MEMBRANE: membrane_rd.data,
+                    REGION_REFRACTORY: refractory_rd.data,
+                }
+                if learning:
+                    register_values += [("learning_enabled", learning_enabled),
+                                        ("sample_tick", sample_tick),
+                                        ("burn_in_ticks", burn_in_ticks),
+                                        ("learning_rate_shift", rate_shift)]
+                    region_values[REGION_DENDRITE] = dendrite_rd.data
+                    region_values[REGION_ERROR] = Mux(decoder.register < n_classes,
+                                                      error_rd.data[0], error_rd.data[1])
+                decoder.answer(m, registers, register_values, region_values)
                 m.next = "INPUT"
 
+        if self.checks:
+            host_decode = phase.ongoing("HOST_ACCESS")
+            host_owners = {name: host_decode & (region == number) for name, number in (
+                ("weights", REGION_WEIGHTS), ("membrane", REGION_MEMBRANE),
+                ("refractory", REGION_REFRACTORY), ("dendrite", REGION_DENDRITE))}
+            accumulator_readers = [issue_valid, update_enable]
+            accumulator_writers = [deliver_valid, u3_commit, phase.ongoing("CLEAR")]
+            membrane_readers = [update_enable, host_owners["membrane"]]
+            if learning:
+                accumulator_readers += [feedback_issue, dendrite_issue]
+                accumulator_writers += [feedback_write, dendrite_write]
+                membrane_readers.append(lead_valid[-2])
+            for name, owners in (
+                    ("accumulator read", accumulator_readers),
+                    ("accumulator write", accumulator_writers),
+                    ("weight read", [issue_valid, host_owners["weights"]]),
+                    ("weight write", [deliver_valid if learning else Const(0, 1),
+                                      host_owners["weights"] & host.write]),
+                    ("membrane read", membrane_readers),
+                    ("refractory read", [update_enable, host_owners["refractory"]])):
+                assert_one_owner(m, name, owners)
+            # Saturating delivery never wraps: an addition that was not clamped stores the
+            # exact sum, one that was stores a bound.
+            low, high = config.membrane_range
+            gain = params.soma_gain_shift if learning else 0
+            for lane in range(lanes):
+                exact = acc_rd.data[lane] + (weights_rd.data[lane] << gain)
+                stored = lane_add.sums[lane]
+                m.d.sync += Assert(~deliver_valid | Mux(lane_add.saturated[lane],
+                                                         (stored == low) | (stored == high),
+                                                         stored == exact),
+                                   f"accumulator lane {lane} wrapped")
         return m

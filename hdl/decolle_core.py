@@ -6,7 +6,8 @@ bit for bit. How the hardware does it, one synapse per cycle:
 Phases
     ``INPUT``: an input event ``j < n_inputs`` sets bit ``j`` of the input-spike memory; an
     event ``n_inputs + k`` (``k < K``) sets bit ``k`` of the label; any other address is
-    dropped and counted. The host port is served between events. ``end_of_tick`` decides
+    dropped and counted. The host port is served between events (a write inside an open
+    tick is refused: :mod:`plasticore.hdl.shell`). ``end_of_tick`` decides
     whether this tick learns (``learn`` register set, ``sample_tick >= burn_in``, a label
     arrived) and starts layer 1. Then for each layer:
 
@@ -42,8 +43,8 @@ A new sample
     ``fresh`` is also set by reset: the memories start as the golden model does.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data
 from amaranth.lib.memory import Memory
 
 from plasticore.config import ConfigError, CoreConfig
@@ -57,35 +58,29 @@ from plasticore.rules.decolle import RANDOM_DRAW_BITS
 from .arith import fits_signed
 from .decolle_units import (ErrorUnit, NeuronUnit, TraceUnit, UpdateUnit, dot_shape,
                             refractory_shape, trace_shape)
-from .interfaces import ADDRESS_BITS, HOST_DATA_BITS, core_ports
+from .interfaces import ADDRESS_BITS
 from .prng import Threefry2x32, delayed
+from .shell import (CoreShell, HostDecoder, count_saturating, open_tick, select_constants,
+                    send_end_of_tick, serve_memory, serve_register_write, weight_word_decoder)
 from .synapse import weight_word_layout
 
 __all__ = ["DecolleCore"]
 
-DROPPED_EVENTS_MAX = (1 << 32) - 1
 BURN_IN_MAX = (1 << 16) - 1
 
 
-class DecolleCore(wiring.Component):
+class DecolleCore(CoreShell):
     """A DECOLLE learning core built from a :class:`CoreConfig` with ``rule = "decolle"``.
 
-    Parameters
-    ----------
-    config : CoreConfig
-
-    Attributes
-    ----------
-    i_events : In(stream)
-        Input events and labels (:data:`plasticore.hdl.interfaces.INPUT_EVENT`).
-    o_events : Out(stream)
-        Spikes and end-of-tick markers, as the inference core sends them.
-    host : In(HostSignature)
-        Memory-mapped access (:class:`plasticore.layout.DecolleLayout`).
+    The parameters and ports are those of :class:`plasticore.hdl.shell.CoreShell` (input
+    events carry labels too); the host memory map is :class:`plasticore.layout.DecolleLayout`.
     """
 
-    def __init__(self, config: CoreConfig):
-        self._MustUse__silence = True    # refused parameters leave no unused-elaboratable warning
+    layout_class = DecolleLayout
+
+    @classmethod
+    def check_config(cls, config: CoreConfig) -> None:
+        super().check_config(config)
         rule_params(config, "decolle", "the DECOLLE core")
         if config.lanes != 1:
             raise ConfigError("lanes", config.lanes,
@@ -95,21 +90,6 @@ class DecolleCore(wiring.Component):
             raise ConfigError("layers", list(config.layers),
                               f"n_inputs + K = {config.n_inputs + n_classes}: the label addresses "
                               f"n_inputs + k must stay below 2**{ADDRESS_BITS}")
-        if len(config.neuron_layers) > 255:
-            raise ConfigError("layers", list(config.layers),
-                              "at most 255 neuron layers (the output event's layer tag)")
-        self._config = config
-        self._layout = DecolleLayout(config)
-        self._MustUse__silence = False
-        super().__init__(core_ports(self._layout.address_bits))
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
-
-    @property
-    def layout(self) -> DecolleLayout:
-        return self._layout
 
     def elaborate(self, platform):
         config, layout = self._config, self._layout
@@ -188,21 +168,13 @@ class DecolleCore(wiring.Component):
         is_first = Signal()
         is_last = Signal()
         lr_shift = Signal(range(RANDOM_DRAW_BITS + 1))
-        with m.Switch(layer):
-            for index, lay in enumerate(layout.layers):
-                with m.Case(index):
-                    m.d.comb += [
-                        n_pre.eq(lay.n_pre),
-                        n_post.eq(lay.n_post),
-                        row_base.eq(lay.row_base),
-                        weight_base.eq(lay.weight_base),
-                        state_base.eq(lay.state_base),
-                        previous_base.eq(layout.layers[index - 1].state_base if index else 0),
-                        synapse_base.eq(offsets[index]),
-                        is_first.eq(index == 0),
-                        is_last.eq(index == n_layers - 1),
-                        lr_shift.eq(lr_shifts[index]),
-                    ]
+        select_constants(
+            m, layer, (n_pre, n_post, row_base, weight_base, state_base, previous_base,
+                       synapse_base, is_first, is_last, lr_shift),
+            [(lay.n_pre, lay.n_post, lay.row_base, lay.weight_base, lay.state_base,
+              layout.layers[index - 1].state_base if index else 0, offsets[index],
+              index == 0, index == n_layers - 1, lr_shifts[index])
+             for index, lay in enumerate(layout.layers)])
         m.d.comb += [error_unit.layer.eq(layer), error_unit.target.eq(target)]
 
         # ---- walkers and pipeline registers (each pass uses them while it runs) -----------
@@ -291,34 +263,29 @@ class DecolleCore(wiring.Component):
 
         # ---- host port -------------------------------------------------------------------
         host = self.host
-        offset_bits = layout.offset_bits
-        region = host.address[offset_bits:offset_bits + layout.region_bits]
-        offset = host.address[:offset_bits]
-        host_region = Signal(layout.region_bits)
-        host_error = Signal()
-        host_register = Signal(offset_bits)
-        weight_row = offset >> layout.post_bits
-        weight_post = offset[:layout.post_bits] if layout.post_bits else Const(0, 1)
-        weight_word = Signal(range(layout.weight_words + 1))
-        weight_valid = Signal()
-        for lay in layout.layers:
-            with m.If((weight_row >= lay.row_base) & (weight_row < lay.row_base + lay.n_pre)
-                      & (weight_post < lay.n_post)):
-                m.d.comb += [
-                    weight_valid.eq(1),
-                    weight_word.eq(lay.weight_base + (weight_row - lay.row_base) * lay.row_words
-                                   + weight_post),
-                ]
+        decoder = HostDecoder(host, layout, layout.offset_bits)
+        offset, host_error = decoder.offset, decoder.error
+        weight_word, weight_valid, _ = weight_word_decoder(m, layout, offset)
         neuron_valid = offset < layout.state_words
         row_valid = offset < layout.rows
         write_value = host.write_data
         fits_weight = Signal()
         m.d.comb += fits_weight.eq(fits_signed(write_value, config.weight_bits))
         registers = layout.registers
-        first_shift = registers["lr_shift_1"]
+        register_writes = {
+            "dropped_events": (None, dropped_events.eq(0)),
+            "flags": (None, flags.eq(flags & ~write_value[:2])),
+            "learn": (write_value <= 1, learn_enable.eq(write_value[0])),
+            "burn_in": (write_value <= BURN_IN_MAX, burn_in.eq(write_value)),
+            "sample_tick": (None, [sample_tick.eq(0), fresh.eq(1)]),
+        }
+        register_writes.update({
+            f"lr_shift_{index + 1}": (write_value <= RANDOM_DRAW_BITS, signal.eq(write_value))
+            for index, signal in enumerate(lr_shifts)})
 
         # ---- phase machine ---------------------------------------------------------------
         payload = self.i_events.payload
+        tick_is_open = open_tick(m, self.i_events)
         with m.FSM(name="phase"):
             with m.State("INPUT"):
                 with m.If(host.strobe):
@@ -340,17 +307,18 @@ class DecolleCore(wiring.Component):
                         label = (payload.address - n_inputs)[:max(1, (n_classes - 1).bit_length())]
                         m.d.sync += target.bit_select(label, 1).eq(1)
                     with m.Else():
-                        with m.If(dropped_events != DROPPED_EVENTS_MAX):
-                            m.d.sync += dropped_events.eq(dropped_events + 1)
+                        m.d.sync += count_saturating(dropped_events)
 
             with m.State("TRACE"):
                 # Stage A: read the traces and the spike of input walk_j.
                 with m.If(walk_active):
-                    m.d.comb += [
-                        traces_rd.addr.eq(row_base + walk_j),
-                        input_rd.addr.eq(walk_j),
-                        state_rd.addr.eq(previous_base + walk_j),
-                    ]
+                    m.d.comb += traces_rd.addr.eq(row_base + walk_j)
+                    # Only the memory the spike comes from is read: the other may be
+                    # shallower than this layer's inputs.
+                    with m.If(is_first):
+                        m.d.comb += input_rd.addr.eq(walk_j)
+                    with m.Else():
+                        m.d.comb += state_rd.addr.eq(previous_base + walk_j)
                     m.d.sync += walk_j.eq(walk_j + 1)
                     with m.If(walk_j == n_pre - 1):
                         m.d.sync += walk_active.eq(0)
@@ -509,10 +477,15 @@ class DecolleCore(wiring.Component):
                 with m.Elif(walk_active):
                     m.d.comb += [
                         u_valid.eq(1),
-                        weights_rd.addr.eq(walk_weight),
                         bias_rd.addr.eq(state_base + walk_i),
-                        traces_rd.addr.eq(row_base + walk_j),
                     ]
+                    # The bias row has no weight or trace word: reading one there would
+                    # address past the last layer's end of those memories.
+                    with m.If(~is_bias_row):
+                        m.d.comb += [
+                            weights_rd.addr.eq(walk_weight),
+                            traces_rd.addr.eq(row_base + walk_j),
+                        ]
                     m.d.sync += [walk_j.eq(walk_j + 1), walk_weight.eq(walk_weight + n_post)]
                     with m.If(walk_j == rows - 1):
                         m.d.sync += walk_active.eq(0)
@@ -531,13 +504,7 @@ class DecolleCore(wiring.Component):
                     m.next = "TRACE"
 
             with m.State("END_TICK"):
-                m.d.comb += [
-                    self.o_events.valid.eq(1),
-                    self.o_events.payload.end_of_tick.eq(1),
-                    self.o_events.payload.neuron.eq(0),
-                    self.o_events.payload.layer.eq(0),
-                ]
-                with m.If(self.o_events.ready):
+                with m.If(send_end_of_tick(m, self.o_events)):
                     m.d.sync += [
                         tick.eq(tick + 1),
                         layer.eq(0),
@@ -550,69 +517,17 @@ class DecolleCore(wiring.Component):
                     m.next = "INPUT"
 
             with m.State("HOST_ACCESS"):
-                m.d.sync += [
-                    host_region.eq(region),
-                    host_register.eq(offset),
-                    host_error.eq(0),
-                ]
                 m.next = "HOST_ACK"
-                with m.Switch(region):
+                with decoder.decode(m, tick_is_open, ()):
                     with m.Case(REGION_REGISTERS):
-                        with m.If(offset >= len(registers)):
-                            m.d.sync += host_error.eq(1)
-                        with m.Elif(host.write):
-                            with m.If(offset == registers["dropped_events"]):
-                                m.d.sync += dropped_events.eq(0)
-                            with m.Elif(offset == registers["flags"]):
-                                m.d.sync += flags.eq(flags & ~write_value[:2])
-                            with m.Elif(offset == registers["learn"]):
-                                with m.If(write_value <= 1):
-                                    m.d.sync += learn_enable.eq(write_value[0])
-                                with m.Else():
-                                    m.d.sync += host_error.eq(1)
-                            with m.Elif(offset == registers["burn_in"]):
-                                with m.If(write_value <= BURN_IN_MAX):
-                                    m.d.sync += burn_in.eq(write_value)
-                                with m.Else():
-                                    m.d.sync += host_error.eq(1)
-                            with m.Elif(offset == registers["sample_tick"]):
-                                m.d.sync += [sample_tick.eq(0), fresh.eq(1)]
-                            with m.Elif(offset >= first_shift):
-                                with m.If(write_value <= RANDOM_DRAW_BITS):
-                                    with m.Switch(offset):
-                                        for index, signal in enumerate(lr_shifts):
-                                            with m.Case(first_shift + index):
-                                                m.d.sync += signal.eq(write_value)
-                                with m.Else():
-                                    m.d.sync += host_error.eq(1)
-                            with m.Else():
-                                m.d.sync += host_error.eq(1)
+                        serve_register_write(m, host, host_error, offset, registers,
+                                             register_writes)
                     with m.Case(REGION_WEIGHTS):
-                        m.d.comb += weights_rd.addr.eq(weight_word)
-                        with m.If(~weight_valid):
-                            m.d.sync += host_error.eq(1)
-                        with m.Elif(host.write):
-                            with m.If(fits_weight):
-                                m.d.comb += [
-                                    weights_wr.addr.eq(weight_word),
-                                    weights_wr.data.eq(write_value[:config.weight_bits]),
-                                    weights_wr.en.eq(1),
-                                ]
-                            with m.Else():
-                                m.d.sync += host_error.eq(1)
+                        serve_memory(m, host, host_error, weights_rd, weights_wr, weight_word,
+                                     weight_valid, fits_weight, write_value[:config.weight_bits])
                     with m.Case(REGION_BIAS):
-                        m.d.comb += bias_rd.addr.eq(offset)
-                        with m.If(~neuron_valid):
-                            m.d.sync += host_error.eq(1)
-                        with m.Elif(host.write):
-                            with m.If(fits_weight):
-                                m.d.comb += [
-                                    bias_wr.addr.eq(offset),
-                                    bias_wr.data.eq(write_value),
-                                    bias_wr.en.eq(1),
-                                ]
-                            with m.Else():
-                                m.d.sync += host_error.eq(1)
+                        serve_memory(m, host, host_error, bias_rd, bias_wr, offset,
+                                     neuron_valid, fits_weight, write_value)
                     with m.Case(REGION_MEMBRANE, REGION_REFRACTORY, REGION_SPIKES):
                         # Neuron state is computed, never written by the host.
                         m.d.comb += state_rd.addr.eq(offset)
@@ -624,46 +539,23 @@ class DecolleCore(wiring.Component):
                             m.d.sync += host_error.eq(1)
 
             with m.State("HOST_ACK"):
-                m.d.comb += [
-                    host.ack.eq(1),
-                    host.error.eq(host_error),
-                ]
-                read_data = Signal(HOST_DATA_BITS)
-                state_value = Signal(HOST_DATA_BITS)
-                with m.Switch(host_region):
-                    with m.Case(REGION_REGISTERS):
-                        with m.Switch(host_register):
-                            for name, value in (("magic", CORE_MAGIC), ("tick", tick),
-                                                ("dropped_events", dropped_events),
-                                                ("flags", flags), ("layers", n_layers),
-                                                ("neurons", config.n_neurons),
-                                                ("learn", learn_enable), ("burn_in", burn_in),
-                                                ("sample_tick", sample_tick)):
-                                with m.Case(registers[name]):
-                                    m.d.comb += read_data.eq(value)
-                            for index, signal in enumerate(lr_shifts):
-                                with m.Case(first_shift + index):
-                                    m.d.comb += read_data.eq(signal)
-                    with m.Case(REGION_WEIGHTS):
-                        m.d.comb += read_data.eq(weights_rd.data[0])
-                    with m.Case(REGION_BIAS):
-                        m.d.comb += read_data.eq(bias_rd.data)
-                    # The old state of a fresh sample reads as zero, as it will be used.
-                    with m.Case(REGION_MEMBRANE):
-                        m.d.comb += state_value.eq(state_rd.data.u)
-                    with m.Case(REGION_REFRACTORY):
-                        m.d.comb += state_value.eq(state_rd.data.r)
-                    with m.Case(REGION_SPIKES):
-                        m.d.comb += state_value.eq(state_rd.data.s)
-                    with m.Case(REGION_TRACE_Q):
-                        m.d.comb += state_value.eq(traces_rd.data.q)
-                    with m.Case(REGION_TRACE_P):
-                        m.d.comb += state_value.eq(traces_rd.data.p)
-                with m.If(host_region.matches(REGION_MEMBRANE, REGION_REFRACTORY, REGION_SPIKES,
-                                              REGION_TRACE_Q, REGION_TRACE_P)):
-                    m.d.comb += read_data.eq(Mux(fresh, 0, state_value))
-                with m.If(~host_error):
-                    m.d.comb += host.read_data.eq(read_data)
+                # The old state of a fresh sample reads as zero, as it will be used.
+                register_values = [("magic", CORE_MAGIC), ("tick", tick),
+                                   ("dropped_events", dropped_events), ("flags", flags),
+                                   ("layers", n_layers), ("neurons", config.n_neurons),
+                                   ("learn", learn_enable), ("burn_in", burn_in),
+                                   ("sample_tick", sample_tick)]
+                register_values += [(f"lr_shift_{index + 1}", signal)
+                                    for index, signal in enumerate(lr_shifts)]
+                decoder.answer(m, registers, register_values, {
+                    REGION_WEIGHTS: weights_rd.data[0],
+                    REGION_BIAS: bias_rd.data,
+                    REGION_MEMBRANE: Mux(fresh, 0, state_rd.data.u),
+                    REGION_REFRACTORY: Mux(fresh, 0, state_rd.data.r),
+                    REGION_SPIKES: Mux(fresh, 0, state_rd.data.s),
+                    REGION_TRACE_Q: Mux(fresh, 0, traces_rd.data.q),
+                    REGION_TRACE_P: Mux(fresh, 0, traces_rd.data.p),
+                })
                 m.next = "INPUT"
 
         return m

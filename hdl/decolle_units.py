@@ -267,6 +267,9 @@ class ErrorUnit(wiring.Component):
 
         # Per-neuron error.
         neuron = Signal.like(self.neuron)
+        with m.If(self.clear):
+            # A new layer: the last neuron of the one before may be past this one's rows.
+            m.d.sync += neuron.eq(0)
         membrane = Signal.like(self.membrane)
         spike = Signal()
         gate = Signal()
@@ -276,7 +279,10 @@ class ErrorUnit(wiring.Component):
         entry_k = Signal(self._entry_shape)
         product_valid = Signal()
         if rows:
-            with m.If(self.add):
+            # The top layer has no readout rows: its neurons would address past the ROM.
+            with m.If(is_top):
+                m.d.comb += rom_rd.addr.eq(0)
+            with m.Elif(self.add):
                 m.d.comb += rom_rd.addr.eq(base + self.add_neuron)
             with m.Else():
                 m.d.comb += rom_rd.addr.eq(base + neuron)
@@ -294,7 +300,9 @@ class ErrorUnit(wiring.Component):
         with m.FSM(name="error"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.comb += rom_rd.addr.eq(base + self.neuron) if rows else []
+                    if rows:
+                        with m.If(~is_top):
+                            m.d.comb += rom_rd.addr.eq(base + self.neuron)
                     inside = (self.membrane > -window) & (self.membrane <= window)
                     target = self.target.bit_select(self.neuron, 1)
                     top_error = Mux(self.spike & ~target, 1 << u,

@@ -226,7 +226,7 @@ class HostLink(wiring.Component):
         row = offset[layout.post_bits:]
         post = offset[:layout.post_bits]
         row_fits = Signal()
-        for lay in layout.layers:
+        for lay in layout.projections:
             with m.If((row >= lay.row_base) & (row < lay.row_base + lay.n_pre)):
                 m.d.comb += row_fits.eq(post + burst <= lay.n_post)
         address_ok = Signal()

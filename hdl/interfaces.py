@@ -12,7 +12,8 @@ Host port (:class:`HostSignature`, seen from the host)
     The host holds ``strobe`` with ``address``, ``write`` and ``write_data`` until the core
     answers with ``ack`` for one cycle; on a read ``read_data`` is valid with ``ack``. An
     address that names nothing answers ``ack`` with ``error`` and changes nothing. The core
-    serves the host only between events, never in the middle of a tick's work. The memory
+    serves the host only between events, never in the middle of a tick's work, and refuses
+    a write (``error``) while a tick is open (:mod:`plasticore.hdl.shell`). The memory
     map is :class:`plasticore.layout.CoreLayout`.
 """
 

@@ -101,6 +101,13 @@ class CoreConfig:
     data : DataSettings or None
         The ``[data]`` table (``plasticore.datasets.settings.DataSettings``): validation
         split and how event data become ticks; None means every default.
+    projections : tuple of (int, int)
+        Every weight matrix as ``(source, target)`` populations, numbered as in ``layers``
+        (0 is the inputs). Empty (the default) means the feedforward chain ``layers``
+        implies: ``(0, 1), (1, 2), ...``. A list must hold that whole chain and may add
+        *recurrent* projections, ``target <= source`` (a layer onto itself or onto an
+        earlier layer), whose spikes arrive at the start of the next tick
+        (:mod:`plasticore.golden.lif`). Only ``rule = "none"`` accepts them.
     """
 
     layers: tuple[int, ...]
@@ -116,6 +123,7 @@ class CoreConfig:
     learning: Any = None
     name: str = "core"
     data: Any = None
+    projections: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self):
         layers = self.layers
@@ -156,6 +164,43 @@ class CoreConfig:
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ConfigError("name", self.name,
                               "must be a Python-identifier-like label (letters, digits, _)")
+        object.__setattr__(self, "projections", self._check_projections())
+
+    def _check_projections(self) -> tuple[tuple[int, int], ...]:
+        """Validate ``projections``; return it in canonical form (empty: no recurrence)."""
+        projections = self.projections
+        if isinstance(projections, (str, bytes)) or not hasattr(projections, "__iter__"):
+            raise ConfigError("projections", projections,
+                              "must be a list of [source, target] population pairs")
+        n_layers = len(self.layers) - 1
+        chain = [(source, source + 1) for source in range(n_layers)]
+        if not projections:
+            return ()
+        pairs = []
+        for index, entry in enumerate(projections):
+            name = f"projections[{index}]"
+            if isinstance(entry, (str, bytes)) or not hasattr(entry, "__len__") or len(entry) != 2:
+                raise ConfigError(name, entry, "must be a [source, target] pair")
+            source = _require_range(f"{name}[0] (source)", entry[0], 0, n_layers)
+            target = _require_range(f"{name}[1] (target)", entry[1], 1, n_layers)
+            if target > source + 1:
+                raise ConfigError(name, list(entry),
+                                  "skips a layer: a projection is feedforward "
+                                  "(target = source + 1) or recurrent (target <= source)")
+            if (source, target) in pairs:
+                raise ConfigError(name, list(entry), "appears twice")
+            pairs.append((source, target))
+        missing = [pair for pair in chain if pair not in pairs]
+        if missing:
+            raise ConfigError("projections", [list(p) for p in projections],
+                              f"must hold the whole feedforward chain of layers; "
+                              f"{list(missing[0])} is missing")
+        recurrent = tuple(pair for pair in pairs if pair not in chain)
+        if recurrent and self.rule != "none":
+            raise ConfigError("projections", [list(p) for p in projections],
+                              f'recurrent projections need rule = "none" (the {self.rule} '
+                              "core is feedforward)")
+        return tuple(chain) + recurrent if recurrent else ()
 
     def _validate_learning(self) -> None:
         # Every construction path (the constructor, from_dict, replace) checks the rule's
@@ -203,9 +248,21 @@ class CoreConfig:
         return sum(self.neuron_layers)
 
     @property
+    def recurrent(self) -> tuple[tuple[int, int], ...]:
+        """The recurrent projections as ``(source, target)`` layers, in config order."""
+        return self.projections[len(self.layers) - 1:]
+
+    @property
+    def projection_pairs(self) -> tuple[tuple[int, int], ...]:
+        """Every projection as ``(source, target)``: the feedforward chain, then the
+        recurrent ones. Weight matrices are listed in this order everywhere."""
+        chain = tuple((source, source + 1) for source in range(len(self.layers) - 1))
+        return chain + self.recurrent
+
+    @property
     def n_synapses(self) -> int:
         """Number of weights in the core."""
-        return sum(a * b for a, b in zip(self.layers, self.layers[1:]))
+        return sum(self.layers[s] * self.layers[t] for s, t in self.projection_pairs)
 
     @property
     def weight_range(self) -> tuple[int, int]:
@@ -279,6 +336,9 @@ class CoreConfig:
         settings = data.pop("data")
         if settings is not None:
             data["data"] = settings.to_dict()
+        data["projections"] = [list(pair) for pair in self.projections]
+        if not data["projections"]:
+            del data["projections"]    # the feedforward shorthand: the file reads as before
         learning = data.pop("learning")
         if learning is not None:
             data[self.rule] = learning.to_dict()

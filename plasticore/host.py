@@ -263,16 +263,17 @@ class BoardCore:
 
     def load_weights(self, weights) -> None:
         """Replace every projection's weights (checked as the golden model checks them)."""
-        for layer, matrix in enumerate(check_weights(self.config, weights), 1):
+        for projection, matrix in enumerate(check_weights(self.config, weights)):
             for pre, row in enumerate(matrix):
-                self.write_words(self.layout.weight_address(layer, pre, 0), row.tolist())
+                self.write_words(self.layout.projection_address(projection, pre, 0),
+                                 row.tolist())
 
     def read_weights(self) -> list[np.ndarray]:
         """Return every projection's weights, read from the board."""
         matrices = []
-        for lay in self.layout.layers:
-            rows = [self.read_words(self.layout.weight_address(lay.index, pre, 0), lay.n_post)
-                    for pre in range(lay.n_pre)]
+        for projection, lay in enumerate(self.layout.projections):
+            rows = [self.read_words(self.layout.projection_address(projection, pre, 0),
+                                    lay.n_post) for pre in range(lay.n_pre)]
             matrices.append(_sign_extend(np.array(rows, dtype=np.int64).reshape(
                 lay.n_pre, lay.n_post), self.config.weight_bits))
         return matrices

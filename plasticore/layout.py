@@ -9,7 +9,9 @@ Weight memory
     ``weight_base``; presynaptic neuron ``j`` owns the row of ``row_words`` consecutive
     words from ``weight_base + j * row_words``, and postsynaptic neuron ``i`` sits in word
     ``i // lanes`` of that row, lane ``i % lanes``. Lanes past the layer's end are padding:
-    zero, never written.
+    zero, never written. Recurrent projections (``config.recurrent``) follow the
+    feedforward ones in config order, laid out the same way (rows of the source layer,
+    words of the target layer).
 Accumulator memory
     One word of ``lanes`` accumulators per ``lanes`` neurons, layer ``l`` from
     ``accumulator_base``.
@@ -25,7 +27,8 @@ Host memory map (32-bit data, word addresses)
     0         registers    see :data:`REGISTERS`
     1         weights      ``(row << post_bits) | post``, one weight per address;
                            ``row = row_base + pre`` counts presynaptic rows over
-                           all projections, ``post_bits`` fits the widest layer
+                           all projections (feedforward, then recurrent),
+                           ``post_bits`` fits the widest layer
     2         membrane     global neuron index (layer 1 first)
     3         refractory   global neuron index
     ========  ===========  ===================================================
@@ -104,9 +107,15 @@ def _ceil_div(a: int, b: int) -> int:
 
 @dataclass(frozen=True)
 class LayerLayout:
-    """Placement of one neuron layer and of the projection that feeds it."""
+    """Placement of one projection and of the neuron layer it feeds.
 
-    index: int              # 1 for the first neuron layer
+    ``CoreLayout.layers[l - 1]`` is neuron layer ``l`` with its feedforward projection
+    (``source = l - 1``); ``CoreLayout.recurrent`` holds the recurrent projections, whose
+    ``index`` is their target layer and whose accumulator and state bases are the
+    target's.
+    """
+
+    index: int              # the target layer: 1 for the first neuron layer
     n_pre: int              # size of the layer feeding it
     row_base: int           # global index of its first presynaptic row (host addresses)
     n_post: int             # number of neurons in it
@@ -114,6 +123,7 @@ class LayerLayout:
     weight_base: int        # first weight word of the projection
     accumulator_base: int   # first accumulator word
     state_base: int         # first state word (= global index of neuron 0)
+    source: int             # the presynaptic population (0: the inputs)
 
     @property
     def weight_words(self) -> int:
@@ -134,13 +144,26 @@ class CoreLayout:
         for index, (n_pre, n_post) in enumerate(zip(config.layers, config.layers[1:]), 1):
             row_words = _ceil_div(n_post, self.lanes)
             layer = LayerLayout(index, n_pre, row_base, n_post, row_words, weight_base,
-                                accumulator_base, state_base)
+                                accumulator_base, state_base, index - 1)
             layers.append(layer)
             row_base += n_pre
             weight_base += layer.weight_words
             accumulator_base += row_words
             state_base += n_post
         self.layers = tuple(layers)
+        recurrent = []
+        for source, target in config.recurrent:
+            lay = self.layers[target - 1]
+            projection = LayerLayout(target, config.layers[source], row_base, lay.n_post,
+                                     lay.row_words, weight_base, lay.accumulator_base,
+                                     lay.state_base, source)
+            recurrent.append(projection)
+            row_base += projection.n_pre
+            weight_base += projection.weight_words
+        #: The recurrent projections, in config order.
+        self.recurrent = tuple(recurrent)
+        #: Every projection, in weight-list order (``config.projection_pairs``).
+        self.projections = self.layers + self.recurrent
         self.rows = row_base
         self.weight_words = weight_base
         self.accumulator_words = accumulator_base
@@ -190,11 +213,21 @@ class CoreLayout:
 
     def weight_address(self, layer: int, pre: int, post: int) -> int:
         """Return the host address of the weight from ``pre`` (layer-1) to ``post`` (layer)."""
-        lay = self.layer(layer)
+        return self._projection_address(self.layer(layer), pre, post)
+
+    def projection_address(self, projection: int, pre: int, post: int) -> int:
+        """Return the host address of weight ``(pre, post)`` of projection ``projection``
+        (0-based, in :attr:`projections` order: feedforward, then recurrent)."""
+        if not 0 <= projection < len(self.projections):
+            raise HostAddressError(f"projection {projection} does not exist: the core has "
+                                   f"projections 0 to {len(self.projections) - 1}")
+        return self._projection_address(self.projections[projection], pre, post)
+
+    def _projection_address(self, lay: LayerLayout, pre: int, post: int) -> int:
         if not 0 <= pre < lay.n_pre:
-            raise HostAddressError(f"pre = {pre}: layer {layer - 1} has {lay.n_pre} neurons")
+            raise HostAddressError(f"pre = {pre}: layer {lay.source} has {lay.n_pre} neurons")
         if not 0 <= post < lay.n_post:
-            raise HostAddressError(f"post = {post}: layer {layer} has {lay.n_post} neurons")
+            raise HostAddressError(f"post = {post}: layer {lay.index} has {lay.n_post} neurons")
         return self.address(REGION_WEIGHTS, ((lay.row_base + pre) << self.post_bits) | post)
 
     def neuron_index(self, layer: int, neuron: int) -> int:
@@ -256,7 +289,7 @@ class CoreLayout:
         return description
 
     def _describe_inference(self) -> dict:
-        return {
+        description = {
             "address_bits": self.address_bits,
             "data_bits": 32,
             "offset_bits": self.offset_bits,
@@ -283,6 +316,14 @@ class CoreLayout:
                 for lay in self.layers
             ],
         }
+        if self.recurrent:
+            description["recurrent"] = [
+                {"source": lay.source, "target": lay.index, "n_pre": lay.n_pre,
+                 "row_base": lay.row_base, "n_post": lay.n_post, "row_words": lay.row_words,
+                 "weight_base": lay.weight_base}
+                for lay in self.recurrent
+            ]
+        return description
 
 
 # DECOLLE

@@ -29,7 +29,7 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from plasticore.config import CoreConfig
 from plasticore.golden.erbp import GoldenErbpCore
-from plasticore.golden.lif import GoldenCore
+from plasticore.golden.lif import GoldenCore, projection_shapes
 from plasticore.hdl.interfaces import ADDRESS_BITS, LAYER_BITS, TICK_BITS
 from plasticore.layout import CoreLayout, layout_for
 from plasticore.sim.random_case import apply_erbp_writes
@@ -80,7 +80,10 @@ def tick_work_bound(config: CoreConfig) -> int:
         work = (sum(lay.n_pre * (lay.n_post + 1) + 4 * lay.n_post + 16 for lay in layout.layers)
                 + config.learning.prng_rounds)
         return work * (2 + config.layers[-1])
-    work = (sum(lay.row_words for lay in layout.layers) + config.n_neurons) * 4
+    # Every row of every projection and every neuron, and the recurrent replay of each
+    # source layer's spikes.
+    work = (sum(lay.row_words for lay in layout.projections) + config.n_neurons) * 4
+    work += 4 * sum(lay.n_pre * lay.row_words for lay in layout.recurrent)
     if config.rule == "erbp":
         # The error, feedback and dendrite passes: at most every error neuron spiking.
         work += 2 * config.layers[-1] * sum(config.neuron_layers) + 2 * config.n_neurons + 100
@@ -89,8 +92,8 @@ def tick_work_bound(config: CoreConfig) -> int:
 
 def case_matrices(config: CoreConfig, matrices) -> list[np.ndarray]:
     """The weight matrices of a JSON case as int64 arrays of the projections' shapes."""
-    return [np.array(w, dtype=np.int64).reshape(n_pre, n_post) for w, n_pre, n_post
-            in zip(matrices, config.layers, config.layers[1:])]
+    return [np.array(w, dtype=np.int64).reshape(shape)
+            for w, shape in zip(matrices, projection_shapes(config))]
 
 
 class CoreBench:
@@ -173,12 +176,13 @@ class CoreBench:
 
     async def load(self, layout, weights, biases=None) -> None:
         """Write every weight (and a DECOLLE core's biases) through the host port."""
-        for layer, matrix in enumerate(weights, 1):
+        for projection, matrix in enumerate(weights):
             for (pre, post), value in np.ndenumerate(np.asarray(matrix)):
-                await self.host_write(layout.weight_address(layer, pre, post), int(value))
-            if biases is not None:
-                for neuron, value in enumerate(biases[layer - 1]):
-                    await self.host_write(layout.bias_address(layer, neuron), int(value))
+                await self.host_write(layout.projection_address(projection, pre, post),
+                                      int(value))
+        for layer, layer_biases in enumerate(biases or [], 1):
+            for neuron, value in enumerate(layer_biases):
+                await self.host_write(layout.bias_address(layer, neuron), int(value))
 
     async def run_tick(self, events):
         """Stream one tick's events back to back, then wait for its end-of-tick event.
@@ -235,8 +239,12 @@ async def _run_case(dut, case: dict) -> dict:
             valid = [a for a in events if 0 <= a < config.n_inputs]
             presynaptic = [len(valid)] + [len(s) for s in expected[:-1]]
             result["input_events"].append(len(events))
+            # Recurrent projections deliver this tick's spikes before the tick ends.
+            recurrent = sum(len(expected[source - 1]) * config.layers[target]
+                            for source, target in config.recurrent)
             result["synaptic_events"].append(
-                int(sum(n * size for n, size in zip(presynaptic, config.neuron_layers))))
+                int(sum(n * size for n, size in zip(presynaptic, config.neuron_layers)))
+                + recurrent)
         scoreboard.words = 0
         await scoreboard.check_state("end", weights=case.get("check_weights", True))
         result["state_words"] = scoreboard.words

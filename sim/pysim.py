@@ -62,9 +62,10 @@ async def host_write(ctx, host, address: int, value: int) -> None:
 async def load_weights(ctx, core: Core, weights) -> None:
     """Write every weight through the host port."""
     layout = core.layout
-    for layer, matrix in enumerate(weights, 1):
+    for projection, matrix in enumerate(weights):
         for (pre, post), value in np.ndenumerate(matrix):
-            await host_write(ctx, core.host, layout.weight_address(layer, pre, post), int(value))
+            await host_write(ctx, core.host, layout.projection_address(projection, pre, post),
+                             int(value))
 
 
 async def _read_per_layer(ctx, core: Core, address_of):
@@ -83,9 +84,9 @@ async def read_state(ctx, core: Core):
 async def read_weights(ctx, core: Core) -> list[np.ndarray]:
     """Read every weight through the host port."""
     layout = core.layout
-    return [np.array([[await host_read(ctx, core.host, layout.weight_address(lay.index, j, i))
+    return [np.array([[await host_read(ctx, core.host, layout.projection_address(p, j, i))
                        for i in range(lay.n_post)] for j in range(lay.n_pre)], dtype=np.int64)
-            for lay in layout.layers]
+            for p, lay in enumerate(layout.projections)]
 
 
 async def read_erbp_state(ctx, core: Core):
@@ -167,7 +168,7 @@ class PysimRun:
     membranes: list = field(default_factory=list)
     refractory: list = field(default_factory=list)
     registers: dict = field(default_factory=dict)
-    weights: list = field(default_factory=list)         # eRBP runs: the learned weights
+    weights: list = field(default_factory=list)         # eRBP and recurrent runs
     dendrites: list = field(default_factory=list)       # eRBP runs
     errors: np.ndarray | None = None                    # eRBP runs: (2, N_L) E+ and E-
     tick_cycles: list = field(default_factory=list)     # cycles from first event to end of tick
@@ -185,7 +186,7 @@ def run_core(config: CoreConfig, weights, event_ticks, *, ready_probability: flo
     through the host port before the tick's first event. An eRBP core's read-back also
     holds the learned weights, dendrites, error neurons and learning registers.
     """
-    core = Core(config)
+    core = Core(config, checks=True)
     layout = CoreLayout(config)
     result = PysimRun()
     cycle = Signal(64)
@@ -208,8 +209,9 @@ def run_core(config: CoreConfig, weights, event_ticks, *, ready_probability: flo
             for name in layout.registers:
                 result.registers[name] = await host_read(ctx, core.host,
                                                          layout.register_address(name)) & 0xFFFFFFFF
-            if layout.erbp:
+            if layout.erbp or layout.recurrent:
                 result.weights = await read_weights(ctx, core)
+            if layout.erbp:
                 result.dendrites, result.errors = await read_erbp_state(ctx, core)
         collector.done = True
 

@@ -7,7 +7,7 @@ import numpy as np
 from plasticore.config import CoreConfig
 from plasticore.golden.lif import random_weights
 
-__all__ = ["random_config", "random_event_ticks", "case_weights"]
+__all__ = ["random_config", "random_recurrent_config", "random_event_ticks", "case_weights"]
 
 # Sizes that stress the pipeline: a single neuron, layers shorter than the pipeline,
 # non-powers of two, rows that end in a partly filled word.
@@ -38,6 +38,19 @@ def random_config(rng: np.random.Generator, name: str = "random") -> CoreConfig:
         seed=int(rng.integers(0, 1 << 32)),
         name=name,
     )
+
+
+def random_recurrent_config(rng: np.random.Generator, name: str = "recurrent") -> CoreConfig:
+    """Draw a random inference core with one to three recurrent projections (a layer onto
+    itself or onto an earlier layer), a source sometimes feeding two of them."""
+    config = random_config(rng, name)
+    n_layers = len(config.neuron_layers)
+    candidates = [(source, target) for source in range(1, n_layers + 1)
+                  for target in range(1, source + 1)]
+    count = int(rng.integers(1, min(3, len(candidates)) + 1))
+    chosen = [candidates[i] for i in rng.choice(len(candidates), size=count, replace=False)]
+    chain = [(source, source + 1) for source in range(n_layers)]
+    return config.replace(projections=tuple(chain + chosen))
 
 
 def case_weights(config: CoreConfig, rng: np.random.Generator) -> list[np.ndarray]:

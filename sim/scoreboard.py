@@ -99,12 +99,14 @@ def state_words(golden, layout, *, weights: bool = True):
     """
     config = golden.config
     if weights:
-        for index, lay in enumerate(layout.layers):
+        # Every projection, feedforward then recurrent, in the golden weight list's order.
+        for index, lay in enumerate(layout.projections):
             matrix = golden.weights[index]
             for pre in range(lay.n_pre):
                 for post in range(lay.n_post):
-                    yield ("weight", {"layer": lay.index, "pre": pre, "post": post},
-                           layout.weight_address(lay.index, pre, post), int(matrix[pre, post]))
+                    yield ("weight", {"layer": lay.index, "source": lay.source, "pre": pre,
+                                      "post": post},
+                           layout.projection_address(index, pre, post), int(matrix[pre, post]))
     if config.rule == "decolle":
         from plasticore.sim.decolle_case import golden_state
         from plasticore.sim.decolle_pysim import STATE_REGIONS

@@ -75,3 +75,43 @@ def test_layout_places_every_weight_once():
         layout.weight_address(1, 0, 5)
     with pytest.raises(HostAddressError, match="layer 3 does not exist"):
         layout.membrane_address(3, 0)
+
+
+def test_projection_list_with_layers_as_feedforward_shorthand():
+    recurrent = CoreConfig.from_toml("examples/recurrent.toml")
+    assert recurrent.projection_pairs == ((0, 1), (1, 2), (1, 1), (2, 1))
+    assert recurrent.recurrent == ((1, 1), (2, 1))
+    assert recurrent.n_synapses == 32 * 24 + 24 * 10 + 24 * 24 + 10 * 24
+    assert CoreConfig.from_dict(recurrent.to_dict()) == recurrent
+    # The chain alone is the shorthand: the same config as no list at all.
+    chain = CoreConfig(layers=(4, 3, 2), projections=[[1, 2], [0, 1]])
+    assert chain == CoreConfig(layers=(4, 3, 2)) and "projections" not in chain.to_dict()
+    layout = CoreLayout(recurrent)
+    assert [(lay.source, lay.index) for lay in layout.projections] == list(
+        recurrent.projection_pairs)
+    # Recurrent rows come after every feedforward row of the host map.
+    assert layout.recurrent[0].row_base == 32 + 24
+    assert layout.projection_address(2, 0, 0) == layout.address(1, (32 + 24) << layout.post_bits)
+
+
+@pytest.mark.parametrize("projections, field, limit", [
+    ([[0, 1]], "projections", "[1, 2] is missing"),
+    ([[0, 1], [1, 2], [0, 2]], "projections[2]", "skips a layer"),
+    ([[0, 1], [1, 2], [2, 2], [2, 2]], "projections[3]", "appears twice"),
+    ([[0, 1], [1, 2], [3, 1]], "projections[2][0] (source)", "between 0 and 2"),
+    ([[0, 1], [1, 2], [1, 0]], "projections[2][1] (target)", "between 1 and 2"),
+    ([[0, 1, 2]], "projections[0]", "[source, target] pair"),
+    ("01", "projections", "list of [source, target]"),
+])
+def test_bad_projections_are_refused(projections, field, limit):
+    with pytest.raises(ConfigError) as caught:
+        CoreConfig.from_dict({"layers": [4, 3, 2], "projections": projections})
+    assert caught.value.field == field
+    assert limit in str(caught.value)
+
+
+def test_learning_rules_refuse_recurrence():
+    data = CoreConfig.from_toml("examples/erbp-digits.toml").to_dict()
+    data["projections"] = [[0, 1], [1, 2], [1, 1]]
+    with pytest.raises(ConfigError, match='recurrent projections need rule = "none"'):
+        CoreConfig.from_dict(data)

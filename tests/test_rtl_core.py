@@ -15,7 +15,7 @@ import pytest
 
 from plasticore import CoreConfig
 from plasticore.flow import make_case
-from plasticore.sim.random_case import random_config
+from plasticore.sim.random_case import random_config, random_recurrent_config
 from plasticore.sim.runner import run_case
 
 pytestmark = pytest.mark.rtl
@@ -70,6 +70,22 @@ def test_random_networks_bit_exact(key):
         spikes += _check(config, case)["spikes"]
     # A network that never spikes would compare nothing but zeros.
     assert spikes > 0
+
+
+# Seeds whose draws have several layers, recurrent projections onto the same and earlier
+# layers, a source feeding two of them, and lanes.
+@pytest.mark.parametrize("key", [7, 8])
+def test_random_recurrent_networks_bit_exact(key):
+    """Random networks with projections onto the same and earlier layers."""
+    config = random_recurrent_config(np.random.default_rng(2000 + key), name=f"recurrent{key}")
+    assert config.recurrent
+    seed = 104729 + key
+    rng = np.random.default_rng(seed)
+    case = make_case(config, ticks=TICKS // 2, seed=seed,
+                     activity=float(rng.uniform(0.1, 0.6)),
+                     ready_probability=float(rng.uniform(0.4, 1.0)))
+    result = _check(config, case)
+    assert result["spikes"] > 0
 
 
 def test_checker_reports_a_difference():
