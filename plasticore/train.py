@@ -147,6 +147,15 @@ def run_train(args) -> int:
     for name in ("limit_train", "limit_test", "engine"):
         if getattr(args, name, None) is not None and name not in accepted:
             return _fail(f"--{name.replace('_', '-')}: the {config.rule} trainer does not support it")
+    init_weights = None
+    if args.init is not None:
+        if "init_weights" not in accepted:
+            return _fail(f"--init: the {config.rule} trainer does not support it")
+        from .weights_file import load_weights
+        try:
+            init_weights = load_weights(args.init, config)
+        except ValueError as error:
+            return _fail(f"--init {error}")
     try:
         split = None if args.backend == "rtl" else _load_dataset(args.dataset, config)
     except DatasetError as error:
@@ -165,7 +174,7 @@ def run_train(args) -> int:
     runs = []
     for seed in seeds:
         place = output if len(seeds) == 1 else output / f"seed-{seed}"
-        outcome = _train_one(args, config, trainer, accepted, split, seed, place)
+        outcome = _train_one(args, config, trainer, accepted, split, seed, place, init_weights)
         if outcome is None:
             return 1
         runs.append(outcome)
@@ -214,7 +223,8 @@ def _write_json(args, metrics: dict, output: Path) -> None:
         Path(args.json).write_text(text + "\n")
 
 
-def _train_one(args, config, trainer, accepted, split, seed: int, output: Path):
+def _train_one(args, config, trainer, accepted, split, seed: int, output: Path,
+               init_weights=None):
     """Train once with ``seed``; write weights, pictures and metrics to ``output``."""
     from .train_plots import plot_curve, plot_raster, plot_weight_histograms
     output.mkdir(parents=True, exist_ok=True)
@@ -236,14 +246,8 @@ def _train_one(args, config, trainer, accepted, split, seed: int, output: Path):
         options["engine"] = args.engine
     if "on_epoch" in accepted:
         options["on_epoch"] = report
-    if args.init is not None:
-        if "init_weights" not in accepted:
-            return _fail(f"--init: the {config.rule} trainer does not support it")
-        from .weights_file import load_weights
-        try:
-            options["init_weights"] = load_weights(args.init, config)
-        except ValueError as error:
-            return _fail(f"--init {error}")
+    if init_weights is not None:
+        options["init_weights"] = init_weights
     for name in ("limit_train", "limit_test"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from plasticore.config import CoreConfig
-from plasticore.datasets import as_split, load_digits_split
+from plasticore.datasets import load_dataset
+from plasticore.datasets.settings import DataSettings
 from plasticore.golden.erbp import initial_weights
 from plasticore.train_erbp import fit
 from plasticore.weights_file import load_weights, save_weights
@@ -24,9 +25,11 @@ def small(tmp_path):
     return path, CoreConfig.from_toml(path)
 
 
-def first_test_samples(n):
-    """The first ``n`` test samples of the digits, as ``fit`` sees them."""
-    return as_split(load_digits_split()).limited(None, n).test
+def digits_as_train_loads_them(config):
+    """The digits with the validation part held out, as ``plasticore train`` loads them."""
+    settings = config.data if config.data is not None else DataSettings()
+    return load_dataset("digits", settings).with_validation(settings.validation_fraction,
+                                                            settings.validation_seed)
 
 
 def pretrained(config):
@@ -43,10 +46,11 @@ def test_init_weights_are_where_training_starts(small, tmp_path, backend):
     out = tmp_path / "tuned"
     assert run([str(path), "--backend", backend, "--init", str(tmp_path / "start.npz"),
                 "-o", str(out), *OPTIONS]) == 0
-    expected = fit(config, load_digits_split(), backend=backend, epochs=1, limit_train=3,
-                   limit_test=3, progress=False, init_weights=start)
-    from_random = fit(config, load_digits_split(), backend=backend, epochs=1, limit_train=3,
-                      limit_test=3, progress=False)
+    digits = digits_as_train_loads_them(config)
+    expected = fit(config, digits, backend=backend, epochs=1, limit_train=3, limit_test=3,
+                   progress=False, init_weights=start)
+    from_random = fit(config, digits, backend=backend, epochs=1, limit_train=3, limit_test=3,
+                      progress=False)
     tuned = load_weights(out / "weights.npz", integer=backend == "golden")
     for got, want, other in zip(tuned, expected.weights, from_random.weights):
         np.testing.assert_array_equal(got, want)
@@ -57,7 +61,8 @@ def test_init_weights_are_where_training_starts(small, tmp_path, backend):
     assert metrics["init"] == str(tmp_path / "start.npz")
     # The accuracy fine-tuning starts from: the given weights, evaluated untrained.
     from plasticore.train_erbp import evaluate, make_model
-    untrained = evaluate(make_model(config, backend, weights=start), first_test_samples(3), seed=0)
+    untrained = evaluate(make_model(config, backend, weights=start),
+                         digits.limited(None, 3).test, seed=0)
     assert metrics["extra"]["initial_test_accuracy"] == untrained == \
         expected.extra["initial_test_accuracy"]
 
