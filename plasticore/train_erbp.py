@@ -121,9 +121,10 @@ def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
         raise ValueError(f"epochs = {epochs}: must be at least 1")
     train, y_train = split.train, split.train.labels
 
+    initial_weights = None   # a model passed in (the RTL in a simulation) is not read twice
     if model is None:
         model = make_model(config, backend, engine)
-    initial_weights = [np.array(w) for w in model.read_weights()]
+        initial_weights = [np.array(w) for w in model.read_weights()]
     history = []
     for epoch in range(1, epochs + 1):
         model.learning_rate_shift = params.learning_rate_shift_at(epoch)
