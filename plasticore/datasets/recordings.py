@@ -27,7 +27,7 @@ import numpy as np
 from .errors import DatasetError
 
 __all__ = ["EVENT_DTYPE", "read_nmnist_bin", "write_nmnist_bin", "read_recording",
-           "load_recordings", "bin_recordings"]
+           "load_recordings", "bin_recordings", "load_event_split"]
 
 #: Structured dtype of the recordings this module returns (tonic's fields).
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "<i1")])
