@@ -74,8 +74,12 @@ class VotingDecolle(FloatDecolle):
         return votes, np.zeros_like(votes)
 
 
-def variant(config: CoreConfig, name: str, seed: int = 0):
-    """Return ``(config, model)`` of variant ``name`` (see the module docstring)."""
+def variant(config: CoreConfig, name: str, seed: int = 0, top_rate_scale: float | None = None):
+    """Return ``(config, model)`` of variant ``name`` (see the module docstring).
+
+    ``top_rate_scale`` multiplies the top layer's learning rate in ``random_top_readout``
+    (default ``2**unit_bits``, the hidden layers' rule for a random readout).
+    """
     from plasticore.train_decolle import build_model
     if name not in VARIANTS:
         raise ValueError(f"variant = {name!r}: must be one of {', '.join(VARIANTS)}")
@@ -100,7 +104,8 @@ def variant(config: CoreConfig, name: str, seed: int = 0):
         model.readouts[-1] = readout
         model.top_readout = readout
         rates = list(model.learning_rates)
-        rates[-1] *= float(1 << params.unit_bits)   # the hidden layers' rule for a random readout
+        # By default the hidden layers' rule for a random readout.
+        rates[-1] *= float(1 << params.unit_bits) if top_rate_scale is None else top_rate_scale
         model.learning_rates = tuple(rates)
     return config, model
 
@@ -113,13 +118,15 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--top-rate-scale", type=float, default=None,
+                        help="random_top_readout: factor on the top layer's learning rate")
     args = parser.parse_args(argv)
     from plasticore.train import _load_dataset
     from plasticore.train_decolle import fit
     config = load_config(args.config)
     split = _load_dataset(args.dataset, config)
     for name in args.variant:
-        changed, model = variant(config, name, args.seed)
+        changed, model = variant(config, name, args.seed, args.top_rate_scale)
         result = fit(changed, split, backend="float", epochs=args.epochs, seed=args.seed, model=model)
         curve = " ".join(f"{100 * m.validation_accuracy:.2f}/{100 * m.test_accuracy:.2f}"
                          for m in result.epochs)

@@ -268,12 +268,12 @@ def _train_one(args, config, trainer, accepted, split, seed: int, output: Path,
               f"{100 * result.extra['initial_test_accuracy']:.2f} %")
     metrics = _metrics_dict(args, result, seed, seconds)
     if split is not None and split.train.kind == "events":
-        # Binned events after a sample's window are not presented: say how many.
+        # Binned input spikes after a sample's window are not presented: say how many.
         learning = config.learning
         test_ticks = getattr(learning, "test_ticks_per_sample", learning.ticks_per_sample)
-        metrics["events_beyond_window"] = {
-            "train": split.train.events_beyond(learning.ticks_per_sample),
-            "test": split.test.events_beyond(test_ticks)}
+        metrics["spikes_beyond_window"] = {
+            "train": split.train.spikes_beyond(learning.ticks_per_sample),
+            "test": split.test.spikes_beyond(test_ticks)}
     from .weights_file import save_weights
     save_weights(output / "weights.npz", result.weights)
     title = f"{result.rule} ({result.backend}) on {args.dataset}"

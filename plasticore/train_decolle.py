@@ -36,6 +36,7 @@ __all__ = ["fit", "BACKENDS", "build_model", "main", "record_layers"]
 
 BACKENDS = ("golden", "float")
 _TEST_STREAM = 0x7E57
+_BATCH = 150   # samples drawn (and evaluated side by side) at a time
 
 
 def build_model(config: CoreConfig, backend: str):
@@ -75,13 +76,28 @@ def record_layers(model, raster) -> list[np.ndarray]:
     return [raster] + [np.array(spikes).reshape(len(raster), -1) for spikes in layers]
 
 
-def evaluate(model, backend: str, rasters, labels, burn_in: int, batch: int = 150) -> float:
-    """Test accuracy with learning off, in batches of samples run side by side."""
+def draw_batches(samples, indices, ticks: int, rate: float, rng, batch: int = _BATCH):
+    """Yield ``(positions, rasters)`` of ``samples[indices]``, ``batch`` samples at a time.
+
+    ``rng`` is a generator (drawn from, advanced) or a saved ``bit_generator.state`` (a
+    fresh generator restored to it: the same rasters at every call). The bits are those
+    of one draw of all the rasters at once, but only one batch is in memory: an MNIST-size
+    epoch would not fit otherwise.
+    """
+    if isinstance(rng, dict):
+        state, rng = rng, np.random.default_rng()
+        rng.bit_generator.state = state
+    for start in range(0, len(indices), batch):
+        yield slice(start, start + batch), samples.rasters(indices[start:start + batch], ticks, rate, rng)
+
+
+def evaluate(model, backend: str, batches, labels, burn_in: int) -> float:
+    """Accuracy with learning off over ``(positions, rasters)`` batches run side by side."""
     correct = 0
-    for start in range(0, len(rasters), batch):
-        counts, sums = _run(model, backend, rasters[start:start + batch], burn_in=burn_in)
-        correct += int((predict(counts, sums) == labels[start:start + batch]).sum())
-    return correct / len(rasters)
+    for where, rasters in batches:
+        counts, sums = _run(model, backend, rasters, burn_in=burn_in)
+        correct += int((predict(counts, sums) == labels[where]).sum())
+    return correct / len(labels)
 
 
 def fit(config, split=None, *, backend: str = "golden", epochs: int | None = None, seed: int = 0,
@@ -135,11 +151,10 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
     model = build_model(config, backend) if model is None else model
     initial_weights = [np.vstack([w, b[None, :]]) for w, b in zip(model.weights, model.biases)]
     rng = np.random.default_rng(seed)
-    test_rasters = split.test.rasters(np.arange(len(split.test)), ticks, rate,
-                                      np.random.default_rng([seed, _TEST_STREAM]))
+    # Test and validation rasters: one draw per run, redrawn batch by batch when evaluated.
+    test_state = np.random.default_rng([seed, _TEST_STREAM]).bit_generator.state
     validation = split.validation
-    validation_rasters = None if validation is None else validation.rasters(
-        np.arange(len(validation)), ticks, rate, np.random.default_rng([seed, _TEST_STREAM, 1]))
+    validation_state = np.random.default_rng([seed, _TEST_STREAM, 1]).bit_generator.state
     history = []
     cpu_seconds = []   # CPU time of each epoch's training: wall time misleads on a shared machine
     base_rates = None if backend == "golden" else model.learning_rates
@@ -152,24 +167,33 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
                 lr * 2.0 ** -(min(RANDOM_DRAW_BITS, s + halvings) - s)
                 for lr, s in zip(base_rates, params.lr_shifts))
         order = rng.permutation(len(split.train))
-        rasters = split.train.rasters(order, ticks, rate, rng)
         labels = split.train.labels[order]
+        train_state = rng.bit_generator.state   # this epoch's rasters are drawn from here
         start = time.perf_counter()
         cpu_start = time.process_time()
-        samples = zip(rasters, labels)
+        bar = None
         if progress:
             from tqdm import tqdm
-            samples = tqdm(samples, total=len(labels), desc=f"epoch {epoch}/{epochs}", leave=False)
-        for raster, label in samples:
-            _run(model, backend, raster, int(label), True, burn_in)
+            bar = tqdm(total=len(labels), desc=f"epoch {epoch}/{epochs}", leave=False)
+        for where, rasters in draw_batches(split.train, order, ticks, rate, rng):
+            for raster, label in zip(rasters, labels[where]):
+                _run(model, backend, raster, int(label), True, burn_in)
+                if bar is not None:
+                    bar.update()
+        if bar is not None:
+            bar.close()
         seconds = time.perf_counter() - start
         cpu_seconds.append(time.process_time() - cpu_start)
         # Accuracy with learning off: while a sample is being learned, its own error drives
         # the right output up, so the online prediction says little about generalization.
-        train_accuracy = evaluate(model, backend, rasters, labels, burn_in)
-        test_accuracy = evaluate(model, backend, test_rasters, split.test.labels, burn_in)
+        train_accuracy = evaluate(model, backend, draw_batches(split.train, order, ticks, rate,
+                                                               train_state), labels, burn_in)
+        test_indices = np.arange(len(split.test))
+        test_accuracy = evaluate(model, backend, draw_batches(split.test, test_indices, ticks, rate,
+                                                              test_state), split.test.labels, burn_in)
         validation_accuracy = None if validation is None else evaluate(
-            model, backend, validation_rasters, validation.labels, burn_in)
+            model, backend, draw_batches(validation, np.arange(len(validation)), ticks, rate,
+                                         validation_state), validation.labels, burn_in)
         metrics = EpochMetrics(epoch, train_accuracy, test_accuracy, seconds, validation_accuracy)
         history.append(metrics)
         if on_epoch is not None:

@@ -126,11 +126,12 @@ def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
         raise ValueError(f"epochs = {epochs}: must be at least 1")
     train, y_train = split.train, split.train.labels
 
+    initial_weights = None   # a model passed in (the RTL in a simulation) is not read twice
     if model is None:
         model = make_model(config, backend, engine, init_weights)
+        initial_weights = [np.array(w) for w in model.read_weights()]
     elif init_weights is not None:
         raise ValueError("init_weights: give them to the ready model, not to fit()")
-    initial_weights = [np.array(w) for w in model.read_weights()]
     extra = {}
     if init_weights is not None:
         # What fine-tuning starts from: the test accuracy of the given weights, untrained.

@@ -160,10 +160,9 @@ def test_recordings_bin_into_ticks(tmp_path, fmt):
     for e in events:   # address = (channel * H' + y // 2) * W' + x // 3, tick = (t - t0) // 1000
         expected[(e["t"] - t0) // 1000, (int(e["p"]) * 2 + e["y"] // 2) * 2 + e["x"] // 3] = True
     np.testing.assert_array_equal(raster, expected)
-    # Events binned after a 10-tick window are counted, not silently lost.
-    late = sum(int(((e["t"] - e["t"].min()) // 1000 >= 10).sum()) for e in
-               (read_recording(p) for p in sorted((tmp_path / "Train").glob("*/*"))))
-    assert late > 0 and split.train.events_beyond(10) == late
+    # Input spikes binned after a 10-tick window are counted, not silently lost.
+    late = sum(int(split.train.raster(i, 25)[10:].sum()) for i in range(len(split.train)))
+    assert late > 0 and split.train.spikes_beyond(10) == late
     # Class 1 lives in the right-hand pooled column only.
     assert not split.train.raster(3, 25)[:, [0, 2, 4, 6]].any()
 
@@ -224,8 +223,8 @@ def test_saccades_of_digits_give_an_event_split():
     split = saccade_split(small, settings, "digits")
     assert split.n_inputs == 2 * 10 * 10 and len(split.train) == 20 and len(split.test) == 10
     # Three 100 ms saccades in 3 ms ticks: every event falls in the first 100 ticks.
-    assert split.train.events_beyond(100) == 0 and split.train.length(0) <= 100
-    assert sum(len(a) for a in split.train.addresses) > 20 * 100
+    assert split.train.spikes_beyond(100) == 0 and split.train.length(0) <= 100
+    assert sum(len(k) for k in split.train.keys) > 20 * 100
 
 
 # ---------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import numpy as np
 from .errors import DatasetError
 
 __all__ = ["EVENT_DTYPE", "read_nmnist_bin", "write_nmnist_bin", "read_recording",
-           "load_recordings", "bin_recordings"]
+           "recording_files", "load_recordings", "bin_recordings", "load_event_split"]
 
 #: Structured dtype of the recordings this module returns (tonic's fields).
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "<i1")])
@@ -113,58 +113,72 @@ def _label_folders(root: Path, part: str) -> list[tuple[int, Path]]:
     return labelled
 
 
-def load_recordings(root, part: str) -> tuple[list[np.ndarray], np.ndarray, list[Path]]:
-    """Read every recording of ``part`` (``"train"`` or ``"test"``) under ``root``.
-
-    Returns the recordings, their labels and their paths, in label then file-name order.
-    """
+def recording_files(root, part: str) -> tuple[list[Path], np.ndarray]:
+    """The recording files of ``part`` (``"train"`` or ``"test"``) under ``root`` and their
+    labels, in label then file-name order."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(root, "directory", str(root),
                            "is a file: give the directory that holds Train/<label>/ and "
                            "Test/<label>/" if root.exists() else "does not exist")
-    recordings, labels, paths = [], [], []
+    paths, labels = [], []
     for label, folder in _label_folders(root, part):
         for path in sorted(p for p in folder.iterdir() if p.suffix in RECORDING_SUFFIXES):
-            recordings.append(read_recording(path))
-            labels.append(label)
             paths.append(path)
-    if not recordings:
+            labels.append(label)
+    if not paths:
         raise DatasetError(root, part, "empty", f"no {'/'.join(RECORDING_SUFFIXES)} recordings found")
-    return recordings, np.asarray(labels, dtype=np.int64), paths
+    return paths, np.asarray(labels, dtype=np.int64)
+
+
+def load_recordings(root, part: str) -> tuple[list[np.ndarray], np.ndarray, list[Path]]:
+    """Read every recording of ``part`` (``"train"`` or ``"test"``) under ``root``.
+
+    Returns the recordings, their labels and their paths, in label then file-name order.
+    """
+    paths, labels = recording_files(root, part)
+    return [read_recording(path) for path in paths], labels, paths
 
 
 def bin_recordings(recordings, labels, settings, sensor_size, paths=None, t_start=None):
     """Bin recordings into :class:`~plasticore.datasets.samples.EventSamples` (one tick per
     ``settings.time_window``; tick 0 starts at ``t_start``, by default each recording's
-    first event)."""
+    first event). ``recordings`` may be an iterator: each is binned and let go."""
     from plasticore.events import EventAdapter, RecordingError
 
     from .samples import EventSamples
     adapter = EventAdapter(sensor_size, time_window=settings.time_window,
                            downsample=settings.downsample, polarity=settings.polarity,
                            t_start=t_start)
-    ticks, addresses = [], []
+    samples = EventSamples([], [], [], adapter.n_inputs)
     for index, events in enumerate(recordings):
         try:
             t, a, _ = adapter.addresses(events)
         except RecordingError as error:
             where = paths[index] if paths is not None else f"recording {index}"
             raise DatasetError(where, error.field, error.value, error.limit) from None
-        ticks.append(t)
-        addresses.append(a)
-    return EventSamples(ticks, addresses, labels, adapter.n_inputs)
+        samples.keys.append(samples.pack(t, a))
+    samples.labels = np.asarray(labels, dtype=np.int64)
+    if len(samples.keys) != len(samples.labels):
+        raise ValueError(f"{len(samples.keys)} recordings, {len(samples.labels)} labels")
+    return samples
 
 
 def load_event_split(root, settings):
-    """Read and bin a recording directory into a :class:`~plasticore.datasets.samples.Split`."""
+    """Read and bin a recording directory into a :class:`~plasticore.datasets.samples.Split`,
+    one recording at a time."""
     from .samples import Split
-    train, train_labels, train_paths = load_recordings(root, "train")
-    test, test_labels, test_paths = load_recordings(root, "test")
+    parts = {part: recording_files(root, part) for part in ("train", "test")}
     sensor = settings.sensor_size
-    if sensor is None:   # the largest coordinate seen, + 1
-        sensor = tuple(int(max((int(r[axis].max()) for r in train + test if r.size), default=0)) + 1
-                       for axis in ("x", "y"))
-    return Split(f"events:{root}",
-                 bin_recordings(train, train_labels, settings, sensor, train_paths),
-                 bin_recordings(test, test_labels, settings, sensor, test_paths))
+    if sensor is None:   # a first pass: the largest coordinate seen, + 1
+        largest = [0, 0]
+        for paths, _ in parts.values():
+            for path in paths:
+                events = read_recording(path)
+                if events.size:
+                    largest = [max(largest[0], int(events["x"].max())),
+                               max(largest[1], int(events["y"].max()))]
+        sensor = (largest[0] + 1, largest[1] + 1)
+    binned = {part: bin_recordings((read_recording(p) for p in paths), labels, settings, sensor, paths)
+              for part, (paths, labels) in parts.items()}
+    return Split(f"events:{root}", binned["train"], binned["test"])

@@ -121,21 +121,25 @@ def simulate_saccades(images, settings, rngs) -> list[np.ndarray]:
     return recordings
 
 
+def _part_recordings(samples, settings, part: str):
+    """Yield the simulated recordings of an image part, simulated ``_BATCH`` at a time."""
+    for start in range(0, len(samples), _BATCH):
+        batch = samples.subset(np.arange(start, min(start + _BATCH, len(samples)))).images_2d()
+        yield from simulate_saccades(batch, settings, [
+            np.random.default_rng([settings.saccade_seed, _PARTS[part], start + i])
+            for i in range(len(batch))])
+
+
 def saccade_split(split, settings, source_name: str):
-    """Turn an image :class:`~plasticore.datasets.samples.Split` into simulated saccade events."""
+    """Turn an image :class:`~plasticore.datasets.samples.Split` into simulated saccade events
+    (binned as they are made: the raw events of MNIST's 70,000 images are never all held)."""
     from .samples import Split
     parts = {}
     for part in ("train", "test"):
         samples = getattr(split, part)
-        images = samples.images_2d()
-        recordings = []
-        for start in range(0, len(images), _BATCH):
-            batch = images[start:start + _BATCH]
-            recordings += simulate_saccades(batch, settings, [
-                np.random.default_rng([settings.saccade_seed, _PARTS[part], start + i])
-                for i in range(len(batch))])
-        sensor = sensor_size(images.shape[1:], settings.saccade_amplitude)
+        shape = samples.subset([0]).images_2d().shape[1:]
+        sensor = sensor_size(shape, settings.saccade_amplitude)
         # Tick 0 is the start of the first saccade, not the first event.
-        parts[part] = bin_recordings(recordings, samples.labels, settings, sensor, t_start=0)
+        parts[part] = bin_recordings(_part_recordings(samples, settings, part), samples.labels,
+                                     settings, sensor, t_start=0)
     return Split(f"saccades:{source_name}", parts["train"], parts["test"])
-

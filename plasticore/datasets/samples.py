@@ -8,8 +8,8 @@ boolean spike rasters, whatever the source:
   at every request (Bernoulli, ``rate * pixel`` per tick), from the caller's generator;
 * :class:`EventSamples` (recordings, simulated saccades): events already binned into
   ticks; the raster is the same at every request (the generator is not used). A raster
-  shorter than the recording ends the sample early: the events after it are not presented
-  (:meth:`EventSamples.events_beyond` counts them); a longer one ends in silence.
+  shorter than the recording ends the sample early: the spikes after it are not presented
+  (:meth:`EventSamples.spikes_beyond` counts them); a longer one ends in silence.
 """
 
 from __future__ import annotations
@@ -100,6 +100,10 @@ class ImageSamples(Samples):
 class EventSamples(Samples):
     """Event recordings already binned into ticks, stored sparsely.
 
+    Each sample keeps the distinct ``(tick, input)`` pairs that hold at least one event, as
+    one integer ``tick * n_inputs + input`` each (an input spikes at most once per tick):
+    N-MNIST's 70,000 recordings fit in a few hundred megabytes.
+
     Parameters
     ----------
     ticks, addresses : list of numpy.ndarray
@@ -114,23 +118,33 @@ class EventSamples(Samples):
         if not len(ticks) == len(addresses) == len(labels):
             raise ValueError(f"{len(ticks)} tick lists, {len(addresses)} address lists, "
                              f"{len(labels)} labels")
-        self.ticks = list(ticks)
-        self.addresses = list(addresses)
-        self.labels = np.asarray(labels, dtype=np.int64)
         self.n_inputs = int(n_inputs)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.keys = [self.pack(t, a) for t, a in zip(ticks, addresses)]
+
+    def pack(self, ticks, addresses) -> np.ndarray:
+        """The distinct ``tick * n_inputs + address`` of some events, ascending."""
+        keys = np.unique(np.asarray(ticks, np.int64) * self.n_inputs + np.asarray(addresses, np.int64))
+        small = keys.size == 0 or keys[-1] < np.iinfo(np.int32).max
+        return keys.astype(np.int32 if small else np.int64)
+
+    def spikes(self, index: int):
+        """``(ticks, addresses)`` of sample ``index``'s input spikes."""
+        keys = self.keys[index].astype(np.int64)
+        return keys // self.n_inputs, keys % self.n_inputs
 
     def length(self, index: int) -> int:
-        """Ticks from the first bin to the last event of sample ``index``."""
-        t = self.ticks[index]
-        return int(t.max()) + 1 if t.size else 0
+        """Ticks from the first bin to the last spike of sample ``index``."""
+        keys = self.keys[index]
+        return int(keys[-1]) // self.n_inputs + 1 if keys.size else 0
 
-    def events_beyond(self, ticks: int) -> int:
-        """Events, over all samples, in ticks at or after ``ticks`` (not presented)."""
-        return int(sum(int((t >= ticks).sum()) for t in self.ticks))
+    def spikes_beyond(self, ticks: int) -> int:
+        """Input spikes, over all samples, in ticks at or after ``ticks`` (not presented)."""
+        return int(sum(int((k.astype(np.int64) >= ticks * self.n_inputs).sum()) for k in self.keys))
 
     def raster(self, index, ticks, rate=None, rng=None):
         raster = np.zeros((ticks, self.n_inputs), dtype=bool)
-        t, a = self.ticks[index], self.addresses[index]
+        t, a = self.spikes(index)
         keep = t < ticks
         raster[t[keep], a[keep]] = True
         return raster
@@ -140,9 +154,10 @@ class EventSamples(Samples):
             np.zeros((0, ticks, self.n_inputs), dtype=bool)
 
     def subset(self, indices):
-        indices = [int(i) for i in indices]
-        return EventSamples([self.ticks[i] for i in indices], [self.addresses[i] for i in indices],
-                            self.labels[indices], self.n_inputs)
+        part = EventSamples([], [], [], self.n_inputs)
+        part.keys = [self.keys[int(i)] for i in indices]
+        part.labels = self.labels[np.asarray(indices, dtype=np.int64)]
+        return part
 
 
 def stratified_holdout(labels, fraction: float, seed: int):
