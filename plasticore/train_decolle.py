@@ -24,7 +24,8 @@ import numpy as np
 
 from plasticore.config import CoreConfig, load_config
 from plasticore.datasets import DigitsSplit, load_digits_split
-from plasticore.golden.decolle import GoldenDecolle, initial_parameters, predict, readout_matrices
+from plasticore.golden.decolle import initial_parameters, predict, readout_matrices
+from plasticore.golden.engine import decolle_model
 from plasticore.golden.decolle_float import FloatDecolle
 from plasticore.rules import rule_params
 from plasticore.rules.decolle import RANDOM_DRAW_BITS
@@ -36,14 +37,15 @@ BACKENDS = ("golden", "float")
 _TEST_STREAM = 0x7E57
 
 
-def build_model(config: CoreConfig, backend: str):
+def build_model(config: CoreConfig, backend: str, engine: str | None = None):
     """Return a fresh :class:`GoldenDecolle` or a :class:`FloatDecolle` with the same start.
 
     The float model starts from the integer initial weights and readouts divided by
-    ``2**unit_bits``, so the two backends differ only by how they compute.
+    ``2**unit_bits``, so the two backends differ only by how they compute. The golden
+    model runs on ``engine`` (:mod:`plasticore.golden.engine`; the same results).
     """
     if backend == "golden":
-        return GoldenDecolle(config)
+        return decolle_model(config, engine=engine)
     if backend == "float":
         params = config.learning
         scale = float(1 << params.unit_bits)
@@ -76,7 +78,7 @@ def evaluate(model, backend: str, rasters, labels, burn_in: int, batch: int = 15
 
 def fit(config, split=None, *, backend: str = "golden", epochs: int | None = None, seed: int = 0,
         progress: bool = False, on_epoch=None, limit_train: int | None = None,
-        limit_test: int | None = None) -> TrainResult:
+        limit_test: int | None = None, engine: str | None = None) -> TrainResult:
     """Train a DECOLLE core online on the digits.
 
     Parameters
@@ -96,6 +98,9 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
         Called with each :class:`EpochMetrics` as soon as the epoch is evaluated.
     limit_train, limit_test : int, optional
         Use only the first N training / test images (quick checks).
+    engine : {"fast", "numpy"}, optional
+        The golden model's engine (:mod:`plasticore.golden.engine`); the results are the
+        same bit for bit. Default: ``"fast"`` when Numba is installed.
 
     Returns
     -------
@@ -120,7 +125,7 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
                          f"{split.x_train.shape[1]} inputs and {n_classes} outputs")
     params = config.learning
     ticks, rate, burn_in = params.ticks_per_sample, params.input_rate, params.burn_in
-    model = build_model(config, backend)
+    model = build_model(config, backend, engine)
     rng = np.random.default_rng(seed)
     test_rasters = _encode(split.x_test, ticks, rate, np.random.default_rng([seed, _TEST_STREAM]))
     history = []

@@ -162,3 +162,85 @@ def test_erbp_samples_on_the_digits_example():
     assert np.array_equal(counts, spec.run_sample(raster, None, learn=False, count_from=10))
     assert_same_state(fast, spec, "test sample")
     assert len(ticks) == 100 and all(len(spikes) == 2 for _, spikes in ticks)
+
+
+# ---- DECOLLE -----------------------------------------------------------------------------
+
+def assert_same_decolle(fast, spec, where: str) -> None:
+    from plasticore.sim.decolle_case import golden_state
+    want, have = golden_state(spec), golden_state(fast)
+    for name, arrays in want.items():
+        for layer, (a, b) in enumerate(zip(have[name], arrays)):
+            if not np.array_equal(a, b):
+                index = tuple(np.argwhere(a != b)[0])
+                raise AssertionError(f"{where}: {name}[{layer}]{index} is {a[index]}, "
+                                     f"the specification {b[index]}")
+    for name in ("tick_count", "flags", "sample_tick", "dropped_events", "learning", "burn_in",
+                 "lr_shifts"):
+        assert getattr(fast, name) == getattr(spec, name), f"{where}: {name}"
+
+
+def narrow_membrane(config: CoreConfig) -> CoreConfig:
+    """The DECOLLE ``config`` with the narrowest membrane its weights allow (it saturates)."""
+    data = config.to_dict()
+    data["membrane_bits"] = bits = config.weight_bits + 2
+    high = (1 << (bits - 1)) - 1
+    table = data["decolle"]
+    table["unit_bits"] = unit = min(table["unit_bits"], bits - 2)
+    table["refractory_weight"] = min(table["refractory_weight"], high)
+    table["surrogate_window"] = min(table["surrogate_window"], high)
+    table["error_shifts"] = [min(s, unit) for s in table["error_shifts"]]
+    return CoreConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("block", range(3))
+def test_decolle_tick_by_tick(block):
+    """40 random DECOLLE networks and scripts per block (120 in all), every state compared
+    after every step: learning on and off, burn-in and learning-rate changes, duplicate,
+    second-label and out-of-range events, every switch of the rule."""
+    from plasticore.golden.decolle import GoldenDecolle
+    from plasticore.sim.decolle_case import golden_apply, random_case, random_config
+    flags = 0
+    switches = set()
+    for seed in range(40 * block, 40 * (block + 1)):
+        rng = np.random.default_rng(20_000 + seed)
+        config = random_config(rng)
+        if seed % 3 == 0:
+            config = narrow_membrane(config)
+        # Every third case: weights at their limits and busy inputs saturate the membranes.
+        strong = seed % 3 == 0
+        case = random_case(config, rng, 40, activity=0.9 if strong else 0.3,
+                           weight_scale=50.0 if strong else 1.0)
+        spec = GoldenDecolle(config, case["weights"], case["biases"])
+        fast = decolle_model(config, case["weights"], case["biases"], engine="fast")
+        for number, step in enumerate(case["script"]):
+            want, have = golden_apply(spec, step), golden_apply(fast, step)
+            if want is not None:
+                assert_same_spikes(have, want, f"seed {seed} step {number}")
+            assert_same_decolle(fast, spec, f"seed {seed} step {number}")
+        flags |= spec.flags
+        params = config.learning
+        switches.add((params.stochastic_rounding, params.learn_bias))
+    from plasticore.golden.decolle import FLAG_MEMBRANE_SATURATED as M, FLAG_WEIGHT_SATURATED as W
+    assert flags == M | W, f"flags reached: {flags:#x}"
+    assert len(switches) == 4
+
+
+def test_decolle_samples_and_parallel_batches():
+    """Whole samples of the digits example: training samples (online) and a batch evaluated
+    in parallel give the specification's counts, membrane sums, weights and tick counter."""
+    from plasticore.golden.decolle import GoldenDecolle
+    config = load_config("examples/decolle-digits.toml")
+    spec, fast = GoldenDecolle(config), decolle_model(config, engine="fast")
+    rng = np.random.default_rng(2)
+    for sample in range(3):
+        raster = rng.random((config.learning.ticks_per_sample, config.n_inputs)) < 0.15
+        for a, b in zip(fast.run_sample(raster, sample, learn=True),
+                        spec.run_sample(raster, sample, learn=True)):
+            assert np.array_equal(a, b)
+        spec.set_lr_shifts([s + 1 for s in spec.lr_shifts])
+        fast.set_lr_shifts(spec.lr_shifts)
+    rasters = rng.random((7, 30, config.n_inputs)) < 0.2
+    for a, b in zip(fast.run_sample(rasters), spec.run_sample(rasters)):
+        assert np.array_equal(a, b)
+    assert_same_decolle(fast, spec, "after the batch")
