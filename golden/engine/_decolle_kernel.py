@@ -38,8 +38,8 @@ def _clamp(x, low, high, flags, flag):
 
 
 @njit(cache=True, nogil=True)
-def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts, W, B, G, g,
-               Q, P, R, S, U, raster, targets, learn, tick0, count_from, counts, sums):
+def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts, W, W_float,
+               B, G, g, Q, P, R, S, U, raster, targets, learn, tick0, count_from, counts, sums):
     """Run the ticks of ``raster`` (``(ticks, n_in)``) on one sample's state; return the flags.
 
     ``learn[t]`` says whether tick ``t`` learns, with the one-hot ``targets[min(t, len - 1)]``;
@@ -53,15 +53,18 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
     widest = 1
     for size in layers:
         widest = max(widest, size)
-    acc = np.empty(widest, dtype=np.int64)
+    acc = np.empty(widest, dtype=np.float64)
     inputs = np.empty(widest, dtype=np.bool_)
     error_q = np.empty(widest, dtype=np.int64)
     columns = np.empty(widest, dtype=np.int64)
     readout = np.empty(n_out, dtype=np.int64)
-    blocks = np.empty(widest + 1, dtype=np.int64)
-    block_of = np.empty(widest, dtype=np.int64)
-    word0 = np.empty(widest + 1, dtype=np.int64)
-    word1 = np.empty(widest + 1, dtype=np.int64)
+    synapses = 1      # the most synapses (bias rows included) of one layer
+    for layer in range(n_layers):
+        synapses = max(synapses, (layers[layer] + 1) * layers[layer + 1])
+    blocks = np.empty(synapses, dtype=np.int64)
+    word0 = np.empty(synapses, dtype=np.int64)
+    word1 = np.empty(synapses, dtype=np.int64)
+    draws = np.empty(synapses + 4, dtype=np.int64)
     flags = 0
     for t in range(raster.shape[0]):
         target = targets[min(t, targets.shape[0] - 1)]
@@ -85,25 +88,27 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
                 kick = -C[C_REFRACTORY_WEIGHT] if S[n_base + i] else 0
                 R[n_base + i] = _decay(R[n_base + i], kick - R[n_base + i], r_shifts)
             # 3. membrane: the exact dot product, shifted, then clamped
+            # In float64, as the NumPy model does: every partial sum is an integer below
+            # 2**53 (the constructor checks the bound), so the sum is exact in any order.
             for i in range(n_post):
-                acc[i] = 0
+                acc[i] = 0.0
             for j in range(n_pre):
                 trace = P[q_base + j]
                 if trace != 0:
                     row = w_base + j * n_post
                     for i in range(n_post):
-                        acc[i] += trace * W[row + i]
+                        acc[i] += trace * W_float[row + i]
             for i in range(n_post):
-                value, flags = _clamp((acc[i] >> tb) + B[n_base + i] + R[n_base + i],
+                value, flags = _clamp((np.int64(acc[i]) >> tb) + B[n_base + i] + R[n_base + i],
                                       m_low, m_high, flags, F_MEMBRANE)
                 U[n_base + i] = value
                 S[n_base + i] = value > 0      # 4. spike
             # 5. learning
             if learn[t]:
                 flags = _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts,
-                               lr_shifts, W, B, G, g, P, S, U, target, q_base, n_base, w_base,
+                               lr_shifts, W, W_float, B, G, g, P, S, U, target, q_base, n_base, w_base,
                                syn_base, g_base, tick0 + t, error_q, columns, readout, blocks,
-                               block_of, word0, word1, flags)
+                               word0, word1, draws, flags)
             if layer == n_layers - 1 and t >= count_from:
                 for i in range(n_post):
                     counts[i] += S[n_base + i]
@@ -120,9 +125,9 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
 
 
 @njit(cache=True, nogil=True)
-def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_shifts, W, B, G,
-           g, P, S, U, target, q_base, n_base, w_base, syn_base, g_base, tick, error_q, columns,
-           readout, blocks, block_of, word0, word1, flags):
+def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_shifts, W, W_float,
+           B, G, g, P, S, U, target, q_base, n_base, w_base, syn_base, g_base, tick, error_q, columns,
+           readout, blocks, word0, word1, draws, flags):
     """Step 5 of one layer (batch of one); returns the flags."""
     m_low, m_high, w_low, w_high = C[C_M_LOW], C[C_M_HIGH], C[C_W_LOW], C[C_W_HIGH]
     # a. readout error (below the top layer) and b. quantized, gated error
@@ -160,51 +165,70 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
     learn_bias = C[C_LEARN_BIAS] != 0
     rounding = C[C_STOCHASTIC] != 0 and lr != 0
     rows = n_pre + 1 if learn_bias else n_pre
-    first = 0
+    # The 16-bit draws, four per Threefry block, in one call: with many columns every
+    # block of the layer's rows (a contiguous range), with few one block per updated synapse.
+    # ``draws`` then holds the field of each synapse the update reads.
+    whole_rows = n_columns * 4 >= n_post
+    first_block = syn_base >> 2
+    if rounding:
+        if whole_rows:
+            n_blocks = ((syn_base + rows * n_post - 1) >> 2) - first_block + 1
+            for b in range(n_blocks):
+                blocks[b] = first_block + b
+        else:
+            n_blocks = rows * n_columns
+            for j in range(rows):
+                for c in range(n_columns):
+                    blocks[j * n_columns + c] = (syn_base + j * n_post + columns[c]) >> 2
+        threefry_words(C[C_SEED], C[C_STREAM], tick, blocks, n_blocks, C[C_ROUNDS],
+                       word0, word1)
+        if whole_rows:
+            for b in range(n_blocks):
+                draws[4 * b] = word0[b] & 0xFFFF
+                draws[4 * b + 1] = word0[b] >> 16
+                draws[4 * b + 2] = word1[b] & 0xFFFF
+                draws[4 * b + 3] = word1[b] >> 16
+        else:
+            for j in range(rows):
+                for c in range(n_columns):
+                    position = j * n_columns + c
+                    field = (syn_base + j * n_post + columns[c]) & 3
+                    word = word0[position] if field < 2 else word1[position]
+                    draws[position] = (word >> (16 * (field & 1))) & 0xFFFF
+    drop = 16 - lr
+    clamped = False
     for j in range(rows):
         bias_row = j == n_pre
         trace = (1 << tb) if bias_row else P[q_base + j]
-        if rounding:
-            # the 16-bit draws of this row's synapses, four per Threefry block
-            first = syn_base + j * n_post
-            n_blocks = 0
-            for c in range(n_columns):
-                block = (first + columns[c]) >> 2
-                if n_blocks == 0 or blocks[n_blocks - 1] != block:
-                    blocks[n_blocks] = block
-                    n_blocks += 1
-                block_of[c] = n_blocks - 1
-            threefry_words(C[C_SEED], C[C_STREAM], tick, blocks, n_blocks, C[C_ROUNDS],
-                           word0, word1)
+        row = n_base if bias_row else w_base + j * n_post
+        store = B if bias_row else W
         for c in range(n_columns):
             i = columns[c]
             x = -trace * error_q[c]
             if rounding:
-                field = (first + i) & 3
-                word = word0[block_of[c]] if field < 2 else word1[block_of[c]]
-                draw = (word >> 16) if field & 1 else (word & 0xFFFF)
-                x += draw >> (16 - lr)
-            x >>= lr
-            if bias_row:
-                value, flags = _clamp(B[n_base + i] + x, w_low, w_high, flags, F_WEIGHT)
-                B[n_base + i] = value
-            else:
-                value, flags = _clamp(W[w_base + j * n_post + i] + x, w_low, w_high, flags,
-                                      F_WEIGHT)
-                W[w_base + j * n_post + i] = value
+                x += draws[(syn_base - 4 * first_block + j * n_post + i) if whole_rows
+                           else j * n_columns + c] >> drop
+            raw = store[row + i] + (x >> lr)
+            value = min(max(raw, w_low), w_high)
+            clamped |= value != raw
+            store[row + i] = value
+            if not bias_row:
+                W_float[row + i] = value
+    if clamped:
+        flags |= F_WEIGHT
     return flags
 
 
 @njit(cache=True, parallel=True)
-def run_batch(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts, W, B, G, g,
-              Q, P, R, S, U, rasters, targets, learn, tick0, count_from, counts, sums):
+def run_batch(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts, W, W_float,
+              B, G, g, Q, P, R, S, U, rasters, targets, learn, tick0, count_from, counts, sums):
     """:func:`run_sample` for every sample of a batch (rows of the state arrays), in
     parallel; returns the flags of all. Learning needs a batch of one."""
     batch = rasters.shape[0]
     flags = np.zeros(batch, dtype=np.int64)
     for b in prange(batch):
         flags[b] = run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
-                              W, B, G, g, Q[b], P[b], R[b], S[b], U[b], rasters[b], targets,
+                              W, W_float, B, G, g, Q[b], P[b], R[b], S[b], U[b], rasters[b], targets,
                               learn, tick0, count_from, counts[b], sums[b])
     result = 0
     for b in range(batch):

@@ -86,6 +86,7 @@ class FastDecolle:
     def _load(self, weights, biases) -> None:
         config = self.config
         self._W = np.concatenate([np.asarray(w, dtype=np.int64).reshape(-1) for w in weights])
+        self._W_float = self._W.astype(np.float64)    # the dot products' operand (exact)
         self._B = np.concatenate([np.asarray(b, dtype=np.int64).reshape(-1) for b in biases])
         self.weights, self.biases, start, b_start = [], [], 0, 0
         for n_pre, n_post in zip(config.layers, config.layers[1:]):
@@ -146,7 +147,8 @@ class FastDecolle:
         sums = np.zeros((batch, n_out), dtype=np.int64)
         rasters = np.ascontiguousarray(rasters, dtype=bool)
         common = (self._constants, self._layers, *self._shifts,
-                  np.array(self.lr_shifts, dtype=np.int64), self._W, self._B, self._G, self._g)
+                  np.array(self.lr_shifts, dtype=np.int64), self._W, self._W_float, self._B,
+                  self._G, self._g)
         if batch == 1:
             # One sample: no thread pool to wake (it costs more than a short sample).
             flags = kernel.run_sample(*common, self._Q[0], self._P[0], self._R[0], self._S[0],
