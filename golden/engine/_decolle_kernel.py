@@ -56,6 +56,7 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
     acc = np.empty(widest, dtype=np.float64)
     inputs = np.empty(widest, dtype=np.bool_)
     error_q = np.empty(widest, dtype=np.int64)
+    error_dense = np.empty(widest, dtype=np.int64)
     columns = np.empty(widest, dtype=np.int64)
     readout = np.empty(n_out, dtype=np.int64)
     synapses = 1      # the most synapses (bias rows included) of one layer
@@ -107,7 +108,7 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
             if learn[t]:
                 flags = _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts,
                                lr_shifts, W, W_float, B, G, g, P, S, U, target, q_base, n_base, w_base,
-                               syn_base, g_base, tick0 + t, error_q, columns, readout, blocks,
+                               syn_base, g_base, tick0 + t, error_q, error_dense, columns, readout, blocks,
                                word0, word1, draws, flags)
             if layer == n_layers - 1 and t >= count_from:
                 for i in range(n_post):
@@ -126,7 +127,8 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
 
 @njit(cache=True, nogil=True)
 def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_shifts, W, W_float,
-           B, G, g, P, S, U, target, q_base, n_base, w_base, syn_base, g_base, tick, error_q, columns,
+           B, G, g, P, S, U, target, q_base, n_base, w_base, syn_base, g_base, tick, error_q,
+           error_dense, columns,
            readout, blocks, word0, word1, draws, flags):
     """Step 5 of one layer (batch of one); returns the flags."""
     m_low, m_high, w_low, w_high = C[C_M_LOW], C[C_M_HIGH], C[C_W_LOW], C[C_W_HIGH]
@@ -154,7 +156,10 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
                 error += readout[k] * G[g_base + i * n_out + k]
         quantized = min(max((error + half) >> shift, -limit), limit)
         membrane = U[n_base + i]
-        if -window < membrane <= window and quantized != 0:
+        if not -window < membrane <= window:
+            quantized = 0
+        error_dense[i] = quantized
+        if quantized != 0:
             error_q[n_columns] = quantized
             columns[n_columns] = i
             n_columns += 1
@@ -202,12 +207,27 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
         trace = (1 << tb) if bias_row else P[q_base + j]
         row = n_base if bias_row else w_base + j * n_post
         store = B if bias_row else W
+        if whole_rows:
+            # Every column, without gathers (vectorized): a zero error leaves a weight as it
+            # is, since (draw >> (16 - lr)) >> lr is 0 for a 16-bit draw.
+            first = syn_base - 4 * first_block + j * n_post
+            for i in range(n_post):
+                x = -trace * error_dense[i]
+                if rounding:
+                    x += draws[first + i] >> drop
+                raw = store[row + i] + (x >> lr)
+                value = min(max(raw, w_low), w_high)
+                clamped |= value != raw
+                store[row + i] = value
+            if not bias_row:
+                for i in range(n_post):
+                    W_float[row + i] = W[row + i]
+            continue
         for c in range(n_columns):
             i = columns[c]
             x = -trace * error_q[c]
             if rounding:
-                x += draws[(syn_base - 4 * first_block + j * n_post + i) if whole_rows
-                           else j * n_columns + c] >> drop
+                x += draws[j * n_columns + c] >> drop
             raw = store[row + i] + (x >> lr)
             value = min(max(raw, w_low), w_high)
             clamped |= value != raw
