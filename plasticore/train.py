@@ -107,8 +107,8 @@ def _fit_on_rtl(config, options: dict):
     from .sim.runner import run_training
     from .training import EpochMetrics, TrainResult
 
-    job = {name: options[name] for name in ("epochs", "seed", "limit_train", "limit_test")
-           if name in options}
+    job = {name: options[name] for name in ("epochs", "seed", "limit_train", "limit_test",
+                                            "engine") if name in options}
     outcome = run_training(config, job)
     if outcome["mismatch"] is not None:
         fields = ", ".join(f"{k} {v}" for k, v in outcome["mismatch"].items())

@@ -3,8 +3,10 @@
 The trainer (:func:`plasticore.train_erbp.fit`) is ordinary blocking Python; here it runs
 in a cocotb bridge thread against :class:`RtlErbpModel`, whose methods drive the core
 through its host port and event streams and block until the simulation has done the work.
-A golden model runs in lockstep as a shadow: every tick's spikes are compared, and the
-weights when the trainer reads them, so a training run on RTL is also a bit-exactness run.
+A golden model runs as a shadow: it presents each sample first (on the compiled engine, all
+the sample's ticks in one call, unless the job's ``engine`` is ``"numpy"``), then every
+tick's spikes of the RTL are compared with its, and the weights when the trainer reads
+them, so a training run on RTL is also a bit-exactness run.
 
 The job comes from the JSON file named by ``PLASTICORE_CASE`` (written by
 :func:`plasticore.sim.runner.run_training`); the result (the trainer's metrics and
@@ -20,7 +22,8 @@ from cocotb.task import bridge, resume
 
 from plasticore.config import CoreConfig
 from plasticore.datasets import load_digits_split
-from plasticore.golden.erbp import GoldenErbpCore, sample_events
+from plasticore.golden.engine import erbp_core
+from plasticore.golden.erbp import sample_events
 from plasticore.layout import CoreLayout
 from plasticore.sim.core_tb import CoreBench, Mismatch, check_tick_outputs, run_job
 
@@ -36,13 +39,16 @@ class RtlErbpModel:
     config : CoreConfig
     weights : list of numpy.ndarray, optional
         Initial weights (default: the golden model's :func:`initial_weights`).
+    engine : {"fast", "numpy"}, optional
+        The golden shadow's engine (:mod:`plasticore.golden.engine`).
     """
 
-    def __init__(self, bench: CoreBench, config: CoreConfig, weights=None):
+    def __init__(self, bench: CoreBench, config: CoreConfig, weights=None,
+                 engine: str | None = None):
         self.bench = bench
         self.config = config
         self.layout = CoreLayout(config)
-        self.golden = GoldenErbpCore(config, weights)
+        self.golden = erbp_core(config, weights, engine=engine)
         self.params = self.golden.params
         self.ticks = 0
         self.cycles = 0
@@ -98,19 +104,15 @@ class RtlErbpModel:
             count_from = self.params.burn_in_ticks
         await bench.host_write(layout.register_address("sample_tick"), 0)
         await bench.host_write(layout.register_address("learning_enabled"), int(learn))
-        golden.start_sample()
-        golden.learning_enabled = learn
-        counts = np.zeros(self.config.layers[-1], dtype=np.int64)
-        for t, events in enumerate(sample_events(self.config.n_inputs, raster, label_raster)):
-            expected = golden.tick(events)
+        first_tick = golden.tick_count
+        counts, expected_ticks = _shadow_sample(golden, raster, label_raster, learn, count_from)
+        for t, (events, expected) in enumerate(expected_ticks):
             outputs, cycles = await bench.run_tick(events)
-            # The core tags its outputs with its tick counter, golden's before this tick.
-            check_tick_outputs((golden.tick_count - 1) & 0xFFFFFFFF, outputs, expected)
-            if t >= count_from:
-                counts[expected[-1]] += 1
+            # The core tags its outputs with its tick counter (golden's before this tick).
+            check_tick_outputs((min(first_tick + t + 1, 0xFFFFFFFF) - 1) & 0xFFFFFFFF, outputs,
+                               expected)
             self.ticks += 1
             self.cycles += cycles
-        golden.learning_enabled = False
         await bench.host_write(layout.register_address("learning_enabled"), 0)
         return counts
 
@@ -132,6 +134,25 @@ class RtlErbpModel:
         return weights
 
 
+def _shadow_sample(golden, raster, label_raster, learn: bool, count_from: int):
+    """Present one sample to the golden shadow; return its counts and, per tick, the input
+    events and each layer's spikes."""
+    if hasattr(golden, "run_sample_recorded"):      # the compiled engine: one call
+        return golden.run_sample_recorded(raster, label_raster, learn=learn,
+                                          count_from=count_from)
+    golden.start_sample()
+    golden.learning_enabled = learn
+    counts = np.zeros(golden.config.layers[-1], dtype=np.int64)
+    ticks = []
+    for t, events in enumerate(sample_events(golden.config.n_inputs, raster, label_raster)):
+        spikes = golden.tick(events)
+        if t >= count_from:
+            counts[spikes[-1]] += 1
+        ticks.append((events, spikes))
+    golden.learning_enabled = False
+    return counts, ticks
+
+
 async def _train(dut, job: dict) -> dict:
     config = CoreConfig.from_dict(job["config"])
     if config.rule != "erbp":
@@ -142,7 +163,7 @@ async def _train(dut, job: dict) -> dict:
                       cycles_per_event=4 * (config.n_synapses + 4 * config.n_neurons))
     await bench.start(ready=1)
 
-    model = RtlErbpModel(bench, config)
+    model = RtlErbpModel(bench, config, engine=job["options"].get("engine"))
     result = {"mismatch": None}
 
     def train():

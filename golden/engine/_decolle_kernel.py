@@ -3,13 +3,14 @@
 That module's docstring is the specification (steps 1 to 5 of a tick, the rounding draws);
 it is not repeated here. One sample's state is a row of flat arrays: traces ``Q``, ``P``
 per layer input, back to back; refractory ``R``, spikes ``S`` and membranes ``U`` per neuron.
-A batch of samples with learning off runs in parallel (``prange``), one sample per thread.
+A batch of samples with learning off runs in parallel: the kernels release the GIL, and
+threads run disjoint ranges of samples.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._threefry import threefry_words
 
@@ -239,18 +240,15 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
     return flags
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def run_batch(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts, W, W_float,
-              B, G, g, Q, P, R, S, U, rasters, targets, learn, tick0, count_from, counts, sums):
-    """:func:`run_sample` for every sample of a batch (rows of the state arrays), in
-    parallel; returns the flags of all. Learning needs a batch of one."""
-    batch = rasters.shape[0]
-    flags = np.zeros(batch, dtype=np.int64)
-    for b in prange(batch):
-        flags[b] = run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
-                              W, W_float, B, G, g, Q[b], P[b], R[b], S[b], U[b], rasters[b], targets,
-                              learn, tick0, count_from, counts[b], sums[b])
-    result = 0
-    for b in range(batch):
-        result |= flags[b]
-    return result
+              B, G, g, Q, P, R, S, U, rasters, targets, learn, tick0, count_from, counts, sums,
+              first, stop):
+    """:func:`run_sample` for samples ``first .. stop - 1`` of a batch (rows of the state
+    arrays); returns their flags. Releases the GIL: threads run disjoint ranges at once."""
+    flags = 0
+    for b in range(first, stop):
+        flags |= run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
+                            W, W_float, B, G, g, Q[b], P[b], R[b], S[b], U[b], rasters[b],
+                            targets, learn, tick0, count_from, counts[b], sums[b])
+    return flags

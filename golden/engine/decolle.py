@@ -8,6 +8,9 @@ state). Learning stays online, one sample at a time.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from plasticore.config import CoreConfig
@@ -17,6 +20,25 @@ from plasticore.golden.decolle import (DROPPED_EVENTS_MAX, ROUNDING_STREAM, SAMP
 from . import _decolle_kernel as kernel
 
 __all__ = ["FastDecolle"]
+
+
+def worker_count() -> int:
+    """CPU cores this process may use (the threads of a parallel evaluation)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def parallel_ranges(run, count: int) -> list:
+    """Call ``run(first, stop)`` on one contiguous range of ``range(count)`` per CPU core,
+    in threads (``run`` must release the GIL); return the results in range order."""
+    workers = min(worker_count(), count)
+    bounds = [count * k // workers for k in range(workers + 1)]
+    if workers == 1:
+        return [run(0, count)]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(run, bounds[:-1], bounds[1:]))
 
 
 def _split_columns(flat: np.ndarray, sizes) -> list[np.ndarray]:
@@ -155,9 +177,13 @@ class FastDecolle:
                                       self._U[0], rasters[0], targets, learn, self.tick_count,
                                       count_from, counts[0], sums[0])
         else:
-            flags = kernel.run_batch(*common, self._Q, self._P, self._R, self._S, self._U,
-                                     rasters, targets, learn, self.tick_count, count_from,
-                                     counts, sums)
+            def run(first, stop):
+                return kernel.run_batch(*common, self._Q, self._P, self._R, self._S, self._U,
+                                        rasters, targets, learn, self.tick_count, count_from,
+                                        counts, sums, first, stop)
+            flags = 0
+            for result in parallel_ranges(run, batch):
+                flags |= result
         self.flags |= int(flags)
         self.tick_count += ticks
         return counts, sums

@@ -31,8 +31,9 @@ def pack_events(event_ticks) -> tuple[np.ndarray, np.ndarray]:
 def unpack_spikes(spikes: np.ndarray, offsets: np.ndarray, n_ticks: int,
                   n_layers: int) -> list[list[np.ndarray]]:
     """Split recorded spikes back into ``[tick][layer] -> neuron indices``."""
-    parts = np.split(spikes[:offsets[-1]], offsets[1:-1])
-    return [parts[t * n_layers:(t + 1) * n_layers] for t in range(n_ticks)]
+    bounds = offsets.tolist()
+    return [[spikes[bounds[k]:bounds[k + 1]] for k in range(t * n_layers, (t + 1) * n_layers)]
+            for t in range(n_ticks)]
 
 
 class _FlatState:
