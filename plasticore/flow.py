@@ -292,7 +292,12 @@ def _bench_command(args) -> int:
     from plasticore.golden.engine.bench import compare, format_rows
 
     config = load_config(args.config)
-    figures = {"config": config.name}
+    if args.layers:
+        # The same core at another size (an MNIST-size network from the digits example).
+        from .config import CoreConfig
+        config = CoreConfig.from_dict({**config.to_dict(), "layers": list(args.layers)},
+                                      source=f"{args.config} with --layers")
+    figures = {"config": config.name, "layers": list(config.layers)}
     if args.golden_only:
         figures["rtl"] = None
     elif config.rule == "decolle":
@@ -375,6 +380,9 @@ def register(subparsers) -> None:
                               help="ticks for the golden model's fast engine (default 20000)")
     bench_parser.add_argument("--numpy-ticks", type=_positive, default=1_000,
                               help="ticks for the NumPy specification (default 1000)")
+    bench_parser.add_argument("--layers", type=_positive, nargs="+", default=None,
+                              help="measure the config at these layer sizes instead, e.g. "
+                                   "784 200 10 (same depth)")
     bench_parser.add_argument("--golden-activity", type=_probability, default=None,
                               help="inputs spiking per tick in the golden measurement (default: "
                                    "a learning core's input_rate times the digits' mean "

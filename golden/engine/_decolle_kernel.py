@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._threefry import threefry_words
+from ._threefry import clamp_flag, threefry_words
 
 (C_TRACE_BITS, C_UNIT_BITS, C_REFRACTORY_WEIGHT, C_WINDOW, C_ERROR_LIMIT, C_LEARN_BIAS,
  C_STOCHASTIC, C_ROUNDS, C_SEED, C_STREAM, C_M_LOW, C_M_HIGH, C_W_LOW, C_W_HIGH,
@@ -30,15 +30,6 @@ def _decay(x, gap, shifts):
 
 
 @njit(cache=True, nogil=True)
-def _clamp(x, low, high, flags, flag):
-    if x < low:
-        return low, flags | flag
-    if x > high:
-        return high, flags | flag
-    return x, flags
-
-
-@njit(cache=True, nogil=True)
 def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts, W, W_float,
                B, G, g, Q, P, R, S, U, raster, targets, learn, tick0, count_from, counts, sums):
     """Run the ticks of ``raster`` (``(ticks, n_in)``) on one sample's state; return the flags.
@@ -51,9 +42,7 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
     n_out = layers[n_layers]
     tb, ub = C[C_TRACE_BITS], C[C_UNIT_BITS]
     m_low, m_high, w_low, w_high = C[C_M_LOW], C[C_M_HIGH], C[C_W_LOW], C[C_W_HIGH]
-    widest = 1
-    for size in layers:
-        widest = max(widest, size)
+    widest = max(1, layers.max())
     acc = np.empty(widest, dtype=np.float64)
     inputs = np.empty(widest, dtype=np.bool_)
     error_q = np.empty(widest, dtype=np.int64)
@@ -101,7 +90,7 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
                     for i in range(n_post):
                         acc[i] += trace * W_float[row + i]
             for i in range(n_post):
-                value, flags = _clamp((np.int64(acc[i]) >> tb) + B[n_base + i] + R[n_base + i],
+                value, flags = clamp_flag((np.int64(acc[i]) >> tb) + B[n_base + i] + R[n_base + i],
                                       m_low, m_high, flags, F_MEMBRANE)
                 U[n_base + i] = value
                 S[n_base + i] = value > 0      # 4. spike
@@ -141,7 +130,7 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
             for i in range(n_post):
                 if S[n_base + i]:
                     total += G[g_base + i * n_out + k]
-            total, flags = _clamp(total, m_low, m_high, flags, F_MEMBRANE)
+            total, flags = clamp_flag(total, m_low, m_high, flags, F_MEMBRANE)
             readout[k] = min(max(total - (target[k] << ub), -(1 << ub)), 1 << ub)
     shift = error_shifts[layer]
     half = (1 << (shift - 1)) if shift else 0

@@ -1,4 +1,5 @@
-"""Threefry-2x32 in compiled code, the same function as :mod:`plasticore.golden.prng`.
+"""Threefry-2x32 in compiled code, the same function as :mod:`plasticore.golden.prng`, and
+the saturating clamp the kernels share.
 
 Every word is held in an int64 in ``[0, 2**32)`` and masked after each addition, so no
 signed/unsigned mixing reaches Numba's integer typing. The loops run over a vector of
@@ -41,3 +42,14 @@ def threefry_words(key0, key1, counter0, counters1, count, rounds, word0, word1)
             for k in range(count):
                 word0[k] = (word0[k] + add0) & MASK
                 word1[k] = (word1[k] + add1) & MASK
+
+
+@njit(cache=True, nogil=True, inline="always")
+def clamp_flag(value, low, high, flags, flag):
+    """Clamp ``value`` to ``[low, high]``; return it and ``flags``, with ``flag`` set if it
+    was clamped (the kernels' saturating arithmetic)."""
+    if value < low:
+        return low, flags | flag
+    if value > high:
+        return high, flags | flag
+    return value, flags

@@ -14,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from plasticore.config import CoreConfig
-from plasticore.golden.decolle import (DROPPED_EVENTS_MAX, ROUNDING_STREAM, SAMPLE_TICK_MAX,
-                                       GoldenDecolle, _params, synapse_offsets)
+from plasticore.golden.decolle import ROUNDING_STREAM, GoldenDecolle, _params, synapse_offsets
 
 from . import _decolle_kernel as kernel
 
@@ -117,21 +116,14 @@ class FastDecolle:
             start += n_pre * n_post
             b_start += n_post
 
-    def set_lr_shifts(self, shifts) -> None:
-        """Change the learning-rate shifts (0 to 16 each, one per layer)."""
-        shifts = tuple(int(v) for v in shifts)
-        if len(shifts) != len(self.weights) or not all(0 <= v <= 16 for v in shifts):
-            raise ValueError(f"lr_shifts = {list(shifts)}: need {len(self.weights)} values in 0..16")
-        self.lr_shifts = shifts
+    # The specification's register and host methods work unchanged on the views.
+    set_lr_shifts = GoldenDecolle.set_lr_shifts
+    read_weights = GoldenDecolle.read_weights
 
     def load_weights(self, weights, biases) -> None:
         """Replace every layer's weights and biases (checked as in the constructor)."""
         checked = GoldenDecolle(self.config, weights, biases)
         self._load(checked.weights, checked.biases)
-
-    def read_weights(self):
-        """Return copies of the weights and biases."""
-        return [w.copy() for w in self.weights], [b.copy() for b in self.biases]
 
     def reset_state(self, batch: int = 1) -> None:
         """Zero every trace, refractory state and spike (a new sample; weights are kept)."""
@@ -205,23 +197,8 @@ class FastDecolle:
         self._run(s[:, None, :], targets, np.array([bool(learn)]), count_from=1)
         return [(u.copy(), s_out.copy()) for u, s_out in zip(self.U, self.S)]
 
-    def tick_events(self, events):
-        """Run one tick from the core's input events, as :meth:`GoldenDecolle.tick_events`."""
-        config = self.config
-        n_inputs, n_classes = config.n_inputs, config.layers[-1]
-        events = np.asarray(events, dtype=np.int64).reshape(-1)
-        inputs = events[(events >= 0) & (events < n_inputs)]
-        labels = events[(events >= n_inputs) & (events < n_inputs + n_classes)] - n_inputs
-        dropped = len(events) - len(inputs) - len(labels)
-        self.dropped_events = min(DROPPED_EVENTS_MAX, self.dropped_events + dropped)
-        spikes = np.zeros((1, n_inputs), dtype=bool)
-        spikes[0, inputs] = True
-        target = np.zeros((1, n_classes), dtype=np.int64)
-        target[0, labels] = 1
-        learn = bool(self.learning and self.sample_tick >= self.burn_in and len(labels))
-        outputs = self.tick(spikes, target, learn)
-        self.sample_tick = min(SAMPLE_TICK_MAX, self.sample_tick + 1)
-        return [np.flatnonzero(s_out[0]) for _, s_out in outputs]
+    # The core's input stream is decoded as in the specification, then runs self.tick.
+    tick_events = GoldenDecolle.tick_events
 
     def run_sample(self, raster, label=None, learn: bool = False):
         """Present samples from a fresh state, as :meth:`GoldenDecolle.run_sample`: all

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from plasticore.config import CoreConfig
-from plasticore.golden.lif import check_weights, random_weights
+from plasticore.golden.lif import GoldenCore, check_weights, random_weights
 
 from . import _lif_kernel as kernel
 
@@ -142,21 +142,11 @@ class FastCore:
 
     # --- the run API ---------------------------------------------------------------------
 
-    def load_weights(self, weights) -> None:
-        """Replace every projection's weights (checked as in the constructor)."""
-        self._weights.assign(check_weights(self.config, weights), "weights")
-
-    def read_weights(self) -> list[np.ndarray]:
-        """Return a copy of every projection's weights."""
-        return [w.copy() for w in self.weights]
-
-    def read_membrane(self) -> list[np.ndarray]:
-        """Return a copy of every neuron layer's membrane potentials."""
-        return [v.copy() for v in self.membrane]
-
-    def read_refractory(self) -> list[np.ndarray]:
-        """Return a copy of every neuron layer's refractory counters."""
-        return [r.copy() for r in self.refractory]
+    # The specification's host methods work unchanged on the views above.
+    load_weights = GoldenCore.load_weights
+    read_weights = GoldenCore.read_weights
+    read_membrane = GoldenCore.read_membrane
+    read_refractory = GoldenCore.read_refractory
 
     def _run(self, events, offsets, *, count_from=None, record=True):
         """Run the packed ticks in one compiled call; return ``(counts, spikes, spike_offsets)``."""
