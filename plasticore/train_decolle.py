@@ -1,7 +1,7 @@
 """Online DECOLLE training on the digits, with the integer model or the float reference.
 
 ``fit`` is what ``plasticore train CONFIG --backend golden|float`` calls for
-``rule = "decolle"``. ``python -m plasticore.train_decolle CONFIG --epochs E [--backend B]
+``rule = "decolle"``. ``python -m plasticore.train_decolle CONFIG --epochs E [--backend B] [--engine E]
 [--set FIELD=VALUE ...]`` runs the same ``fit`` with ``[decolle]`` fields overridden, for
 measuring what an approximation costs, and prints one line per epoch.
 
@@ -25,7 +25,7 @@ import numpy as np
 from plasticore.config import CoreConfig, load_config
 from plasticore.datasets import DigitsSplit, load_digits_split
 from plasticore.golden.decolle import initial_parameters, predict, readout_matrices
-from plasticore.golden.engine import decolle_model
+from plasticore.golden.engine import ENGINES, decolle_model
 from plasticore.golden.decolle_float import FloatDecolle
 from plasticore.rules import rule_params
 from plasticore.rules.decolle import RANDOM_DRAW_BITS
@@ -180,6 +180,8 @@ def main(argv=None) -> int:
     parser.add_argument("config")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--backend", choices=BACKENDS, default="golden")
+    parser.add_argument("--engine", choices=ENGINES, default=None,
+                        help="golden model engine (default: fast when numba is installed)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a [decolle] field (TOML value), e.g. --set lr_shifts=[6,12]")
@@ -198,7 +200,8 @@ def main(argv=None) -> int:
         print(f"epoch {metrics.epoch:3d}  train {metrics.train_accuracy:.4f}  "
               f"test {metrics.test_accuracy:.4f}  {metrics.seconds:.1f} s", flush=True)
 
-    result = fit(config, backend=args.backend, epochs=args.epochs, seed=args.seed, on_epoch=line)
+    result = fit(config, backend=args.backend, epochs=args.epochs, seed=args.seed, on_epoch=line,
+                 engine=args.engine)
     final = result.final if result.epochs else None
     if final is not None:
         last = result.epochs[-5:]

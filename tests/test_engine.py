@@ -244,3 +244,17 @@ def test_decolle_samples_and_parallel_batches():
     for a, b in zip(fast.run_sample(rasters), spec.run_sample(rasters)):
         assert np.array_equal(a, b)
     assert_same_decolle(fast, spec, "after the batch")
+
+
+def test_compiled_threefry_is_the_reference():
+    """The engine's Threefry-2x32 against plasticore.golden.prng, for every round count."""
+    from plasticore.golden.engine._threefry import threefry_words
+    from plasticore.golden.prng import threefry2x32
+    rng = np.random.default_rng(5)
+    counters = rng.integers(-(1 << 40), 1 << 40, size=301)
+    word0, word1 = np.empty(301, dtype=np.int64), np.empty(301, dtype=np.int64)
+    for rounds in range(1, 33):
+        key0, key1, counter0 = (int(x) for x in rng.integers(0, 1 << 34, size=3))
+        threefry_words(key0, key1, counter0, counters, counters.size, rounds, word0, word1)
+        want0, want1 = threefry2x32(key0, key1, counter0, counters, rounds)
+        assert np.array_equal(word0, want0) and np.array_equal(word1, want1), rounds
