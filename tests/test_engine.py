@@ -252,7 +252,7 @@ def test_compiled_threefry_is_the_reference():
     from plasticore.golden.prng import threefry2x32
     rng = np.random.default_rng(5)
     counters = rng.integers(-(1 << 40), 1 << 40, size=301)
-    word0, word1 = np.empty(301, dtype=np.int64), np.empty(301, dtype=np.int64)
+    word0, word1 = np.empty(301, dtype=np.uint32), np.empty(301, dtype=np.uint32)
     for rounds in range(1, 33):
         key0, key1, counter0 = (int(x) for x in rng.integers(0, 1 << 34, size=3))
         threefry_words(key0, key1, counter0, counters, counters.size, rounds, word0, word1)

@@ -53,8 +53,8 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
     for layer in range(n_layers):
         synapses = max(synapses, (layers[layer] + 1) * layers[layer + 1])
     blocks = np.empty(synapses, dtype=np.int64)
-    word0 = np.empty(synapses, dtype=np.int64)
-    word1 = np.empty(synapses, dtype=np.int64)
+    word0 = np.empty(synapses, dtype=np.uint32)
+    word1 = np.empty(synapses, dtype=np.uint32)
     draws = np.empty(synapses + 4, dtype=np.int64)
     flags = 0
     for t in range(raster.shape[0]):
@@ -179,16 +179,17 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
                        word0, word1)
         if whole_rows:
             for b in range(n_blocks):
-                draws[4 * b] = word0[b] & 0xFFFF
-                draws[4 * b + 1] = word0[b] >> 16
-                draws[4 * b + 2] = word1[b] & 0xFFFF
-                draws[4 * b + 3] = word1[b] >> 16
+                low, high = np.int64(word0[b]), np.int64(word1[b])
+                draws[4 * b] = low & 0xFFFF
+                draws[4 * b + 1] = low >> 16
+                draws[4 * b + 2] = high & 0xFFFF
+                draws[4 * b + 3] = high >> 16
         else:
             for j in range(rows):
                 for c in range(n_columns):
                     position = j * n_columns + c
                     field = (syn_base + j * n_post + columns[c]) & 3
-                    word = word0[position] if field < 2 else word1[position]
+                    word = np.int64(word0[position] if field < 2 else word1[position])
                     draws[position] = (word >> (16 * (field & 1))) & 0xFFFF
     drop = 16 - lr
     clamped = False

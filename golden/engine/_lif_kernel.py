@@ -60,8 +60,8 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
     active_frac = np.empty(total, dtype=np.int64)
     n_active = np.zeros(n_layers, dtype=np.int64)
     counters = np.empty(widest, dtype=np.int64)
-    word0 = np.empty(widest, dtype=np.int64)
-    word1 = np.empty(widest, dtype=np.int64)
+    word0 = np.empty(widest, dtype=np.uint32)
+    word1 = np.empty(widest, dtype=np.uint32)
     label_count = np.zeros(n_out, dtype=np.int64)
     predicted = np.zeros(n_out, dtype=np.int64)
     position = 0
@@ -130,7 +130,7 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
                         i = active[base + k]
                         W[row + i], flags = clamp_flag(
                             W[row + i] + active_step[base + k]
-                            + ((word0[k] & mask) < active_frac[base + k]),
+                            + ((np.int64(word0[k]) & mask) < active_frac[base + k]),
                             w_low, w_high, flags, F_WEIGHT)
             if clamped:
                 flags |= F_ACCUMULATOR

@@ -3,7 +3,7 @@ the saturating clamp the kernels share.
 
 The words are uint32 with 32-bit additions, XORs and rotations; the loops run over a vector
 of counters one round at a time, the shape LLVM turns into SIMD code. Inputs and outputs
-are int64 (the outputs in ``[0, 2**32)``).
+are int64, the outputs uint32.
 """
 
 from __future__ import annotations
@@ -46,13 +46,13 @@ def _rotl32(typingctx, x, r):
 
 @njit(cache=True, nogil=True)
 def threefry_words(key0, key1, counter0, counters1, count, rounds, word0, word1):
-    """Fill ``word0[:count]``, ``word1[:count]`` with Threefry-2x32 of key ``(key0, key1)``
-    and counters ``(counter0, counters1[k])``, all reduced modulo ``2**32``."""
+    """Fill the uint32 arrays ``word0[:count]``, ``word1[:count]`` with Threefry-2x32 of
+    key ``(key0, key1)`` and counters ``(counter0, counters1[k])``, all reduced modulo
+    ``2**32``."""
     k0 = key0 & MASK
     k1 = key1 & MASK
     keys = (k0, k1, k0 ^ k1 ^ PARITY)
-    x0 = np.empty(count, dtype=np.uint32)
-    x1 = np.empty(count, dtype=np.uint32)
+    x0, x1 = word0, word1
     start = np.uint32((counter0 + k0) & MASK)
     key1_32 = np.uint32(k1)
     for k in range(count):
@@ -71,9 +71,6 @@ def threefry_words(key0, key1, counter0, counters1, count, rounds, word0, word1)
             for k in range(count):
                 x0[k] = _add32(x0[k], add0)
                 x1[k] = _add32(x1[k], add1)
-    for k in range(count):
-        word0[k] = x0[k]
-        word1[k] = x1[k]
 
 
 @njit(cache=True, nogil=True, inline="always")
