@@ -54,6 +54,12 @@ class _FlatState:
             view[...] = array
 
 
+def _register(index: int) -> property:
+    """A register of the kernel's register vector, as an int attribute."""
+    return property(lambda self: int(self._regs[index]),
+                    lambda self, value: self._regs.__setitem__(index, int(value)))
+
+
 def _offsets(sizes) -> np.ndarray:
     offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
@@ -131,10 +137,6 @@ class FastCore:
                         lambda self, value: self._membrane.assign(value, "membrane"))
     refractory = property(lambda self: self._refractory.views,
                           lambda self, value: self._refractory.assign(value, "refractory"))
-
-    def _register(index):
-        return property(lambda self: int(self._regs[index]),
-                        lambda self, value: self._regs.__setitem__(index, int(value)))
 
     tick_count = _register(kernel.R_TICK)
     dropped_events = _register(kernel.R_DROPPED)
@@ -230,9 +232,9 @@ class FastErbpCore(FastCore):
     def last_error_spikes(self) -> np.ndarray:
         return self._error_spikes
 
-    sample_tick = FastCore._register(kernel.R_SAMPLE_TICK)
-    burn_in_ticks = FastCore._register(kernel.R_BURN_IN)
-    learning_rate_shift = FastCore._register(kernel.R_SHIFT)
+    sample_tick = _register(kernel.R_SAMPLE_TICK)
+    burn_in_ticks = _register(kernel.R_BURN_IN)
+    learning_rate_shift = _register(kernel.R_SHIFT)
     learning_enabled = property(lambda self: bool(self._regs[kernel.R_LEARNING]),
                                 lambda self, value: self._regs.__setitem__(kernel.R_LEARNING,
                                                                            int(bool(value))))
