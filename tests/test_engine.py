@@ -258,3 +258,26 @@ def test_compiled_threefry_is_the_reference():
         threefry_words(key0, key1, counter0, counters, counters.size, rounds, word0, word1)
         want0, want1 = threefry2x32(key0, key1, counter0, counters, rounds)
         assert np.array_equal(word0, want0) and np.array_equal(word1, want1), rounds
+
+
+@pytest.mark.parametrize("example", ["examples/erbp-digits.toml", "examples/decolle-digits.toml"])
+def test_train_gives_the_same_results_on_both_engines(example, tmp_path):
+    """``plasticore train --engine fast`` and ``--engine numpy``: the same weights and
+    accuracies (two epochs, so the learning-rate schedule and evaluation are crossed)."""
+    import json
+
+    from plasticore.cli import main
+    results = {}
+    for engine in ENGINES:
+        out = tmp_path / engine
+        assert main(["train", example, "--engine", engine, "--epochs", "2", "--limit-train", "6",
+                     "--limit-test", "4", "--no-progress", "-o", str(out),
+                     "--json", str(out / "m.json")]) == 0
+        metrics = json.loads((out / "m.json").read_text())
+        weights = np.load(out / "weights.npz")
+        results[engine] = ([(h["train_accuracy"], h["test_accuracy"]) for h in metrics["history"]],
+                           metrics["extra"].get("flags"), {k: weights[k] for k in weights.files})
+    (acc_fast, flags_fast, w_fast), (acc_spec, flags_spec, w_spec) = results["fast"], results["numpy"]
+    assert acc_fast == acc_spec and flags_fast == flags_spec
+    assert w_fast.keys() == w_spec.keys()
+    assert all(np.array_equal(w_fast[k], w_spec[k]) for k in w_spec)
