@@ -16,7 +16,7 @@ pytest.importorskip("numba")
 
 from plasticore.config import CoreConfig, load_config
 from plasticore.golden.engine import (ENGINES, core_model, decolle_model, erbp_core,
-                                      inference_core, resolve_engine)
+                                      inference_core, resolve_engine, unsupported_fields)
 from plasticore.golden.erbp import GoldenErbpCore
 from plasticore.golden.lif import GoldenCore
 from plasticore.layout import (FLAG_ACCUMULATOR_SATURATED, FLAG_DENDRITE_SATURATED,
@@ -83,6 +83,22 @@ def test_engine_names_and_default():
     config = load_config("examples/inference.toml")
     assert type(core_model(config, engine="numpy")) is GoldenCore
     assert type(inference_core(config)).__name__ == "FastCore"
+    for example in ("examples/inference.toml", "examples/erbp-digits.toml",
+                    "examples/decolle-digits.toml"):
+        assert unsupported_fields(load_config(example)) == []
+
+
+def test_a_field_the_engine_does_not_implement_is_not_run_fast(monkeypatch):
+    """A later field of the specification: the default falls back to NumPy with a warning,
+    asking for the fast engine is refused with the field's name."""
+    config = load_config("examples/inference.toml")
+    data = config.to_dict()
+    monkeypatch.setattr(type(config), "to_dict", lambda self: {**data, "recurrent": True})
+    assert unsupported_fields(config) == ["recurrent"]
+    with pytest.warns(UserWarning, match="recurrent"):
+        assert type(inference_core(config)) is GoldenCore
+    with pytest.raises(ValueError, match="does not implement recurrent"):
+        inference_core(config, engine="fast")
 
 
 @pytest.mark.parametrize("block", range(4))
