@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from .config import load_config
+from .golden.engine import ENGINES
 
 __all__ = ["register", "describe_ports", "make_case", "verify", "benchmark", "benchmark_decolle",
            "make_decolle_case"]
@@ -116,8 +116,10 @@ def make_decolle_case(config, *, ticks: int, seed: int, activity: float, learn: 
 
 
 def verify(config, *, simulator: str, ticks: int, seed: int, activity: float,
-           ready_probability: float, build_root, weights=None) -> dict:
-    """Run golden and RTL on the same random input; return the testbench result.
+           ready_probability: float, build_root, weights=None,
+           engine: str | None = None) -> dict:
+    """Run golden (on ``engine``, :mod:`plasticore.golden.engine`) and RTL on the same
+    random input; return the testbench result.
 
     ``weights`` (one integer matrix per projection, such as imported ones) replaces the
     random weights of the case.
@@ -132,13 +134,14 @@ def verify(config, *, simulator: str, ticks: int, seed: int, activity: float,
         from plasticore.sim.runner import run_decolle_case
 
         case = random_case(config, np.random.default_rng(seed), ticks, activity=activity)
-        case.update(ready_probability=ready_probability, seed=seed)
+        case.update(ready_probability=ready_probability, seed=seed, engine=engine)
         return run_decolle_case(config, case, simulator=simulator, build_root=build_root)
 
     case = make_case(config, ticks=ticks, seed=seed, activity=activity,
                      ready_probability=ready_probability)
     if weights is not None:
         case["weights"] = [np.asarray(w, dtype=np.int64) for w in weights]
+    case["engine"] = engine
     return run_case(config, case, simulator=simulator, build_root=build_root)
 
 
@@ -152,15 +155,14 @@ def format_verdict(result: dict) -> str:
 
 
 def benchmark(config, *, simulator: str, ticks: int, seed: int, activities, build_root,
-              burst_events: int = 512, golden_ticks: int = 2000) -> dict:
-    """Measure cycles per tick and per synaptic event on the RTL, and golden ticks per second.
+              burst_events: int = 512) -> dict:
+    """Measure cycles per tick and per synaptic event on the RTL.
 
     The output is always ready, so the figures are the core's own. ``burst`` runs one tick
     with ``burst_events`` input events: delivery dominates and its cost per synaptic event
     approaches the steady state of one word (``lanes`` synapses) per cycle.
     """
-    from plasticore.golden import GoldenCore
-    from plasticore.sim.random_case import case_weights, random_event_ticks
+    from plasticore.sim.random_case import case_weights
     from plasticore.sim.runner import run_case
 
     # A learning core is measured with learning off and on, on the same input.
@@ -204,32 +206,18 @@ def benchmark(config, *, simulator: str, ticks: int, seed: int, activities, buil
             "cycles_per_synaptic_event": result["tick_cycles"][0] / result["synaptic_events"][0],
             "ideal_cycles_per_synaptic_event": 1 / config.lanes,
         })
-    weights = case_weights(config, np.random.default_rng(seed))
-    events = random_event_ticks(config, np.random.default_rng(seed), golden_ticks, 0.2, 0.0)
-    if config.rule == "erbp":
-        from plasticore.golden.erbp import GoldenErbpCore
-        golden = GoldenErbpCore(config, weights)
-        golden.learning_enabled, golden.burn_in_ticks = True, 0
-    else:
-        golden = GoldenCore(config, weights)
-    start = time.perf_counter()
-    golden.run(events)
-    golden_seconds = time.perf_counter() - start
     return {"config": config.name, "lanes": config.lanes, "simulator": simulator,
-            "ticks": ticks, "activity": rows, "bursts": bursts,
-            "golden_ticks_per_second": golden_ticks / golden_seconds,
-            "golden_activity": 0.2, "golden_learning": config.rule == "erbp"}
+            "ticks": ticks, "activity": rows, "bursts": bursts}
 
 
-def benchmark_decolle(config, *, simulator: str, ticks: int, seed: int, activities, build_root,
-                      golden_ticks: int = 200) -> dict:
+def benchmark_decolle(config, *, simulator: str, ticks: int, seed: int, activities,
+                      build_root) -> dict:
     """Measure the DECOLLE core's cycles per tick against input activity, learning off and on.
 
     Each row is one sample of ``ticks`` ticks from the initial weights, checked bit for bit
     against golden tick by tick (the final state is not read back). The output is always
     ready, so the figures are the core's own.
     """
-    from plasticore.golden.decolle import GoldenDecolle
     from plasticore.sim.runner import run_decolle_case
 
     rows = []
@@ -251,18 +239,8 @@ def benchmark_decolle(config, *, simulator: str, ticks: int, seed: int, activiti
                 "cycles_min": int(cycles.min()),
                 "cycles_max": int(cycles.max()),
             })
-    speeds = {}
-    for learn in (False, True):
-        case = make_decolle_case(config, ticks=golden_ticks, seed=seed, activity=0.2, learn=learn)
-        golden = GoldenDecolle(config, case["weights"], case["biases"])
-        from plasticore.sim.decolle_case import golden_apply
-        start = time.perf_counter()
-        for step in case["script"]:
-            golden_apply(golden, step)
-        speeds["learning" if learn else "inference"] = golden_ticks / (time.perf_counter() - start)
     return {"config": config.name, "rule": "decolle", "simulator": simulator, "ticks": ticks,
-            "synapses": config.n_synapses, "activity": rows,
-            "golden_ticks_per_second": speeds, "golden_activity": 0.2}
+            "synapses": config.n_synapses, "activity": rows}
 
 
 def _print_decolle_benchmark(figures: dict) -> None:
@@ -275,9 +253,6 @@ def _print_decolle_benchmark(figures: dict) -> None:
         print(f"{'on' if row['learning'] else 'off':>8} {row['activity']:>8.3f} "
               f"{row['input_events_per_tick']:>10.2f} {row['spikes_per_tick']:>11.2f} "
               f"{row['cycles_per_tick']:>11.1f} {row['cycles_min']:>7} {row['cycles_max']:>7}")
-    speeds = figures["golden_ticks_per_second"]
-    print(f"golden model: {speeds['inference']:.0f} ticks per second without learning, "
-          f"{speeds['learning']:.0f} with (activity {figures['golden_activity']})")
 
 
 def _print_benchmark(figures: dict) -> None:
@@ -300,9 +275,6 @@ def _print_benchmark(figures: dict) -> None:
               f"in one tick, {burst['synaptic_events']} synaptic events in {burst['cycles']} "
               f"cycles = {burst['cycles_per_synaptic_event']:.3f} cycles per synaptic event "
               f"(one word per cycle would be {burst['ideal_cycles_per_synaptic_event']:.3f})")
-    learning = ", learning on" if figures["golden_learning"] else ""
-    print(f"golden model: {figures['golden_ticks_per_second']:.0f} ticks per second "
-          f"(activity {figures['golden_activity']}{learning})")
 
 
 def load_buildable(path):
@@ -337,7 +309,7 @@ def _verify_command(args) -> int:
     try:
         result = verify(config, simulator=args.simulator, ticks=args.ticks, seed=args.seed,
                         activity=args.activity, ready_probability=args.ready,
-                        build_root=args.build_dir, weights=weights)
+                        build_root=args.build_dir, weights=weights, engine=args.engine)
     except (SimulatorError, ValueError) as error:
         print(f"plasticore: {error}", file=sys.stderr)
         return 2
@@ -365,8 +337,19 @@ def _replay_command(args) -> int:
 
 
 def _bench_command(args) -> int:
+    from plasticore.golden.engine.bench import compare, format_rows
+
     config = load_buildable(args.config)
-    if config.rule == "decolle":
+    if args.layers:
+        # The same core at another size (an MNIST-size network from the digits example).
+        from .config import CoreConfig
+        config = CoreConfig.from_dict({**config.to_dict(), "layers": list(args.layers)},
+                                      source=f"{args.config} with --layers")
+        config.check_size()
+    figures = {"config": config.name, "layers": list(config.layers)}
+    if args.golden_only:
+        figures["rtl"] = None
+    elif config.rule == "decolle":
         # A dense tick costs every synapse: fewer ticks per row by default.
         figures = benchmark_decolle(config, simulator=args.simulator,
                                     ticks=args.ticks or DECOLLE_BENCH_TICKS, seed=args.seed,
@@ -377,6 +360,10 @@ def _bench_command(args) -> int:
                             seed=args.seed, activities=args.activity, build_root=args.build_dir,
                             burst_events=args.burst)
         _print_benchmark(figures)
+    # The golden model on both engines, on the same work (see plasticore.golden.engine.bench).
+    figures["golden"] = compare(config, ticks=args.golden_ticks, numpy_ticks=args.numpy_ticks,
+                                activity=args.golden_activity, seed=args.seed)
+    print("\n".join(format_rows(figures["golden"])))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
@@ -425,6 +412,9 @@ def register(subparsers) -> None:
     verify_parser.add_argument("--weights", default=None, metavar="W",
                                help="weights file (.npz of w0, w1, ..., as `import` and "
                                     "`train` write) instead of random weights")
+    verify_parser.add_argument("--engine", choices=ENGINES, default=None,
+                               help="golden model engine: fast (compiled, the default when "
+                                    "numba is installed) or numpy (the specification)")
     verify_parser.set_defaults(handler=_verify_command)
 
     bench_parser = subparsers.add_parser(
@@ -437,5 +427,18 @@ def register(subparsers) -> None:
                               default=[0.05, 0.1, 0.2, 0.4])
     bench_parser.add_argument("--burst", type=_positive, default=512,
                               help="input events in the one-tick burst measurement")
+    bench_parser.add_argument("--golden-only", action="store_true",
+                              help="measure the golden model only (no RTL simulation)")
+    bench_parser.add_argument("--golden-ticks", type=_positive, default=20_000,
+                              help="ticks for the golden model's fast engine (default 20000)")
+    bench_parser.add_argument("--numpy-ticks", type=_positive, default=1_000,
+                              help="ticks for the NumPy specification (default 1000)")
+    bench_parser.add_argument("--layers", type=_positive, nargs="+", default=None,
+                              help="measure the config at these layer sizes instead, e.g. "
+                                   "784 200 10 (same depth)")
+    bench_parser.add_argument("--golden-activity", type=_probability, default=None,
+                              help="inputs spiking per tick in the golden measurement (default: "
+                                   "a learning core's input_rate times the digits' mean "
+                                   "intensity, 0.2 for an inference core)")
     bench_parser.add_argument("--json", help="also write the figures to this JSON file")
     bench_parser.set_defaults(handler=_bench_command)

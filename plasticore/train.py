@@ -106,8 +106,8 @@ def _fit_on_rtl(config, options: dict):
     from .sim.runner import run_training
     from .training import EpochMetrics, TrainResult
 
-    job = {name: options[name] for name in ("epochs", "seed", "limit_train", "limit_test")
-           if name in options}
+    job = {name: options[name] for name in ("epochs", "seed", "limit_train", "limit_test",
+                                            "engine") if name in options}
     if options.get("init_weights") is not None:
         job["init_weights"] = [np.asarray(w).tolist() for w in options["init_weights"]]
     outcome = run_training(config, job)

@@ -1,7 +1,7 @@
 """Online DECOLLE training on any data set, with the integer model or the float reference.
 
 ``fit`` is what ``plasticore train CONFIG --backend golden|float`` calls for
-``rule = "decolle"``. ``python -m plasticore.train_decolle CONFIG --epochs E [--backend B]
+``rule = "decolle"``. ``python -m plasticore.train_decolle CONFIG --epochs E [--backend B] [--engine E]
 [--set FIELD=VALUE ...]`` runs the same ``fit`` with ``[decolle]`` fields overridden, for
 measuring what an approximation costs, and prints one line per epoch (on the whole digits
 training set, without a validation split, as the earlier measurements in docs/decolle.md).
@@ -26,7 +26,8 @@ import numpy as np
 
 from plasticore.config import CoreConfig, load_config
 from plasticore.datasets import as_split, load_digits_split
-from plasticore.golden.decolle import GoldenDecolle, initial_parameters, predict, readout_matrices
+from plasticore.golden.decolle import initial_parameters, predict, readout_matrices
+from plasticore.golden.engine import ENGINES, decolle_model
 from plasticore.golden.decolle_float import FloatDecolle
 from plasticore.rules import rule_params
 from plasticore.rules.decolle import RANDOM_DRAW_BITS
@@ -39,14 +40,15 @@ _TEST_STREAM = 0x7E57
 _BATCH = 150   # samples drawn (and evaluated side by side) at a time
 
 
-def build_model(config: CoreConfig, backend: str):
+def build_model(config: CoreConfig, backend: str, engine: str | None = None):
     """Return a fresh :class:`GoldenDecolle` or a :class:`FloatDecolle` with the same start.
 
     The float model starts from the integer initial weights and readouts divided by
-    ``2**unit_bits``, so the two backends differ only by how they compute.
+    ``2**unit_bits``, so the two backends differ only by how they compute. The golden
+    model runs on ``engine`` (:mod:`plasticore.golden.engine`; the same results).
     """
     if backend == "golden":
-        return GoldenDecolle(config)
+        return decolle_model(config, engine=engine)
     if backend == "float":
         params = config.learning
         scale = float(1 << params.unit_bits)
@@ -68,7 +70,8 @@ def record_layers(model, raster) -> list[np.ndarray]:
     """Present ``raster`` with learning off; return each layer's ``(ticks, n)`` spikes, inputs first."""
     raster = np.asarray(raster, dtype=bool)
     model.reset_state(1)
-    step = model.tick if isinstance(model, GoldenDecolle) else model.step
+    # The integer models (either engine) step with tick, the float reference with step.
+    step = model.tick if hasattr(model, "tick") else model.step
     layers = [[] for _ in range(len(model.weights))]
     for t in range(len(raster)):
         for layer, (_, spikes) in enumerate(step(raster[t])):
@@ -102,7 +105,7 @@ def evaluate(model, backend: str, batches, labels, burn_in: int) -> float:
 
 def fit(config, split=None, *, backend: str = "golden", epochs: int | None = None, seed: int = 0,
         progress: bool = False, on_epoch=None, limit_train: int | None = None,
-        limit_test: int | None = None, model=None) -> TrainResult:
+        limit_test: int | None = None, model=None, engine: str | None = None) -> TrainResult:
     """Train a DECOLLE core online on the digits.
 
     Parameters
@@ -126,6 +129,9 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
     model : object, optional
         A ready model of ``backend`` to train instead of a new one (the ablations of
         :mod:`plasticore.decolle_ablation` pass variants of the float reference).
+    engine : {"fast", "numpy"}, optional
+        The golden model's engine (:mod:`plasticore.golden.engine`); the results are the
+        same bit for bit. Default: ``"fast"`` when Numba is installed.
 
     Returns
     -------
@@ -148,7 +154,7 @@ def fit(config, split=None, *, backend: str = "golden", epochs: int | None = Non
                          f"{split.n_inputs} inputs and {n_classes} outputs")
     params = config.learning
     ticks, rate, burn_in = params.ticks_per_sample, params.input_rate, params.burn_in
-    model = build_model(config, backend) if model is None else model
+    model = build_model(config, backend, engine) if model is None else model
     initial_weights = [np.vstack([w, b[None, :]]) for w, b in zip(model.weights, model.biases)]
     rng = np.random.default_rng(seed)
     # Test and validation rasters: one draw per run, redrawn batch by batch when evaluated.
@@ -219,6 +225,8 @@ def main(argv=None) -> int:
     parser.add_argument("config")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--backend", choices=BACKENDS, default="golden")
+    parser.add_argument("--engine", choices=ENGINES, default=None,
+                        help="golden model engine (default: fast when numba is installed)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a [decolle] field (TOML value), e.g. --set lr_shifts=[6,12]")
@@ -237,7 +245,8 @@ def main(argv=None) -> int:
         print(f"epoch {metrics.epoch:3d}  train {metrics.train_accuracy:.4f}  "
               f"test {metrics.test_accuracy:.4f}  {metrics.seconds:.1f} s", flush=True)
 
-    result = fit(config, backend=args.backend, epochs=args.epochs, seed=args.seed, on_epoch=line)
+    result = fit(config, backend=args.backend, epochs=args.epochs, seed=args.seed, on_epoch=line,
+                 engine=args.engine)
     final = result.final if result.epochs else None
     if final is not None:
         last = result.epochs[-5:]

@@ -11,7 +11,8 @@ difference ends the run. The result is written as JSON to the path in the case.
 An eRBP core (``rule = "erbp"``) runs against :class:`plasticore.golden.erbp.GoldenErbpCore`;
 the case may carry host register writes to make before each tick (learning on and off,
 sample starts, the learning rate), and the end also compares every dendrite, error neuron
-and learning register.
+and learning register. The golden model runs on the case's ``engine``
+(:mod:`plasticore.golden.engine`; the compiled one by default).
 
 Every cycle the bench drives inputs just after the falling clock edge and samples the
 settled outputs in the read-only phase, so what it sees is what the rising edge takes.
@@ -28,8 +29,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from plasticore.config import CoreConfig
-from plasticore.golden.erbp import GoldenErbpCore
-from plasticore.golden.lif import GoldenCore, projection_shapes
+from plasticore.golden.engine import core_model
+from plasticore.golden.lif import projection_shapes
 from plasticore.hdl.interfaces import ADDRESS_BITS, LAYER_BITS, TICK_BITS
 from plasticore.layout import CoreLayout, layout_for
 from plasticore.sim.random_case import apply_erbp_writes
@@ -212,8 +213,8 @@ async def _run_case(dut, case: dict) -> dict:
     # A test of the checker itself may give the golden model other weights than the RTL.
     golden_weights = case.get("golden_weights")
     erbp = config.rule == "erbp"
-    golden = (GoldenErbpCore if erbp else GoldenCore)(
-        config, weights if golden_weights is None else case_matrices(config, golden_weights))
+    golden = core_model(config, weights if golden_weights is None else
+                        case_matrices(config, golden_weights), engine=case.get("engine"))
     register_writes = case.get("register_writes") or [[] for _ in case["event_ticks"]]
     bench = CoreBench(dut, np.random.default_rng(case["seed"]), case["ready_probability"],
                       tick_work_bound(config))

@@ -4,7 +4,8 @@ The case comes from the JSON file named by ``PLASTICORE_CASE`` (written by
 :func:`plasticore.sim.runner.run_decolle_case`): a configuration, initial weights and
 biases, a script of register writes and ticks (:mod:`plasticore.sim.decolle_case`) and the
 output back-pressure. The bench loads the weights and biases through the host port, runs
-the script on the RTL and on :class:`GoldenDecolle` side by side, compares each tick's
+the script on the RTL and on the golden model (:class:`GoldenDecolle` on the case's
+``engine``, :mod:`plasticore.golden.engine`) side by side, compares each tick's
 spikes as soon as its end-of-tick event arrives, and at the end reads every weight, bias,
 membrane, refractory state, spike, trace and register back through the host port. The
 first difference ends the run; the result is written as JSON to the path in the case.
@@ -22,7 +23,7 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
 from plasticore.config import CoreConfig
-from plasticore.golden.decolle import GoldenDecolle
+from plasticore.golden.engine import decolle_model
 from plasticore.layout import DecolleLayout
 from plasticore.sim.core_tb import (CoreBench, _high, case_matrices, read_output, run_job,
                                    tick_work_bound)
@@ -70,8 +71,9 @@ async def _run_case(dut, case: dict) -> dict:
     biases = [np.array(b, dtype=np.int64) for b in case["biases"]]
     # A test of the checker itself may give the golden model other weights than the RTL.
     golden_weights = case.get("golden_weights")
-    golden = GoldenDecolle(config, weights if golden_weights is None else
-                           case_matrices(config, golden_weights), biases)
+    golden = decolle_model(config, weights if golden_weights is None else
+                           case_matrices(config, golden_weights), biases,
+                           engine=case.get("engine"))
     bench = DecolleBench(dut, np.random.default_rng(case["seed"]), case["ready_probability"],
                          tick_work_bound(config))
     fast = case["ready_probability"] >= 1.0

@@ -187,8 +187,9 @@ def run_decolle_case(config: CoreConfig, case: dict, simulator: str = "verilator
         With ``rule = "decolle"``.
     case : dict
         ``weights``, ``biases`` and ``script`` (:mod:`plasticore.sim.decolle_case`), and
-        optionally ``ready_probability``, ``seed``, ``check_state`` and ``golden_weights``
-        (other weights for the golden model: a test of the checker).
+        optionally ``ready_probability``, ``seed``, ``check_state``, ``golden_weights``
+        (other weights for the golden model: a test of the checker) and ``engine`` (the
+        golden model's, :mod:`plasticore.golden.engine`).
     optimize : bool
         Compile with ``-O1`` (see :func:`simulator_environment`): for long runs.
 
@@ -211,6 +212,7 @@ def run_decolle_case(config: CoreConfig, case: dict, simulator: str = "verilator
         "check_state": bool(case.get("check_state", True)),
         "golden_weights": (_matrices(case["golden_weights"])
                            if case.get("golden_weights") is not None else None),
+        "engine": case.get("engine"),
     }, DECOLLE_TESTBENCH_MODULE, simulator, build_root, optimize)
 
 
@@ -225,7 +227,8 @@ def run_case(config: CoreConfig, case: dict, simulator: str = "verilator",
         ``weights`` (list of matrices), ``event_ticks`` (list of address lists),
         ``ready_probability`` and ``seed`` (output back-pressure), ``check_weights``;
         for an eRBP core optionally ``register_writes`` (per tick, ``(name, value)``
-        pairs written through the host port before the tick).
+        pairs written through the host port before the tick); optionally ``engine``
+        (the golden model's, :mod:`plasticore.golden.engine`).
 
     Returns
     -------
@@ -244,6 +247,7 @@ def run_case(config: CoreConfig, case: dict, simulator: str = "verilator",
                             for writes in case.get("register_writes") or []],
         "golden_weights": (_matrices(case["golden_weights"])
                            if case.get("golden_weights") is not None else None),
+        "engine": case.get("engine"),
     }, TESTBENCH_MODULE, simulator, build_root)
 
 
@@ -257,7 +261,7 @@ def run_training(config: CoreConfig, options: dict, simulator: str = "verilator"
         ``rule = "erbp"``.
     options : dict
         Keyword arguments of :func:`plasticore.train_erbp.fit` (``epochs``, ``seed``,
-        ``limit_train``, ``limit_test``).
+        ``limit_train``, ``limit_test``, ``engine``: the golden shadow's engine).
 
     Returns
     -------

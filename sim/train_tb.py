@@ -3,8 +3,10 @@
 The trainer (:func:`plasticore.train_erbp.fit`) is ordinary blocking Python; here it runs
 in a cocotb bridge thread against :class:`RtlErbpModel`, whose methods drive the core
 through its host port and event streams and block until the simulation has done the work.
-A golden model runs in lockstep as a shadow: every tick's spikes are compared, and the
-weights when the trainer reads them, so a training run on RTL is also a bit-exactness run.
+A golden model runs as a shadow: it presents each sample first (on the compiled engine, all
+the sample's ticks in one call, unless the job's ``engine`` is ``"numpy"``), then every
+tick's spikes of the RTL are compared with its, and the weights when the trainer reads
+them, so a training run on RTL is also a bit-exactness run.
 
 The job comes from the JSON file named by ``PLASTICORE_CASE`` (written by
 :func:`plasticore.sim.runner.run_training`); the result (the trainer's metrics and
@@ -20,7 +22,8 @@ from cocotb.task import bridge, resume
 
 from plasticore.config import CoreConfig
 from plasticore.datasets import load_digits_split
-from plasticore.golden.erbp import GoldenErbpCore, sample_events
+from plasticore.golden.engine import erbp_core
+from plasticore.golden.erbp import sample_events
 from plasticore.layout import CoreLayout
 from plasticore.sim.core_tb import CoreBench, run_job
 from plasticore.sim.scoreboard import Mismatch, Scoreboard
@@ -37,13 +40,16 @@ class RtlErbpModel:
     config : CoreConfig
     weights : list of numpy.ndarray, optional
         Initial weights (default: the golden model's :func:`initial_weights`).
+    engine : {"fast", "numpy"}, optional
+        The golden shadow's engine (:mod:`plasticore.golden.engine`).
     """
 
-    def __init__(self, bench: CoreBench, config: CoreConfig, weights=None):
+    def __init__(self, bench: CoreBench, config: CoreConfig, weights=None,
+                 engine: str | None = None):
         self.bench = bench
         self.config = config
         self.layout = CoreLayout(config)
-        self.golden = GoldenErbpCore(config, weights)
+        self.golden = erbp_core(config, weights, engine=engine)
         self.scoreboard = Scoreboard(bench, self.golden, self.layout)
         self.params = self.golden.params
         self.ticks = 0
@@ -100,6 +106,8 @@ class RtlErbpModel:
         golden.start_sample()
         golden.learning_enabled = learn
         counts = np.zeros(self.config.layers[-1], dtype=np.int64)
+        # Tick by tick, so that the scoreboard sees the shadow's counters and flags after
+        # every tick (the simulated RTL, not the shadow, sets the pace).
         for t, events in enumerate(sample_events(self.config.n_inputs, raster, label_raster)):
             # The core tags its outputs with its tick counter, golden's before this tick.
             tag = golden.tick_count
@@ -133,7 +141,8 @@ async def _train(dut, job: dict) -> dict:
     await bench.start(ready=1)
 
     options = dict(job["options"])
-    model = RtlErbpModel(bench, config, options.pop("init_weights", None))
+    model = RtlErbpModel(bench, config, options.pop("init_weights", None),
+                         engine=options.get("engine"))
     result = {"mismatch": None}
 
     def train():

@@ -16,7 +16,7 @@ pytest.importorskip("numba")
 
 from plasticore.config import CoreConfig, load_config
 from plasticore.golden.engine import (ENGINES, core_model, decolle_model, erbp_core,
-                                      inference_core, resolve_engine)
+                                      inference_core, resolve_engine, unsupported_fields)
 from plasticore.golden.erbp import GoldenErbpCore
 from plasticore.golden.lif import GoldenCore
 from plasticore.layout import (FLAG_ACCUMULATOR_SATURATED, FLAG_DENDRITE_SATURATED,
@@ -83,6 +83,22 @@ def test_engine_names_and_default():
     config = load_config("examples/inference.toml")
     assert type(core_model(config, engine="numpy")) is GoldenCore
     assert type(inference_core(config)).__name__ == "FastCore"
+    for example in ("examples/inference.toml", "examples/erbp-digits.toml",
+                    "examples/decolle-digits.toml"):
+        assert unsupported_fields(load_config(example)) == []
+
+
+def test_a_field_the_engine_does_not_implement_is_not_run_fast(monkeypatch):
+    """A later field of the specification: the default falls back to NumPy with a warning,
+    asking for the fast engine is refused with the field's name."""
+    config = load_config("examples/inference.toml")
+    data = config.to_dict()
+    monkeypatch.setattr(type(config), "to_dict", lambda self: {**data, "recurrent": True})
+    assert unsupported_fields(config) == ["recurrent"]
+    with pytest.warns(UserWarning, match="recurrent"):
+        assert type(inference_core(config)) is GoldenCore
+    with pytest.raises(ValueError, match="does not implement recurrent"):
+        inference_core(config, engine="fast")
 
 
 @pytest.mark.parametrize("block", range(4))
@@ -162,3 +178,122 @@ def test_erbp_samples_on_the_digits_example():
     assert np.array_equal(counts, spec.run_sample(raster, None, learn=False, count_from=10))
     assert_same_state(fast, spec, "test sample")
     assert len(ticks) == 100 and all(len(spikes) == 2 for _, spikes in ticks)
+
+
+# ---- DECOLLE -----------------------------------------------------------------------------
+
+def assert_same_decolle(fast, spec, where: str) -> None:
+    from plasticore.sim.decolle_case import golden_state
+    want, have = golden_state(spec), golden_state(fast)
+    for name, arrays in want.items():
+        for layer, (a, b) in enumerate(zip(have[name], arrays)):
+            if not np.array_equal(a, b):
+                index = tuple(np.argwhere(a != b)[0])
+                raise AssertionError(f"{where}: {name}[{layer}]{index} is {a[index]}, "
+                                     f"the specification {b[index]}")
+    for name in ("tick_count", "flags", "sample_tick", "dropped_events", "learning", "burn_in",
+                 "lr_shifts"):
+        assert getattr(fast, name) == getattr(spec, name), f"{where}: {name}"
+
+
+def narrow_membrane(config: CoreConfig) -> CoreConfig:
+    """The DECOLLE ``config`` with the narrowest membrane its weights allow (it saturates)."""
+    data = config.to_dict()
+    data["membrane_bits"] = bits = config.weight_bits + 2
+    high = (1 << (bits - 1)) - 1
+    table = data["decolle"]
+    table["unit_bits"] = unit = min(table["unit_bits"], bits - 2)
+    table["refractory_weight"] = min(table["refractory_weight"], high)
+    table["surrogate_window"] = min(table["surrogate_window"], high)
+    table["error_shifts"] = [min(s, unit) for s in table["error_shifts"]]
+    return CoreConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("block", range(3))
+def test_decolle_tick_by_tick(block):
+    """40 random DECOLLE networks and scripts per block (120 in all), every state compared
+    after every step: learning on and off, burn-in and learning-rate changes, duplicate,
+    second-label and out-of-range events, every switch of the rule."""
+    from plasticore.golden.decolle import GoldenDecolle
+    from plasticore.sim.decolle_case import golden_apply, random_case, random_config
+    flags = 0
+    switches = set()
+    for seed in range(40 * block, 40 * (block + 1)):
+        rng = np.random.default_rng(20_000 + seed)
+        config = random_config(rng)
+        if seed % 3 == 0:
+            config = narrow_membrane(config)
+        # Every third case: weights at their limits and busy inputs saturate the membranes.
+        strong = seed % 3 == 0
+        case = random_case(config, rng, 40, activity=0.9 if strong else 0.3,
+                           weight_scale=50.0 if strong else 1.0)
+        spec = GoldenDecolle(config, case["weights"], case["biases"])
+        fast = decolle_model(config, case["weights"], case["biases"], engine="fast")
+        for number, step in enumerate(case["script"]):
+            want, have = golden_apply(spec, step), golden_apply(fast, step)
+            if want is not None:
+                assert_same_spikes(have, want, f"seed {seed} step {number}")
+            assert_same_decolle(fast, spec, f"seed {seed} step {number}")
+        flags |= spec.flags
+        params = config.learning
+        switches.add((params.stochastic_rounding, params.learn_bias))
+    from plasticore.golden.decolle import FLAG_MEMBRANE_SATURATED as M, FLAG_WEIGHT_SATURATED as W
+    assert flags == M | W, f"flags reached: {flags:#x}"
+    assert len(switches) == 4
+
+
+def test_decolle_samples_and_parallel_batches():
+    """Whole samples of the digits example: training samples (online) and a batch evaluated
+    in parallel give the specification's counts, membrane sums, weights and tick counter."""
+    from plasticore.golden.decolle import GoldenDecolle
+    config = load_config("examples/decolle-digits.toml")
+    spec, fast = GoldenDecolle(config), decolle_model(config, engine="fast")
+    rng = np.random.default_rng(2)
+    for sample in range(3):
+        raster = rng.random((config.learning.ticks_per_sample, config.n_inputs)) < 0.15
+        for a, b in zip(fast.run_sample(raster, sample, learn=True),
+                        spec.run_sample(raster, sample, learn=True)):
+            assert np.array_equal(a, b)
+        spec.set_lr_shifts([s + 1 for s in spec.lr_shifts])
+        fast.set_lr_shifts(spec.lr_shifts)
+    rasters = rng.random((7, 30, config.n_inputs)) < 0.2
+    for a, b in zip(fast.run_sample(rasters), spec.run_sample(rasters)):
+        assert np.array_equal(a, b)
+    assert_same_decolle(fast, spec, "after the batch")
+
+
+def test_compiled_threefry_is_the_reference():
+    """The engine's Threefry-2x32 against plasticore.golden.prng, for every round count."""
+    from plasticore.golden.engine._threefry import threefry_words
+    from plasticore.golden.prng import threefry2x32
+    rng = np.random.default_rng(5)
+    counters = rng.integers(-(1 << 40), 1 << 40, size=301)
+    word0, word1 = np.empty(301, dtype=np.uint32), np.empty(301, dtype=np.uint32)
+    for rounds in range(1, 33):
+        key0, key1, counter0 = (int(x) for x in rng.integers(0, 1 << 34, size=3))
+        threefry_words(key0, key1, counter0, counters, counters.size, rounds, word0, word1)
+        want0, want1 = threefry2x32(key0, key1, counter0, counters, rounds)
+        assert np.array_equal(word0, want0) and np.array_equal(word1, want1), rounds
+
+
+@pytest.mark.parametrize("example", ["examples/erbp-digits.toml", "examples/decolle-digits.toml"])
+def test_train_gives_the_same_results_on_both_engines(example, tmp_path):
+    """``plasticore train --engine fast`` and ``--engine numpy``: the same weights and
+    accuracies (two epochs, so the learning-rate schedule and evaluation are crossed)."""
+    import json
+
+    from plasticore.cli import main
+    results = {}
+    for engine in ENGINES:
+        out = tmp_path / engine
+        assert main(["train", example, "--engine", engine, "--epochs", "2", "--limit-train", "6",
+                     "--limit-test", "4", "--no-progress", "-o", str(out),
+                     "--json", str(out / "m.json")]) == 0
+        metrics = json.loads((out / "m.json").read_text())
+        weights = np.load(out / "weights.npz")
+        results[engine] = ([(h["train_accuracy"], h["test_accuracy"]) for h in metrics["history"]],
+                           metrics["extra"].get("flags"), {k: weights[k] for k in weights.files})
+    (acc_fast, flags_fast, w_fast), (acc_spec, flags_spec, w_spec) = results["fast"], results["numpy"]
+    assert acc_fast == acc_spec and flags_fast == flags_spec
+    assert w_fast.keys() == w_spec.keys()
+    assert all(np.array_equal(w_fast[k], w_spec[k]) for k in w_spec)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._threefry import threefry_words
+from ._threefry import clamp_flag, threefry_words
 
 # Indices of the constant vector (see ``lif_constants`` in lif.py).
 (C_ERBP, C_GAIN, C_LEAK, C_THRESHOLD, C_RESET_ZERO, C_REFRACTORY, C_M_LOW, C_M_HIGH,
@@ -46,9 +46,7 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
     reset_zero, refractory = C[C_RESET_ZERO] != 0, C[C_REFRACTORY]
     m_low, m_high, w_low, w_high = C[C_M_LOW], C[C_M_HIGH], C[C_W_LOW], C[C_W_HIGH]
     n_ticks = ev_off.size - 1
-    widest = 1
-    for size in layers:
-        widest = max(widest, size)
+    widest = max(1, layers.max())
     longest = 0
     for t in range(n_ticks):
         longest = max(longest, ev_off[t + 1] - ev_off[t])
@@ -62,8 +60,8 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
     active_frac = np.empty(total, dtype=np.int64)
     n_active = np.zeros(n_layers, dtype=np.int64)
     counters = np.empty(widest, dtype=np.int64)
-    word0 = np.empty(widest, dtype=np.int64)
-    word1 = np.empty(widest, dtype=np.int64)
+    word0 = np.empty(widest, dtype=np.uint32)
+    word1 = np.empty(widest, dtype=np.uint32)
     label_count = np.zeros(n_out, dtype=np.int64)
     predicted = np.zeros(n_out, dtype=np.int64)
     position = 0
@@ -130,15 +128,10 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
                                    word0, word1)
                     for k in range(count):
                         i = active[base + k]
-                        raw = (W[row + i] + active_step[base + k]
-                               + ((word0[k] & mask) < active_frac[base + k]))
-                        if raw < w_low:
-                            raw = w_low
-                            flags |= F_WEIGHT
-                        elif raw > w_high:
-                            raw = w_high
-                            flags |= F_WEIGHT
-                        W[row + i] = raw
+                        W[row + i], flags = clamp_flag(
+                            W[row + i] + active_step[base + k]
+                            + ((np.int64(word0[k]) & mask) < active_frac[base + k]),
+                            w_low, w_high, flags, F_WEIGHT)
             if clamped:
                 flags |= F_ACCUMULATOR
             n_spikes = 0
@@ -149,12 +142,7 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
                     continue
                 v = V[g]
                 raw = v - (v >> leak_shift) + acc[i] if leak_shift else v + acc[i]
-                if raw < m_low:
-                    raw = m_low
-                    flags |= F_MEMBRANE
-                elif raw > m_high:
-                    raw = m_high
-                    flags |= F_MEMBRANE
+                raw, flags = clamp_flag(raw, m_low, m_high, flags, F_MEMBRANE)
                 if raw >= threshold:
                     spiked[n_spikes] = i
                     n_spikes += 1
@@ -245,12 +233,5 @@ def _error_and_dendrites(C, layers, n_off, f_off, U, E, F, label_count, predicte
             leak = u >> shift
             if u > 0 and leak == 0:
                 leak = 1
-            raw = u - leak + fb[i]
-            if raw < m_low:
-                raw = m_low
-                flags |= F_DENDRITE
-            elif raw > m_high:
-                raw = m_high
-                flags |= F_DENDRITE
-            U[base + i] = raw
+            U[base + i], flags = clamp_flag(u - leak + fb[i], m_low, m_high, flags, F_DENDRITE)
     return flags

@@ -1,43 +1,84 @@
-"""Threefry-2x32 in compiled code, the same function as :mod:`plasticore.golden.prng`.
+"""Threefry-2x32 in compiled code, the same function as :mod:`plasticore.golden.prng`, and
+the saturating clamp the kernels share.
 
-Every word is held in an int64 in ``[0, 2**32)`` and masked after each addition, so no
-signed/unsigned mixing reaches Numba's integer typing. The loops run over a vector of
-counters with one round at a time, the shape LLVM turns into SIMD code.
+The words are uint32 with 32-bit additions, XORs and rotations; the loops run over a vector
+of counters one round at a time, the shape LLVM turns into SIMD code. Inputs and outputs
+are int64, the outputs uint32.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 MASK = 0xFFFFFFFF
 PARITY = 0x1BD11BDA
-ROTATIONS = np.array([13, 15, 26, 6, 17, 29, 16, 24], dtype=np.int64)
+ROTATIONS = np.array([13, 15, 26, 6, 17, 29, 16, 24], dtype=np.uint32)
+
+
+# Numba widens uint32 arithmetic to 64 bits; these three emit the 32-bit LLVM operations
+# (a rotation is one funnel shift), so that the rounds vectorize over 32-bit lanes.
+@intrinsic
+def _add32(typingctx, a, b):
+    def codegen(context, builder, signature, args):
+        return builder.add(args[0], args[1])
+    return types.uint32(types.uint32, types.uint32), codegen
+
+
+@intrinsic
+def _xor32(typingctx, a, b):
+    def codegen(context, builder, signature, args):
+        return builder.xor(args[0], args[1])
+    return types.uint32(types.uint32, types.uint32), codegen
+
+
+@intrinsic
+def _rotl32(typingctx, x, r):
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        funnel = builder.module.declare_intrinsic("llvm.fshl", [i32],
+                                                  ir.FunctionType(i32, [i32, i32, i32]))
+        return builder.call(funnel, [args[0], args[0], args[1]])
+    return types.uint32(types.uint32, types.uint32), codegen
 
 
 @njit(cache=True, nogil=True)
 def threefry_words(key0, key1, counter0, counters1, count, rounds, word0, word1):
-    """Fill ``word0[:count]``, ``word1[:count]`` with Threefry-2x32 of key ``(key0, key1)``
-    and counters ``(counter0, counters1[k])``."""
+    """Fill the uint32 arrays ``word0[:count]``, ``word1[:count]`` with Threefry-2x32 of
+    key ``(key0, key1)`` and counters ``(counter0, counters1[k])``, all reduced modulo
+    ``2**32``."""
     k0 = key0 & MASK
     k1 = key1 & MASK
     keys = (k0, k1, k0 ^ k1 ^ PARITY)
-    start = (counter0 + k0) & MASK
+    x0, x1 = word0, word1
+    start = np.uint32((counter0 + k0) & MASK)
+    key1_32 = np.uint32(k1)
     for k in range(count):
-        word0[k] = start
-        word1[k] = ((counters1[k] & MASK) + k1) & MASK
+        x0[k] = start
+        x1[k] = _add32(np.uint32(counters1[k] & MASK), key1_32)
     for round_index in range(rounds):
-        left = ROTATIONS[round_index & 7]
-        right = 32 - left
+        rotation = ROTATIONS[round_index & 7]
         for k in range(count):
-            x0 = (word0[k] + word1[k]) & MASK
-            x1 = word1[k]
-            word1[k] = (((x1 << left) & MASK) | (x1 >> right)) ^ x0
-            word0[k] = x0
+            mixed = _add32(x0[k], x1[k])
+            x1[k] = _xor32(_rotl32(x1[k], rotation), mixed)
+            x0[k] = mixed
         if round_index & 3 == 3:
             injection = round_index // 4 + 1
-            add0 = keys[injection % 3]
-            add1 = (keys[(injection + 1) % 3] + injection) & MASK
+            add0 = np.uint32(keys[injection % 3])
+            add1 = np.uint32((keys[(injection + 1) % 3] + injection) & MASK)
             for k in range(count):
-                word0[k] = (word0[k] + add0) & MASK
-                word1[k] = (word1[k] + add1) & MASK
+                x0[k] = _add32(x0[k], add0)
+                x1[k] = _add32(x1[k], add1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def clamp_flag(value, low, high, flags, flag):
+    """Clamp ``value`` to ``[low, high]``; return it and ``flags``, with ``flag`` set if it
+    was clamped (the kernels' saturating arithmetic)."""
+    if value < low:
+        return low, flags | flag
+    if value > high:
+        return high, flags | flag
+    return value, flags

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from plasticore.config import CoreConfig
-from plasticore.golden.lif import check_weights, random_weights
+from plasticore.golden.lif import GoldenCore, check_weights, random_weights
 
 from . import _lif_kernel as kernel
 
@@ -31,8 +31,9 @@ def pack_events(event_ticks) -> tuple[np.ndarray, np.ndarray]:
 def unpack_spikes(spikes: np.ndarray, offsets: np.ndarray, n_ticks: int,
                   n_layers: int) -> list[list[np.ndarray]]:
     """Split recorded spikes back into ``[tick][layer] -> neuron indices``."""
-    parts = np.split(spikes[:offsets[-1]], offsets[1:-1])
-    return [parts[t * n_layers:(t + 1) * n_layers] for t in range(n_ticks)]
+    bounds = offsets.tolist()
+    return [[spikes[bounds[k]:bounds[k + 1]] for k in range(t * n_layers, (t + 1) * n_layers)]
+            for t in range(n_ticks)]
 
 
 class _FlatState:
@@ -51,6 +52,12 @@ class _FlatState:
             if array.shape != view.shape:
                 raise ValueError(f"{what}[{index}]: shape {array.shape}, expected {view.shape}")
             view[...] = array
+
+
+def _register(index: int) -> property:
+    """A register of the kernel's register vector, as an int attribute."""
+    return property(lambda self: int(self._regs[index]),
+                    lambda self, value: self._regs.__setitem__(index, int(value)))
 
 
 def _offsets(sizes) -> np.ndarray:
@@ -131,31 +138,17 @@ class FastCore:
     refractory = property(lambda self: self._refractory.views,
                           lambda self, value: self._refractory.assign(value, "refractory"))
 
-    def _register(index):
-        return property(lambda self: int(self._regs[index]),
-                        lambda self, value: self._regs.__setitem__(index, int(value)))
-
     tick_count = _register(kernel.R_TICK)
     dropped_events = _register(kernel.R_DROPPED)
     flags = _register(kernel.R_FLAGS)
 
     # --- the run API ---------------------------------------------------------------------
 
-    def load_weights(self, weights) -> None:
-        """Replace every projection's weights (checked as in the constructor)."""
-        self._weights.assign(check_weights(self.config, weights), "weights")
-
-    def read_weights(self) -> list[np.ndarray]:
-        """Return a copy of every projection's weights."""
-        return [w.copy() for w in self.weights]
-
-    def read_membrane(self) -> list[np.ndarray]:
-        """Return a copy of every neuron layer's membrane potentials."""
-        return [v.copy() for v in self.membrane]
-
-    def read_refractory(self) -> list[np.ndarray]:
-        """Return a copy of every neuron layer's refractory counters."""
-        return [r.copy() for r in self.refractory]
+    # The specification's host methods work unchanged on the views above.
+    load_weights = GoldenCore.load_weights
+    read_weights = GoldenCore.read_weights
+    read_membrane = GoldenCore.read_membrane
+    read_refractory = GoldenCore.read_refractory
 
     def _run(self, events, offsets, *, count_from=None, record=True):
         """Run the packed ticks in one compiled call; return ``(counts, spikes, spike_offsets)``."""
@@ -239,9 +232,9 @@ class FastErbpCore(FastCore):
     def last_error_spikes(self) -> np.ndarray:
         return self._error_spikes
 
-    sample_tick = FastCore._register(kernel.R_SAMPLE_TICK)
-    burn_in_ticks = FastCore._register(kernel.R_BURN_IN)
-    learning_rate_shift = FastCore._register(kernel.R_SHIFT)
+    sample_tick = _register(kernel.R_SAMPLE_TICK)
+    burn_in_ticks = _register(kernel.R_BURN_IN)
+    learning_rate_shift = _register(kernel.R_SHIFT)
     learning_enabled = property(lambda self: bool(self._regs[kernel.R_LEARNING]),
                                 lambda self, value: self._regs.__setitem__(kernel.R_LEARNING,
                                                                            int(bool(value))))
