@@ -2,8 +2,8 @@
 
 ::
 
-    plasticore train CONFIG --dataset digits [--backend golden|float|rtl] [--epochs E]
-                     [--seed S] [--init W] [-o DIR] [--json FILE]
+    plasticore train CONFIG --dataset digits [--backend golden|float|rtl|board] [--epochs E]
+                     [--seed S] [--init W] [--port PORT] [-o DIR] [--json FILE]
 
 Trains online (one sample at a time), prints the train and test accuracy of every epoch,
 and writes to the output directory (default ``out/train-<name>``): ``weights.npz`` (the
@@ -35,8 +35,9 @@ TRAINERS = {
     "decolle": "plasticore.train_decolle",
 }
 DATASETS = ("digits",)
-BACKENDS = ("golden", "float", "rtl")
-#: Rules whose trainer runs on the simulated RTL (``--backend rtl``).
+BACKENDS = ("golden", "float", "rtl", "board")
+#: Rules whose trainer runs on the simulated RTL (``--backend rtl``) and on a board
+#: (``--backend board``).
 RTL_TRAINING = ("erbp",)
 
 
@@ -51,7 +52,8 @@ def register(subparsers) -> None:
                         help="data set (default: digits, scikit-learn's 8x8 digits)")
     parser.add_argument("--backend", choices=BACKENDS, default="golden",
                         help="golden: the integer model; float: the float reference; "
-                             "rtl: the generated hardware (default: golden)")
+                             "rtl: the generated hardware; board: a core on a board, over "
+                             "its UART (--port) (default: golden)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="online epochs (default: the rule's `epochs` parameter)")
     parser.add_argument("--seed", type=int, default=0,
@@ -63,6 +65,16 @@ def register(subparsers) -> None:
     parser.add_argument("--init", default=None, metavar="W",
                         help="start from these weights (.npz of w0, w1, ..., as `import` and "
                              "`train` write) instead of random ones: fine-tuning")
+    board = parser.add_argument_group("training on a board (--backend board)")
+    board.add_argument("--port", default=None,
+                       help="the board's serial port (/dev/ttyUSB1, COM3) or a pyserial URL "
+                            "(socket://host:port)")
+    board.add_argument("--baudrate", type=int, default=115200, help="default 115200")
+    board.add_argument("--timeout", type=float, default=2.0,
+                       help="seconds to wait for a reply (default 2)")
+    board.add_argument("--check-golden", action="store_true",
+                       help="run the golden model in lockstep: compare spikes every tick and "
+                            "every weight after every sample (slow; for bring-up and tests)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     # For quick checks and tests: train and test on the first N samples only.
     parser.add_argument("--limit-train", type=int, default=None, help=argparse.SUPPRESS)
@@ -125,6 +137,24 @@ def _fit_on_rtl(config, options: dict):
                        extra=outcome["extra"])
 
 
+def _fit_on_board(config, trainer, split, options: dict, args):
+    """Train the core on a board through :class:`plasticore.host.BoardCore`; None on a
+    link error or (with ``--check-golden``) a difference from golden."""
+    from .board_training import BoardErbpModel, BoardMismatch
+    from .host import BoardCore, LinkError
+
+    options = dict(options)
+    weights = options.pop("init_weights", None)
+    try:
+        with BoardCore.open(config, args.port, baudrate=args.baudrate, timeout=args.timeout,
+                            run_timeout=max(10.0, args.timeout)) as board:
+            model = BoardErbpModel(board, config, weights, check_golden=args.check_golden)
+            return trainer.fit(config, split, model=model, **options)
+    except (LinkError, BoardMismatch) as error:
+        print(f"plasticore train: on the board at {args.port}: {error}", file=sys.stderr)
+        return None
+
+
 def run_train(args) -> int:
     """Handle ``plasticore train``; return the exit code."""
     config = load_config(args.config)
@@ -135,6 +165,11 @@ def run_train(args) -> int:
         return _fail(f"--backend rtl: training on the RTL is built for rule = "
                      f"{' or '.join(RTL_TRAINING)}, not {config.rule!r}; use --backend golden "
                      "(the bit-exact integer model the RTL is verified against)")
+    if args.backend == "board" and config.rule not in RTL_TRAINING:
+        return _fail(f"--backend board: training on a board is built for rule = "
+                     f"{' or '.join(RTL_TRAINING)}, not {config.rule!r}")
+    if (args.backend == "board") != (args.port is not None):
+        return _fail("--backend board needs --port PORT (and --port needs --backend board)")
     if args.epochs is not None and args.epochs < 1:
         return _fail(f"--epochs {args.epochs}: must be at least 1")
     for flag, value in (("--limit-train", args.limit_train), ("--limit-test", args.limit_test)):
@@ -180,6 +215,10 @@ def run_train(args) -> int:
     start = time.perf_counter()
     if args.backend == "rtl":
         result = _fit_on_rtl(config, options)
+        if result is None:
+            return 1
+    elif args.backend == "board":
+        result = _fit_on_board(config, trainer, split, options, args)
         if result is None:
             return 1
     else:

@@ -148,7 +148,7 @@ def fit(config: CoreConfig, split: DigitsSplit, *, backend: str = "golden",
         "n_test": int(len(y_test)),
         "seed": seed,
     })
-    if backend in ("golden", "rtl"):
+    if backend in ("golden", "rtl", "board"):
         extra["flags"] = int(model.flags)
     return TrainResult(rule="erbp", backend=backend, epochs=history,
                        weights=model.read_weights(), extra=extra)
