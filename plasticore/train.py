@@ -149,7 +149,8 @@ def _fit_on_board(config, trainer, split, options: dict, args):
         with BoardCore.open(config, args.port, baudrate=args.baudrate, timeout=args.timeout,
                             run_timeout=max(10.0, args.timeout)) as board:
             model = BoardErbpModel(board, config, weights, check_golden=args.check_golden)
-            return trainer.fit(config, split, model=model, **options)
+            return trainer.fit(config, split, model=model, evaluate_start=weights is not None,
+                               **options)
     except (LinkError, BoardMismatch) as error:
         print(f"plasticore train: on the board at {args.port}: {error}", file=sys.stderr)
         return None
