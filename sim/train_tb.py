@@ -143,14 +143,16 @@ async def _train(dut, job: dict) -> dict:
     await bench.start(ready=1)
 
     options = dict(job["options"])
-    model = RtlErbpModel(bench, config, options.pop("init_weights", None))
+    init_weights = options.pop("init_weights", None)
+    model = RtlErbpModel(bench, config, init_weights)
     result = {"mismatch": None}
 
     def train():
         # Blocking code: each model call waits for the simulation to do its part.
         model.load()
+        # Given starting weights are evaluated first, as golden's trainer does.
         trained = fit(config, load_digits_split(), backend="rtl", model=model,
-                      progress=False, **options)
+                      progress=False, evaluate_start=init_weights is not None, **options)
         return trained, model.flags
 
     try:

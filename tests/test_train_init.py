@@ -72,3 +72,23 @@ def test_init_file_that_does_not_fit_the_core_is_refused(small, tmp_path, capsys
     save_weights(tmp_path / "wide.npz", [np.full((64, 12), 300), np.zeros((12, 10))])
     assert run([str(path), "--init", str(tmp_path / "wide.npz"), *OPTIONS]) == 2
     assert "[-128, 127] for weight_bits = 8" in capsys.readouterr().err
+
+
+@pytest.mark.rtl
+def test_init_weights_train_on_the_rtl_like_golden(small, tmp_path):
+    """--init reaches the simulated Verilog too: its learned weights equal golden's."""
+    path, config = small
+    start = pretrained(config)
+    save_weights(tmp_path / "start.npz", start)
+    out = tmp_path / "rtl"
+    assert run([str(path), "--backend", "rtl", "--init", str(tmp_path / "start.npz"),
+                "-o", str(out), "--epochs", "1", "--limit-train", "2", "--limit-test", "1",
+                "--no-progress"]) == 0
+    golden = fit(config, load_digits_split(), backend="golden", epochs=1, limit_train=2,
+                 limit_test=1, progress=False, init_weights=start)
+    tuned = load_weights(out / "weights.npz", config)
+    for got, want in zip(tuned, golden.weights):
+        np.testing.assert_array_equal(got, want)
+    assert any(not np.array_equal(got, before) for got, before in zip(tuned, start))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["extra"]["initial_test_accuracy"] == golden.extra["initial_test_accuracy"]
