@@ -38,7 +38,7 @@ class BoardErbpModel:
     weights : list of array_like, optional
         Starting weights (default: the rule's random initial weights), loaded on connection.
     check_golden : bool
-        Run a golden model in lockstep; compare spikes every tick, weights after every sample.
+        Run a golden model in lockstep; compare spikes every tick, weights after every training sample.
     """
 
     def __init__(self, board, config: CoreConfig, weights=None, *, check_golden: bool = False):

@@ -74,7 +74,7 @@ def register(subparsers) -> None:
                        help="seconds to wait for a reply (default 2)")
     board.add_argument("--check-golden", action="store_true",
                        help="run the golden model in lockstep: compare spikes every tick and "
-                            "every weight after every sample (slow; for bring-up and tests)")
+                            "every weight after every training sample (slow; for bring-up and tests)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     # For quick checks and tests: train and test on the first N samples only.
     parser.add_argument("--limit-train", type=int, default=None, help=argparse.SUPPRESS)

@@ -3,7 +3,7 @@
 The whole ``train`` command runs in a thread and reaches the board top (core, host link,
 UART) of an eRBP core through ``socket://``, as it would reach a board through a
 serial-to-TCP bridge. It trains with ``--check-golden``: a golden model runs in lockstep,
-every tick's spikes are compared and, after every sample, every weight is read back over
+every tick's spikes are compared and, after every training sample, every weight is read back over
 the UART and compared. Run by ``tests/test_board_training.py``, which passes:
 
 ``PLASTICORE_TB_TRAIN_DIR``  a directory holding ``config.toml`` (and ``init.npz`` to
@@ -41,7 +41,7 @@ EXTRA_ARGS = json.loads(os.environ.get("PLASTICORE_TB_TRAIN_ARGS", "[]"))
 
 @cocotb.test()
 async def train_over_the_uart(dut):
-    """The train command trains the board top, equal to golden after every sample."""
+    """The train command trains the board top, equal to golden after every training sample."""
     uart = await start_board(dut, CLK_PS, DIVISOR)
 
     def train(url):
