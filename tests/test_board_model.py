@@ -101,3 +101,15 @@ def test_check_golden_stops_at_the_first_weight_that_differs(config):
     with pytest.raises(BoardMismatch, match=r"after sample 1: weight \(3, 1\) of projection 1"):
         fit(config, load_digits_split(), backend="board", model=model, epochs=1,
             limit_train=2, limit_test=1, seed=4, progress=False)
+
+
+def test_board_backend_needs_a_port_and_a_learning_rule(tmp_path, capsys):
+    from test_train_cli import run
+    path = tmp_path / "board.toml"
+    path.write_text(CONFIG_TOML)
+    assert run([str(path), "--backend", "board"]) == 2
+    assert "--backend board needs --port PORT" in capsys.readouterr().err
+    assert run([str(path), "--port", "/dev/null"]) == 2
+    assert "--port needs --backend board" in capsys.readouterr().err
+    assert run(["examples/decolle-digits.toml", "--backend", "board", "--port", "x"]) == 2
+    assert "training on a board is built for rule = erbp" in capsys.readouterr().err
