@@ -121,10 +121,10 @@ def main(argv=None) -> int:
     parser.add_argument("--top-rate-scale", type=float, default=None,
                         help="random_top_readout: factor on the top layer's learning rate")
     args = parser.parse_args(argv)
-    from plasticore.train import _load_dataset
+    from plasticore.datasets import load_training_split
     from plasticore.train_decolle import fit
     config = load_config(args.config)
-    split = _load_dataset(args.dataset, config)
+    split = load_training_split(args.dataset, config)
     for name in args.variant:
         changed, model = variant(config, name, args.seed, args.top_rate_scale)
         result = fit(changed, split, backend="float", epochs=args.epochs, seed=args.seed, model=model)

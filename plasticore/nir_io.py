@@ -577,35 +577,33 @@ def simulate_graph(graph, event_ticks, dt: float = DEFAULT_DT) -> list[list[np.n
     ``v > v_threshold`` fires and resets to ``v_reset`` in the same step.
     """
     n_inputs, layers = parse_graph(graph, dt)
-    membrane = [np.zeros(layer.weight.shape[1]) for layer in layers]
-    current = [np.zeros(layer.weight.shape[1]) for layer in layers]
+    names = {"IF": ("r", "v_reset"), "LIF": ("tau", "r", "v_leak", "v_reset"),
+             "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_reset", "w_in")}
+    # Every parameter as a per-neuron array (parse_graph has checked their shapes).
+    parameters = [{name: _array(layer.neuron_name, layer.kind, name,
+                                getattr(layer.neuron_node, name), layer.threshold.size)
+                   for name in names[layer.kind]} for layer in layers]
+    membrane = [np.zeros(layer.threshold.size) for layer in layers]
+    current = [np.zeros(layer.threshold.size) for layer in layers]
     result = []
     for events in event_ticks:
-        rate = np.bincount(np.asarray(events, dtype=np.int64).reshape(-1),
-                           minlength=n_inputs)[:n_inputs].astype(np.float64)
+        presynaptic = np.bincount(np.asarray(events, dtype=np.int64).reshape(-1),
+                                  minlength=n_inputs)[:n_inputs].astype(np.float64)
         spikes_per_layer = []
-        for index, layer in enumerate(layers):
-            node, v = layer.neuron_node, membrane[index]
-            drive = rate @ layer.weight + layer.bias
-            n = v.size
+        for index, (layer, p) in enumerate(zip(layers, parameters)):
+            drive = presynaptic @ layer.weight + layer.bias
+            v = membrane[index]
             if layer.kind == "IF":
-                v = v + dt * _array("", "", "r", node.r, n) * drive
+                v = v + dt * p["r"] * drive
             elif layer.kind == "LIF":
-                tau = _array("", "", "tau", node.tau, n)
-                v = v + dt / tau * (_array("", "", "v_leak", node.v_leak, n) - v
-                                    + _array("", "", "r", node.r, n) * drive)
+                v = v + dt / p["tau"] * (p["v_leak"] - v + p["r"] * drive)
             else:
-                tau_syn = _array("", "", "tau_syn", node.tau_syn, n)
-                w_in = _array("", "", "w_in", node.w_in, n)
-                current[index] = current[index] + dt / tau_syn * (w_in * drive - current[index])
-                tau = _array("", "", "tau_mem", node.tau_mem, n)
-                v = v + dt / tau * (_array("", "", "v_leak", node.v_leak, n) - v
-                                    + _array("", "", "r", node.r, n) * current[index])
+                current[index] += dt / p["tau_syn"] * (p["w_in"] * drive - current[index])
+                v = v + dt / p["tau_mem"] * (p["v_leak"] - v + p["r"] * current[index])
             fired = v > layer.threshold
-            membrane[index] = np.where(fired, _array("", "", "v_reset", node.v_reset, n), v)
+            membrane[index] = np.where(fired, p["v_reset"], v)
             spikes = np.flatnonzero(fired)
             spikes_per_layer.append(spikes)
-            rate = np.zeros(n)
-            rate[spikes] = 1.0
+            presynaptic = fired.astype(np.float64)
         result.append(spikes_per_layer)
     return result

@@ -2,8 +2,9 @@
 
 ::
 
-    plasticore train CONFIG [--dataset SPEC] [--backend golden|float|rtl] [--epochs E]
-                     [--seed S | --seeds S [S ...]] [--init W] [-o DIR] [--json FILE]
+    plasticore train CONFIG [--dataset SPEC] [--backend golden|float|rtl|board] [--epochs E]
+                     [--seed S | --seeds S [S ...]] [--init W] [--port PORT] [-o DIR]
+                     [--json FILE]
 
 ``SPEC`` is ``digits``, ``idx:DIR``, ``events:DIR``, ``saccades:digits`` or
 ``saccades:idx:DIR`` (:mod:`plasticore.datasets`). A stratified, seeded share of the
@@ -45,8 +46,9 @@ TRAINERS = {
     "decolle": "plasticore.train_decolle",
 }
 DATASETS = ("digits", "idx:DIR", "events:DIR", "saccades:digits", "saccades:idx:DIR")
-BACKENDS = ("golden", "float", "rtl")
-#: Rules whose trainer runs on the simulated RTL (``--backend rtl``).
+BACKENDS = ("golden", "float", "rtl", "board")
+#: Rules whose trainer runs on the simulated RTL (``--backend rtl``) and on a board
+#: (``--backend board``).
 RTL_TRAINING = ("erbp",)
 
 
@@ -62,7 +64,8 @@ def register(subparsers) -> None:
                              "scikit-learn's 8x8 digits; see docs/datasets.md)")
     parser.add_argument("--backend", choices=BACKENDS, default="golden",
                         help="golden: the integer model; float: the float reference; "
-                             "rtl: the generated hardware (default: golden)")
+                             "rtl: the generated hardware; board: a core on a board, over "
+                             "its UART (--port) (default: golden)")
     parser.add_argument("--engine", choices=ENGINES, default=None,
                         help="golden model engine: fast (compiled, the default when numba is "
                              "installed) or numpy (the specification); same results")
@@ -80,6 +83,16 @@ def register(subparsers) -> None:
     parser.add_argument("--init", default=None, metavar="W",
                         help="start from these weights (.npz of w0, w1, ..., as `import` and "
                              "`train` write) instead of random ones: fine-tuning")
+    board = parser.add_argument_group("training on a board (--backend board)")
+    board.add_argument("--port", default=None,
+                       help="the board's serial port (/dev/ttyUSB1, COM3) or a pyserial URL "
+                            "(socket://host:port)")
+    board.add_argument("--baudrate", type=int, default=115200, help="default 115200")
+    board.add_argument("--timeout", type=float, default=2.0,
+                       help="seconds to wait for a reply (default 2)")
+    board.add_argument("--check-golden", action="store_true",
+                       help="run the golden model in lockstep: compare spikes every tick and "
+                            "every weight after every training sample (slow; for bring-up and tests)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     # For quick checks and tests: train and test on the first N samples only.
     parser.add_argument("--limit-train", type=int, default=None, help=argparse.SUPPRESS)
@@ -90,15 +103,6 @@ def register(subparsers) -> None:
 def _fail(message: str) -> int:
     print(f"plasticore train: {message}", file=sys.stderr)
     return 2
-
-
-def _load_dataset(spec: str, config):
-    """The data set ``spec`` with its validation part held out (``[data]`` settings)."""
-    from .datasets import load_dataset
-    from .datasets.settings import DataSettings
-    settings = config.data if config.data is not None else DataSettings()
-    split = load_dataset(spec, settings)
-    return split.with_validation(settings.validation_fraction, settings.validation_seed)
 
 
 def _fit_on_rtl(config, options: dict):
@@ -124,9 +128,28 @@ def _fit_on_rtl(config, options: dict):
                        extra=outcome["extra"])
 
 
+def _fit_on_board(config, trainer, split, options: dict, args):
+    """Train the core on a board through :class:`plasticore.host.BoardCore`; None on a
+    link error or (with ``--check-golden``) a difference from golden."""
+    from .board_training import BoardErbpModel, BoardMismatch
+    from .host import BoardCore, LinkError
+
+    options = dict(options)
+    weights = options.pop("init_weights", None)
+    try:
+        with BoardCore.open(config, args.port, baudrate=args.baudrate, timeout=args.timeout,
+                            run_timeout=max(10.0, args.timeout)) as board:
+            model = BoardErbpModel(board, config, weights, check_golden=args.check_golden)
+            return trainer.fit(config, split, model=model, evaluate_start=weights is not None,
+                               **options)
+    except (LinkError, BoardMismatch) as error:
+        print(f"plasticore train: on the board at {args.port}: {error}", file=sys.stderr)
+        return None
+
+
 def run_train(args) -> int:
     """Handle ``plasticore train``; return the exit code."""
-    from .datasets import DatasetError
+    from .datasets import DatasetError, load_training_split
     config = load_config(args.config)
     if config.rule not in TRAINERS:
         return _fail(f"{args.config}: rule = {config.rule!r} does not learn; "
@@ -137,6 +160,11 @@ def run_train(args) -> int:
                      "(the bit-exact integer model the RTL is verified against)")
     if args.backend == "rtl" and (args.dataset != "digits" or args.seeds):
         return _fail("--backend rtl: trains on --dataset digits with one --seed only")
+    if args.backend == "board" and config.rule not in RTL_TRAINING:
+        return _fail(f"--backend board: training on a board is built for rule = "
+                     f"{' or '.join(RTL_TRAINING)}, not {config.rule!r}")
+    if (args.backend == "board") != (args.port is not None):
+        return _fail("--backend board needs --port PORT (and --port needs --backend board)")
     if args.epochs is not None and args.epochs < 1:
         return _fail(f"--epochs {args.epochs}: must be at least 1")
     for flag, value in (("--limit-train", args.limit_train), ("--limit-test", args.limit_test)):
@@ -157,7 +185,7 @@ def run_train(args) -> int:
         except ValueError as error:
             return _fail(f"--init {error}")
     try:
-        split = None if args.backend == "rtl" else _load_dataset(args.dataset, config)
+        split = None if args.backend == "rtl" else load_training_split(args.dataset, config)
     except DatasetError as error:
         return _fail(str(error))
     if split is not None and split.n_inputs != config.n_inputs:
@@ -254,6 +282,10 @@ def _train_one(args, config, trainer, accepted, split, seed: int, output: Path,
     start = time.perf_counter()
     if args.backend == "rtl":
         result = _fit_on_rtl(config, options)
+        if result is None:
+            return None
+    elif args.backend == "board":
+        result = _fit_on_board(config, trainer, split, options, args)
         if result is None:
             return None
     else:

@@ -80,7 +80,7 @@ def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
         epochs: int | None = None, seed: int = 0, progress: bool = True,
         limit_train: int | None = None, limit_test: int | None = None,
         on_epoch=None, model=None, engine: str | None = None,
-        init_weights=None) -> TrainResult:
+        init_weights=None, evaluate_start: bool | None = None) -> TrainResult:
     """Train an eRBP network online on ``split``; evaluate on its test part after each epoch.
 
     Parameters
@@ -111,6 +111,10 @@ def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
     init_weights : list of array_like, optional
         Start from these weights (fine-tuning, ``train --init``) instead of the rule's
         random initial weights; for a new model only (a ready ``model`` holds its own).
+    evaluate_start : bool, optional
+        Measure the test accuracy before training (``extra["initial_test_accuracy"]``);
+        default: when ``init_weights`` is given. A ready model that was given starting
+        weights passes True, so that it runs the same ticks as a new one.
     """
     params = rule_params(config, "erbp", "eRBP training")
     n_classes = config.layers[-1]
@@ -133,7 +137,7 @@ def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
     elif init_weights is not None:
         raise ValueError("init_weights: give them to the ready model, not to fit()")
     extra = {}
-    if init_weights is not None:
+    if init_weights is not None if evaluate_start is None else evaluate_start:
         # What fine-tuning starts from: the test accuracy of the given weights, untrained.
         extra["initial_test_accuracy"] = evaluate(model, split.test, seed=seed,
                                                   progress=progress)
@@ -174,7 +178,7 @@ def fit(config: CoreConfig, split: Split, *, backend: str = "golden",
         "n_validation": 0 if split.validation is None else int(len(split.validation)),
         "seed": seed,
     })
-    if backend in ("golden", "rtl"):
+    if backend in ("golden", "rtl", "board"):
         extra["flags"] = int(model.flags)
     return TrainResult(rule="erbp", backend=backend, epochs=history,
                        weights=model.read_weights(), extra=extra,

@@ -16,15 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import socket
 import struct
-import threading
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, Timer
 
 from plasticore.config import CoreConfig
 from plasticore.golden.lif import GoldenCore, random_weights
@@ -32,7 +27,8 @@ from plasticore.layout import CoreLayout, REGION_MEMBRANE, REGION_REFRACTORY
 from plasticore.protocol import (
     Command, Status, decode_reply, decode_spike_word, encode_request, events_payload,
     read_payload, read_spikes_payload, run_payload, write_payload)
-from plasticore.sim.uart_model import UartHost
+from plasticore.sim.socket_bridge import serve_over_socket
+from plasticore.sim.uart_model import UartHost, start_board
 
 CONFIG = CoreConfig.from_dict(json.loads(os.environ.get(
     "PLASTICORE_TB_CONFIG", '{"layers": [8, 6, 4], "lanes": 2, "refractory_ticks": 1}')))
@@ -41,18 +37,11 @@ CLK_PS = int(os.environ.get("PLASTICORE_TB_CLK_PS", "10000"))
 DIVISOR = int(os.environ.get("PLASTICORE_TB_DIVISOR", "8"))
 TIMEOUT_CYCLES = int(os.environ.get("PLASTICORE_TB_TIMEOUT", "2000"))
 TICKS = int(os.environ.get("PLASTICORE_TB_TICKS", "8"))
-BIT_PS = CLK_PS * DIVISOR
 
 
 async def start(dut) -> UartHost:
     """Start the clock, reset the design, and return the host's end of the line."""
-    Clock(dut.clk, CLK_PS, unit="ps").start()
-    dut.rx.value = 1
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 4)
-    dut.rst.value = 0
-    await ClockCycles(dut.clk, 4)
-    return UartHost(dut.rx, dut.tx, BIT_PS)
+    return await start_board(dut, CLK_PS, DIVISOR)
 
 
 async def transact(uart: UartHost, frame: bytes):
@@ -208,60 +197,19 @@ async def host_driver_over_socket(dut):
         return (spikes, core.read_weights(), core.read_membrane(), core.read_refractory(),
                 core.tick_count, core.dropped_events)
 
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    server.setblocking(False)
-    port = server.getsockname()[1]
-    outcome = {}
-
-    def driver_thread():
-        try:
-            transport = open_transport(f"socket://127.0.0.1:{port}", timeout=0.05)
-            with BoardCore(CONFIG, transport, timeout=60.0, run_timeout=60.0) as board:
-                board.clear_state()       # the previous test left state in the memories
-                outcome["board"] = script(board)
-                try:
-                    board.read_words(LAYOUT.address(REGION_MEMBRANE, LAYOUT.state_words), 1)
-                except AddressOutOfRange as error:
-                    outcome["error"] = error
-        except BaseException as error:     # reported by the test below
-            outcome["failure"] = error
-
-    thread = threading.Thread(target=driver_thread, daemon=True)
-    thread.start()
-    connection = None
-    try:
-        while connection is None:
+    def driver(url):
+        outcome = {}
+        with BoardCore(CONFIG, open_transport(url, timeout=0.05), timeout=60.0,
+                       run_timeout=60.0) as board:
+            board.clear_state()       # the previous test left state in the memories
+            outcome["board"] = script(board)
             try:
-                connection, _ = server.accept()
-            except BlockingIOError:
-                select.select([server], [], [], 0.01)
-                await Timer(BIT_PS, unit="ps")
-        connection.setblocking(False)
-        while thread.is_alive():
-            try:
-                data = connection.recv(4096)
-                if not data:
-                    break
-            except BlockingIOError:
-                data = None
-            if data:
-                await uart.send(data)
-            else:
-                out = uart.pending()
-                if out:
-                    connection.sendall(out)
-                # Give the driver thread real time, then let the design run a little.
-                select.select([connection], [], [], 0.0005)
-                await Timer(10 * BIT_PS, unit="ps")
-    finally:
-        thread.join(timeout=5)
-        if connection is not None:
-            connection.close()
-        server.close()
-    if "failure" in outcome:
-        raise outcome["failure"]
+                board.read_words(LAYOUT.address(REGION_MEMBRANE, LAYOUT.state_words), 1)
+            except AddressOutOfRange as error:
+                outcome["error"] = error
+        return outcome
+
+    outcome = await serve_over_socket(uart, driver)
     expected = script(golden)
     board = outcome["board"]
     for tick, (got, want) in enumerate(zip(board[0], expected[0])):

@@ -21,7 +21,7 @@ import numpy as np
 from cocotb.task import bridge, resume
 
 from plasticore.config import CoreConfig
-from plasticore.datasets import load_digits_split
+from plasticore.datasets import load_training_split
 from plasticore.golden.engine import erbp_core
 from plasticore.golden.erbp import sample_events
 from plasticore.layout import CoreLayout
@@ -141,15 +141,16 @@ async def _train(dut, job: dict) -> dict:
     await bench.start(ready=1)
 
     options = dict(job["options"])
-    model = RtlErbpModel(bench, config, options.pop("init_weights", None),
-                         engine=options.get("engine"))
+    init_weights = options.pop("init_weights", None)
+    model = RtlErbpModel(bench, config, init_weights, engine=options.get("engine"))
     result = {"mismatch": None}
 
     def train():
         # Blocking code: each model call waits for the simulation to do its part.
         model.load()
-        trained = fit(config, load_digits_split(), backend="rtl", model=model,
-                      progress=False, **options)
+        # Given starting weights are evaluated first, as golden's trainer does.
+        trained = fit(config, load_training_split("digits", config), backend="rtl", model=model,
+                      progress=False, evaluate_start=init_weights is not None, **options)
         return trained, model.flags
 
     try:

@@ -8,8 +8,9 @@ transfers stay cheap. The receiver samples in the middle of each bit, like the g
 from __future__ import annotations
 
 import cocotb
+from cocotb.clock import Clock
 from cocotb.queue import Queue
-from cocotb.triggers import FallingEdge, Timer
+from cocotb.triggers import ClockCycles, FallingEdge, Timer
 
 
 class UartHost:
@@ -80,3 +81,15 @@ class UartHost:
         while not self.received.empty():
             data.append(self.received.get_nowait())
         return bytes(data)
+
+
+async def start_board(dut, clk_ps: int, divisor: int) -> UartHost:
+    """Start the clock of a board top (``clk``, ``rst``, ``rx``, ``tx``), reset it, and
+    return the host's end of its serial line (``divisor`` clock cycles per bit)."""
+    Clock(dut.clk, clk_ps, unit="ps").start()
+    dut.rx.value = 1
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 4)
+    dut.rst.value = 0
+    await ClockCycles(dut.clk, 4)
+    return UartHost(dut.rx, dut.tx, clk_ps * divisor)

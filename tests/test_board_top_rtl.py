@@ -33,10 +33,10 @@ def verilator_env():
     os.environ.update(simulator_environment("verilator"))
 
 
-def write_verilog(path: Path) -> None:
+def write_verilog(path: Path, config: CoreConfig = CONFIG) -> None:
     from amaranth.back import verilog
     from plasticore.hdl.host_link import LinkTop
-    top = LinkTop(CONFIG, clk_frequency=CLK_HZ, baud_rate=BAUD, timeout_seconds=TIMEOUT_S,
+    top = LinkTop(config, clk_frequency=CLK_HZ, baud_rate=BAUD, timeout_seconds=TIMEOUT_S,
                   event_buffer_depth=64)
     text = verilog.convert(top, name="link_top")
     # Rewrite only on change, so that Verilator's build can be reused.
@@ -44,20 +44,27 @@ def write_verilog(path: Path) -> None:
         path.write_text(text)
 
 
-def test_board_top_against_golden():
-    from cocotb_tools.runner import get_results, get_runner
+def build_board_top(name: str, config: CoreConfig = CONFIG):
+    """Build the board top of ``config`` in Verilator; return (runner, build_dir)."""
+    from cocotb_tools.runner import get_runner
     if shutil.which("g++") is None and shutil.which("clang++") is None:
         pytest.skip("Verilator needs a C++ compiler")
     verilator_env()
-    build_dir = ROOT / "sim_build" / "board_top"
+    build_dir = ROOT / "sim_build" / name
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / "link_top.v"
-    write_verilog(source)
+    write_verilog(source, config)
     runner = get_runner("verilator")
     runner.build(sources=[source], hdl_toplevel="link_top", build_dir=build_dir,
                  build_args=["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC",
                              "-Wno-CASEINCOMPLETE"],
                  timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
+    return runner, build_dir
+
+
+def test_board_top_against_golden():
+    from cocotb_tools.runner import get_results
+    runner, build_dir = build_board_top("board_top")
     results = runner.test(
         test_module="plasticore.sim.board_top_tb", hdl_toplevel="link_top",
         build_dir=build_dir, test_dir=build_dir, timescale=("1ns", "1ps"),

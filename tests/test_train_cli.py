@@ -89,7 +89,7 @@ def test_rtl_backend_trains_the_verilog_like_golden(small_config, tmp_path):
     """Training on the simulated RTL gives the golden model's learned weights and metrics
     (the bench also checks every tick against a golden shadow)."""
     from plasticore.config import CoreConfig
-    from plasticore.datasets import load_digits_split
+    from plasticore.datasets import load_training_split
     from plasticore.train_erbp import fit
 
     out = tmp_path / "out"
@@ -98,8 +98,9 @@ def test_rtl_backend_trains_the_verilog_like_golden(small_config, tmp_path):
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["backend"] == "rtl"
-    golden = fit(CoreConfig.from_toml(small_config), load_digits_split(), backend="golden",
-                 epochs=1, limit_train=3, limit_test=2, progress=False)
+    config = CoreConfig.from_toml(small_config)
+    golden = fit(config, load_training_split("digits", config), backend="golden", epochs=1,
+                 limit_train=3, limit_test=2, progress=False)
     weights = np.load(out / "weights.npz")
     for index, matrix in enumerate(golden.weights):
         np.testing.assert_array_equal(weights[f"w{index}"], matrix)

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from plasticore.config import CoreConfig
-from plasticore.datasets import load_dataset
-from plasticore.datasets.settings import DataSettings
+from plasticore.datasets import load_training_split
 from plasticore.golden.erbp import initial_weights
 from plasticore.train_erbp import fit
 from plasticore.weights_file import load_weights, save_weights
@@ -23,13 +22,6 @@ def small(tmp_path):
     path = tmp_path / "small.toml"
     path.write_text(SMALL)
     return path, CoreConfig.from_toml(path)
-
-
-def digits_as_train_loads_them(config):
-    """The digits with the validation part held out, as ``plasticore train`` loads them."""
-    settings = config.data if config.data is not None else DataSettings()
-    return load_dataset("digits", settings).with_validation(settings.validation_fraction,
-                                                            settings.validation_seed)
 
 
 def pretrained(config):
@@ -46,7 +38,7 @@ def test_init_weights_are_where_training_starts(small, tmp_path, backend):
     out = tmp_path / "tuned"
     assert run([str(path), "--backend", backend, "--init", str(tmp_path / "start.npz"),
                 "-o", str(out), *OPTIONS]) == 0
-    digits = digits_as_train_loads_them(config)
+    digits = load_training_split("digits", config)
     expected = fit(config, digits, backend=backend, epochs=1, limit_train=3, limit_test=3,
                    progress=False, init_weights=start)
     from_random = fit(config, digits, backend=backend, epochs=1, limit_train=3, limit_test=3,
@@ -77,3 +69,23 @@ def test_init_file_that_does_not_fit_the_core_is_refused(small, tmp_path, capsys
     save_weights(tmp_path / "wide.npz", [np.full((64, 12), 300), np.zeros((12, 10))])
     assert run([str(path), "--init", str(tmp_path / "wide.npz"), *OPTIONS]) == 2
     assert "[-128, 127] for weight_bits = 8" in capsys.readouterr().err
+
+
+@pytest.mark.rtl
+def test_init_weights_train_on_the_rtl_like_golden(small, tmp_path):
+    """--init reaches the simulated Verilog too: its learned weights equal golden's."""
+    path, config = small
+    start = pretrained(config)
+    save_weights(tmp_path / "start.npz", start)
+    out = tmp_path / "rtl"
+    assert run([str(path), "--backend", "rtl", "--init", str(tmp_path / "start.npz"),
+                "-o", str(out), "--epochs", "1", "--limit-train", "2", "--limit-test", "1",
+                "--no-progress"]) == 0
+    golden = fit(config, load_training_split("digits", config), backend="golden", epochs=1,
+                 limit_train=2, limit_test=1, progress=False, init_weights=start)
+    tuned = load_weights(out / "weights.npz", config)
+    for got, want in zip(tuned, golden.weights):
+        np.testing.assert_array_equal(got, want)
+    assert any(not np.array_equal(got, before) for got, before in zip(tuned, start))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["extra"]["initial_test_accuracy"] == golden.extra["initial_test_accuracy"]

@@ -23,7 +23,8 @@ from .samples import EventSamples, ImageSamples, Samples, Split, stratified_hold
 
 __all__ = ["DigitsSplit", "load_digits_split", "rate_encode", "events_per_tick",
            "label_spike_train", "DatasetError", "Samples", "ImageSamples", "EventSamples",
-           "Split", "stratified_holdout", "as_split", "load_dataset", "DATASET_FORMS"]
+           "Split", "stratified_holdout", "as_split", "load_dataset", "load_training_split",
+           "DATASET_FORMS"]
 
 #: The forms ``--dataset`` accepts.
 DATASET_FORMS = ("digits", "idx:DIR", "events:DIR", "saccades:digits", "saccades:idx:DIR")
@@ -65,3 +66,16 @@ def load_dataset(spec: str, settings=None) -> Split:
         from .saccades import saccade_split
         return saccade_split(load_dataset(rest, settings), settings, rest)
     raise DatasetError("--dataset", "dataset", repr(spec), f"must be one of {', '.join(DATASET_FORMS)}")
+
+
+def load_training_split(spec: str, config) -> Split:
+    """Load ``spec`` as ``plasticore train`` does: with the validation part held out.
+
+    The share and seed of the stratified validation split come from the config's ``[data]``
+    table (defaults otherwise). Every backend (golden, float, the simulated RTL, a board)
+    trains on this split, so their results can be compared sample for sample.
+    """
+    from .settings import DataSettings
+    settings = config.data if config.data is not None else DataSettings()
+    split = load_dataset(spec, settings)
+    return split.with_validation(settings.validation_fraction, settings.validation_seed)
