@@ -59,7 +59,9 @@ def core_configs(rules=FUZZ_RULES):
     def draw_config(draw):
         rule = draw(st.sampled_from(list(rules)))
         depth = {"none": (1, 5), "erbp": (2, 4), "decolle": (1, 3)}[rule]
-        layers = [draw(_sizes(st))] + [draw(_sizes(st)) for _ in range(draw(st.integers(*depth)))]
+        # A DECOLLE tick visits every synapse: its layers stay tiny.
+        size = st.integers(1, 6) if rule == "decolle" else _sizes(st)
+        layers = [draw(size)] + [draw(size) for _ in range(draw(st.integers(*depth)))]
         if rule == "decolle":
             layers[-1] = max(layers[-1], 2)            # a readout needs two classes
         weight_bits = draw(st.integers(5 if rule == "decolle" else 2, 16))
@@ -213,7 +215,7 @@ def fuzz_jobs(config: CoreConfig, streams: int):
 
     @st.composite
     def stream(draw, first: bool):
-        knobs = dict(ticks=draw(st.integers(1, 4)),
+        knobs = dict(ticks=draw(st.integers(1, 3)),
                      max_events=draw(st.integers(0, min(8, max(4, config.n_inputs)))),
                      burst=draw(st.booleans()), host_writes=draw(st.integers(0, 3)))
         rng = np.random.default_rng(draw(st.integers(0, (1 << 32) - 1)))
