@@ -59,7 +59,9 @@ def core_configs(rules=FUZZ_RULES):
     def draw_config(draw):
         rule = draw(st.sampled_from(list(rules)))
         depth = {"none": (1, 5), "erbp": (2, 4), "decolle": (1, 3)}[rule]
-        layers = [draw(_sizes(st))] + [draw(_sizes(st)) for _ in range(draw(st.integers(*depth)))]
+        # A DECOLLE tick visits every synapse: its layers stay tiny.
+        size = st.integers(1, 6) if rule == "decolle" else _sizes(st)
+        layers = [draw(size)] + [draw(size) for _ in range(draw(st.integers(*depth)))]
         if rule == "decolle":
             layers[-1] = max(layers[-1], 2)            # a readout needs two classes
         weight_bits = draw(st.integers(5 if rule == "decolle" else 2, 16))
@@ -182,9 +184,11 @@ def _stream_steps(config: CoreConfig, rng: np.random.Generator, *, ticks: int,
             index = int(rng.integers(0, n_post))
             low, high = ((0, config.refractory_ticks) if region == "refractory"
                          else config.membrane_range)
-        # Mostly in range (its corners too), now and then just outside: refused.
-        value = [int(rng.integers(low, high + 1)), low, high, low - 1, high + 1][
-            int(rng.choice(5, p=[0.6, 0.1, 0.1, 0.1, 0.1]))]
+        # Mostly in range (its corners too), now and then just outside: refused. A
+        # 32-bit membrane has no outside that a 32-bit host word can carry.
+        outside = [v for v in (low - 1, high + 1) if -(1 << 31) <= v < (1 << 31)] or [low]
+        value = [int(rng.integers(low, high + 1)), low, high, *outside][
+            int(rng.choice(3 + len(outside), p=[0.6, 0.1, 0.1, *[0.2 / len(outside)] * len(outside)]))]
         return ["state", region, layer, index, value]
 
     def register_write():
@@ -213,7 +217,7 @@ def fuzz_jobs(config: CoreConfig, streams: int):
 
     @st.composite
     def stream(draw, first: bool):
-        knobs = dict(ticks=draw(st.integers(1, 4)),
+        knobs = dict(ticks=draw(st.integers(1, 3)),
                      max_events=draw(st.integers(0, min(8, max(4, config.n_inputs)))),
                      burst=draw(st.booleans()), host_writes=draw(st.integers(0, 3)))
         rng = np.random.default_rng(draw(st.integers(0, (1 << 32) - 1)))
@@ -377,14 +381,16 @@ def register(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "fuzz", help="golden against RTL on many random configurations and event streams")
-    parser.add_argument("--cases", type=int, default=1000, help="event streams to run")
-    parser.add_argument("--streams-per-config", type=int, default=50,
+    from plasticore.flow import _positive
+
+    parser.add_argument("--cases", type=_positive, default=1000, help="event streams to run")
+    parser.add_argument("--streams-per-config", type=_positive, default=50,
                         help="cases run through one build of each configuration")
     parser.add_argument("--rules", nargs="+", choices=FUZZ_RULES, default=list(FUZZ_RULES))
     parser.add_argument("--simulator", choices=SIMULATORS, default="icarus",
                         help="icarus compiles a core in about a second, Verilator in tens")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawing")
-    parser.add_argument("--shrink-runs", type=int, default=30,
+    parser.add_argument("--shrink-runs", type=_positive, default=30,
                         help="simulator runs spent shrinking a failure")
     parser.add_argument("--build-dir", default=str(DEFAULT_BUILD_ROOT))
     parser.add_argument("-o", "--output", default="build/fuzz-failure.json",

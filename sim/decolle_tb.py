@@ -19,49 +19,13 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
-from cocotb.utils import get_sim_time
 
 from plasticore.config import CoreConfig
 from plasticore.golden.engine import decolle_model
 from plasticore.layout import DecolleLayout
-from plasticore.sim.core_tb import (CoreBench, _high, case_matrices, read_output, run_job,
-                                   tick_work_bound)
+from plasticore.sim.core_tb import CoreBench, case_matrices, run_job, tick_work_bound
 from plasticore.sim.decolle_case import golden_apply, golden_state
 from plasticore.sim.scoreboard import Mismatch, Scoreboard
-
-CLOCK_NS = 10
-
-
-class DecolleBench(CoreBench):
-    """:class:`CoreBench` with a tick that can sleep between output events."""
-
-    async def run_tick_fast(self, events):
-        """Stream one tick's events, then sleep on the output's ``valid`` (the output is
-        always ready) until the end-of-tick event. Returns the tick's output events and
-        the cycles from the first offer to the end-of-tick event."""
-        dut = self.dut
-        start = get_sim_time("ns")
-        first = len(self.outputs)
-        queue = [(int(a), 0) for a in events] + [(0, 1)]
-        position = 0
-        while position < len(queue):
-            if await self.step(queue[position]):
-                position += 1
-        await FallingEdge(dut.clk)
-        dut.i_events__valid.value = 0
-        dut.o_events__ready.value = 1
-        while not (len(self.outputs) > first and self.outputs[-1][3]):
-            await ReadOnly()
-            if not _high(dut.o_events__valid):
-                await RisingEdge(dut.o_events__valid)
-                await ReadOnly()
-                if not _high(dut.o_events__valid):
-                    continue
-            self.outputs.append(read_output(dut))
-            await RisingEdge(dut.clk)      # the edge that takes it
-        cycles = round((get_sim_time("ns") - start) / CLOCK_NS)
-        return self.outputs[first:], cycles
 
 
 async def _run_case(dut, case: dict) -> dict:
@@ -74,7 +38,7 @@ async def _run_case(dut, case: dict) -> dict:
     golden = decolle_model(config, weights if golden_weights is None else
                            case_matrices(config, golden_weights), biases,
                            engine=case.get("engine"))
-    bench = DecolleBench(dut, np.random.default_rng(case["seed"]), case["ready_probability"],
+    bench = CoreBench(dut, np.random.default_rng(case["seed"]), case["ready_probability"],
                          tick_work_bound(config))
     fast = case["ready_probability"] >= 1.0
 

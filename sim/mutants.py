@@ -12,8 +12,9 @@ one rule that a checker claims to enforce:
     Changes the output payload (its tick tag) while ``valid`` is high and ``ready`` low:
     breaks the stream rule (what the formal properties must catch).
 ``lost_input``
-    Accepts an end-of-tick input while the core is busy and never passes it on: an
-    accepted input event is lost and its tick never ends.
+    Accepts an end-of-tick input while the host holds a request (when the core itself
+    takes no input) and never passes it on: an accepted input event is lost and its tick
+    never ends.
 ``late_ack``
     Holds a host request back for 40 cycles before the core sees it: the host is not
     acknowledged within the promised bound.
@@ -74,8 +75,9 @@ class MutantCore(wiring.Component):
             with m.If(core.o_events.valid & ~self.o_events.ready & toggle):
                 m.d.comb += self.o_events.payload.tick.eq(core.o_events.payload.tick ^ 1)
         elif self.mutation == "lost_input":
+            # The core takes no input while the host holds a request (its ready is low).
             with m.If(self.i_events.valid & self.i_events.payload.end_of_tick
-                      & ~core.i_events.ready):
+                      & self.host.strobe):
                 m.d.comb += [self.i_events.ready.eq(1), core.i_events.valid.eq(0)]
         elif self.mutation == "late_ack":
             waited = Signal(range(41))

@@ -61,7 +61,10 @@ def check_outputs(tick: int, outputs, spikes) -> None:
     expected = expected_outputs(tick, spikes)
     for index, (want, have) in enumerate(zip_longest(expected, [tuple(e) for e in outputs])):
         if want != have:
-            raise Mismatch(tick=tick, what="output event", position=index,
+            # Name the layer and neuron of the event that should have come (or came).
+            layer, neuron = (want or have)[1:3]
+            raise Mismatch(tick=tick, what="output event", layer=layer, neuron=neuron,
+                           position=index,
                            expected=list(want) if want else None,
                            got=list(have) if have else None,
                            expected_spikes=[[int(n) for n in s] for s in spikes])

@@ -160,8 +160,12 @@ class RefLink:
         raise AssertionError("unreachable")
 
 
-def run_link(layout, frames, *, depth=16, gap=2, max_cycles=200_000):
-    """Send each frame (raw bytes) to a HostLink over a stand-in core; return the replies."""
+def run_link(layout, frames, *, depth=16, gap=2, max_cycles=200_000, gaps=None):
+    """Send each frame (raw bytes) to a HostLink over a stand-in core; return the replies.
+
+    ``gaps``, if given, holds for each frame the idle cycles after each of its bytes
+    (a frame split at byte boundaries); otherwise every byte is followed by ``gap``.
+    """
     dut = HostLink(layout, timeout_cycles=TIMEOUT, event_buffer_depth=depth,
                    max_payload=MAX_PAYLOAD)
     core = FakeCore(layout)
@@ -215,8 +219,8 @@ def run_link(layout, frames, *, depth=16, gap=2, max_cycles=200_000):
             return received
 
         pending = bytearray()
-        for frame in frames:
-            for byte in frame:
+        for frame_index, frame in enumerate(frames):
+            for byte_index, byte in enumerate(frame):
                 ctx.set(dut.i_bytes.valid, 1)
                 ctx.set(dut.i_bytes.payload, byte)
                 while True:
@@ -227,7 +231,7 @@ def run_link(layout, frames, *, depth=16, gap=2, max_cycles=200_000):
                     if ready:
                         break
                 ctx.set(dut.i_bytes.valid, 0)
-                for _ in range(gap):
+                for _ in range(gap if gaps is None else gaps[frame_index][byte_index]):
                     got = await step()
                     if got is not None:
                         pending.append(got)
@@ -256,11 +260,11 @@ def layout():
     return CoreLayout(CoreConfig(layers=(6, 5, 3), lanes=2, refractory_ticks=1))
 
 
-def check(layout, frames, depth=16):
+def check(layout, frames, depth=16, gaps=None):
     """Run ``frames`` on the gateware and on the reference; compare every reply."""
     reference = RefLink(layout, depth)
     expected = [reference.answer(frame) for frame in frames]
-    replies, core = run_link(layout, frames, depth=depth)
+    replies, core = run_link(layout, frames, depth=depth, gaps=gaps)
     for index, (got, want) in enumerate(zip(replies, expected)):
         assert got == want, (f"frame {index} {frames[index].hex()}: got {decode_reply(got)}, "
                              f"want {decode_reply(want)}")
