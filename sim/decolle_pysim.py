@@ -14,7 +14,7 @@ from plasticore.config import CoreConfig
 from plasticore.hdl.decolle_core import DecolleCore
 from plasticore.layout import (REGION_BIAS, REGION_MEMBRANE, REGION_REFRACTORY, REGION_SPIKES,
                                REGION_TRACE_P, REGION_TRACE_Q)
-from .pysim import host_read, host_write
+from .pysim import host_read, host_write, offer_event
 
 __all__ = ["DecolleRun", "run_decolle", "STATE_REGIONS"]
 
@@ -90,13 +90,7 @@ def run_decolle(config: CoreConfig, case: dict, *, ready_probability: float = 1.
                 await host_write(ctx, core.host, layout.register_address(step[1]), int(step[2]))
                 continue
             for index, (address, end) in enumerate([(int(a), 0) for a in step[1]] + [(0, 1)]):
-                ctx.set(stream.payload, {"address": address & 0xFFFF, "end_of_tick": end})
-                ctx.set(stream.valid, 1)
-                while True:
-                    ready = ctx.get(stream.ready)
-                    await ctx.tick()
-                    if ready:
-                        break
+                await offer_event(ctx, stream, address, end)
                 if index == 0:
                     starts.append(ctx.get(cycle))
             ctx.set(stream.valid, 0)

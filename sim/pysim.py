@@ -15,7 +15,7 @@ from plasticore.config import CoreConfig
 from plasticore.layout import CoreLayout
 from plasticore.hdl.core import Core
 
-__all__ = ["HostError", "PysimRun", "run_core", "host_read", "host_write"]
+__all__ = ["HostError", "PysimRun", "run_core", "host_read", "host_write", "offer_event"]
 
 
 class HostError(RuntimeError):
@@ -40,6 +40,17 @@ async def host_access(ctx, host, address: int, write: bool = False, data: int = 
             break
     ctx.set(host.strobe, 0)
     return read_data, bool(error)
+
+
+async def offer_event(ctx, stream, address: int, end_of_tick: int = 0) -> None:
+    """Offer one input event and wait until the core takes it (``valid`` stays high)."""
+    ctx.set(stream.payload, {"address": address & 0xFFFF, "end_of_tick": end_of_tick})
+    ctx.set(stream.valid, 1)
+    while True:
+        ready = ctx.get(stream.ready)
+        await ctx.tick()
+        if ready:
+            return
 
 
 async def host_read(ctx, host, address: int) -> int:
