@@ -3,6 +3,9 @@
 It runs the tick of :mod:`plasticore.golden.lif` bit for bit. How the hardware does it:
 
 Phases
+    ``CLEAR`` (after reset only): the accumulators are written to zero, one word per cycle,
+    so that a reset in the middle of a tick leaves no partial sums (the memories of state
+    and weights are kept; the registers take their reset values).
     ``INPUT``: input events are delivered to layer 1 as they arrive; the host port is
     served between events (a write inside an open tick is refused:
     :mod:`plasticore.hdl.shell`). An ``end_of_tick`` event starts ``UPDATE`` of layer 1.
