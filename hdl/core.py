@@ -3,6 +3,9 @@
 It runs the tick of :mod:`plasticore.golden.lif` bit for bit. How the hardware does it:
 
 Phases
+    ``CLEAR`` (after reset only): the accumulators are written to zero, one word per cycle,
+    so that a reset in the middle of a tick leaves no partial sums (the memories of state
+    and weights are kept; the registers take their reset values).
     ``INPUT``: input events are delivered to layer 1 as they arrive; the host port is
     served between events (a write inside an open tick is refused:
     :mod:`plasticore.hdl.shell`). An ``end_of_tick`` event starts ``UPDATE`` of layer 1.
@@ -66,7 +69,7 @@ from .interfaces import ADDRESS_BITS
 from .neuron import LifFire, LifIntegrate, raw_shape
 from .prng import Threefry2x32
 from .recurrence import SpikeList
-from .shell import (CoreShell, HostDecoder, assert_one_owner, count_saturating,
+from .shell import (CoreShell, HostDecoder, SharedNames, assert_one_owner, count_saturating,
                     open_tick, select_constants, send_end_of_tick, serve_memory,
                     serve_register_write, weight_word_decoder)
 from .synapse import LaneAccumulate, WeightUpdate, accumulator_word_layout, weight_word_layout
@@ -112,8 +115,29 @@ class Core(CoreShell):
         n_layers = len(layout.layers)
         max_post = max(config.neuron_layers)
         m = Module()
+        # The parts below share their signals through `ns`, in this order.
+        ns = SharedNames()
+        ns.keep(locals())
 
-        # ---- memories --------------------------------------------------------------
+        self._memories(m, ns)
+        self._registers(m, ns)
+        self._delivery(m, ns)
+        self._update_pass(m, ns)
+        self._erbp_passes(m, ns)
+        self._host_decoder(m, ns)
+        with m.FSM(init="CLEAR", name="phase") as phase:
+            ns.keep({"phase": phase})
+            self._input_phases(m, ns)
+            self._layer_phases(m, ns)
+            self._end_phases(m, ns)
+            self._tick_and_host_phases(m, ns)
+        self._assertions(m, ns)
+        return m
+
+    def _memories(self, m, ns):
+        """Add the weight, accumulator and state memories, the spike FIFO and the leaf units."""
+        (config, layout) = ns.take(
+            "config", "layout")
         m.submodules.weights = weights = Memory(
             shape=weight_word_layout(config), depth=layout.weight_words, init=[])
         weights_wr = weights.write_port(granularity=1)
@@ -169,7 +193,13 @@ class Core(CoreShell):
         m.submodules.lane_add = lane_add = LaneAccumulate(
             config, params.soma_gain_shift if learning else 0)
 
-        # ---- registers ---------------------------------------------------------------
+        ns.keep(locals())
+
+    def _registers(self, m, ns):
+        """Add the registers, the per-layer constants and the projection the walker delivers along."""
+        (config, layout, learning, max_post, membrane_high, n_classes, n_layers, params) = ns.take(
+            "config", "layout", "learning", "max_post", "membrane_high", "n_classes",
+            "n_layers", "params")
         tick = Signal(32)
         dropped_events = Signal(32)
         flags = Signal(5 if learning else 2)
@@ -232,7 +262,17 @@ class Core(CoreShell):
         else:
             projection, walk_row_words, walk_acc_base = layer, row_words, acc_base
 
-        # ---- row walker (delivery) -----------------------------------------------------
+        ns.keep(locals())
+
+    def _delivery(self, m, ns):
+        """Add the row walker (a presynaptic event to a stream of weight words) and the eRBP weight stage."""
+        (acc_base, acc_rd, acc_wr, config, dendrite_rd, flags_raised, lane_add, lanes, layout,
+         learn_active, learning, membrane_rd, params, projection, rate_mask, rate_shift,
+         row_words, tick, walk_acc_base, walk_row_words, weight_address, weights_rd, weights_wr) = ns.take(
+            "acc_base", "acc_rd", "acc_wr", "config", "dendrite_rd", "flags_raised",
+            "lane_add", "lanes", "layout", "learn_active", "learning", "membrane_rd",
+            "params", "projection", "rate_mask", "rate_shift", "row_words", "tick",
+            "walk_acc_base", "walk_row_words", "weight_address", "weights_rd", "weights_wr")
         event_valid = Signal()                     # a presynaptic event is offered
         event_pre = Signal(ADDRESS_BITS)
         event_take = Signal()
@@ -372,7 +412,19 @@ class Core(CoreShell):
                 with m.If(weight_update.saturated):
                     m.d.comb += flags_raised[_bit(FLAG_WEIGHT_SATURATED)].eq(1)
 
-        # ---- update pass -------------------------------------------------------------------
+        ns.keep(locals())
+
+    def _update_pass(self, m, ns):
+        """Add the population's update pass: one neuron per cycle, spikes out as a stream."""
+        (acc_base, acc_rd, acc_wr, config, fire, flags_raised, integrate, is_last, lane_bits,
+         lanes, layer, learning, max_post, membrane_rd, membrane_wr, n_post, predictions,
+         recurrent, refractory_rd, refractory_wr, spike_fifo, spike_lists, spiking_layers,
+         state_base, tick) = ns.take(
+            "acc_base", "acc_rd", "acc_wr", "config", "fire", "flags_raised", "integrate",
+            "is_last", "lane_bits", "lanes", "layer", "learning", "max_post", "membrane_rd",
+            "membrane_wr", "n_post", "predictions", "recurrent", "refractory_rd",
+            "refractory_wr", "spike_fifo", "spike_lists", "spiking_layers", "state_base",
+            "tick")
         # Three stages: U1 issues the reads of neuron `update_index`; U2 has its words on the
         # read ports and forms the raw sum; U3 has the raw sum in a register, fires, writes
         # back and emits. A spike that the output cannot take stalls all three.
@@ -464,6 +516,19 @@ class Core(CoreShell):
             self.o_events.payload.tick.eq(tick),
         ]
 
+        ns.keep(locals())
+
+    def _erbp_passes(self, m, ns):
+        """Add the eRBP tick passes: error neurons, feedback and dendrites."""
+        (acc_base, acc_rd, acc_wr, config, dendrite_rd, dendrite_wr, error_bits, error_rd,
+         error_wr, feedback_base, feedback_rd, feedback_rows, flags_raised, hidden_layers,
+         is_last, label_counts, layer, learning, max_post, membrane_high, n_classes, n_post,
+         params, predictions, spikes_minus, spikes_plus, state_base) = ns.take(
+            "acc_base", "acc_rd", "acc_wr", "config", "dendrite_rd", "dendrite_wr",
+            "error_bits", "error_rd", "error_wr", "feedback_base", "feedback_rd",
+            "feedback_rows", "flags_raised", "hidden_layers", "is_last", "label_counts",
+            "layer", "learning", "max_post", "membrane_high", "n_classes", "n_post",
+            "params", "predictions", "spikes_minus", "spikes_plus", "state_base")
         if learning:
             # ---- error neurons (step 4), one class per cycle ---------------------------------
             # Two stages: read class `error_index`, then update and write it back.
@@ -606,7 +671,15 @@ class Core(CoreShell):
                           | (dendrite_write_last & output_clamped)):
                     m.d.comb += flags_raised[_bit(FLAG_DENDRITE_SATURATED)].eq(1)
 
-        # ---- host port -------------------------------------------------------------------------
+        ns.keep(locals())
+
+    def _host_decoder(self, m, ns):
+        """Add the host decoder's address decode and register table, and the input classifier."""
+        (burn_in_ticks, config, dropped_events, flags, label_counts, lane_bits, layout,
+         learning, learning_enabled, n_classes, rate_mask, rate_shift, sample_tick) = ns.take(
+            "burn_in_ticks", "config", "dropped_events", "flags", "label_counts",
+            "lane_bits", "layout", "learning", "learning_enabled", "n_classes", "rate_mask",
+            "rate_shift", "sample_tick")
         host = self.host
         registers = layout.registers
         # The register number, or the error neuron's index, is kept for the answer.
@@ -640,7 +713,6 @@ class Core(CoreShell):
                 ]),
             })
 
-        # ---- phase machine ---------------------------------------------------------------------
         payload = self.i_events.payload
         in_range = payload.address < config.n_inputs
         tick_is_open = open_tick(m, self.i_events)
@@ -651,220 +723,289 @@ class Core(CoreShell):
         # After a reset the accumulators may hold part of a tick (or recurrent input for
         # the next one); every tick assumes they start as the golden model's do: zero.
         clear_index = Signal(range(layout.accumulator_words))
-        with m.FSM(init="CLEAR", name="phase") as phase:
-            with m.State("CLEAR"):
-                m.d.comb += [acc_wr.addr.eq(clear_index), acc_wr.en.eq(Const(-1, lanes))]
-                m.d.sync += clear_index.eq(clear_index + 1)
-                with m.If(clear_index == layout.accumulator_words - 1):
-                    m.next = "INPUT"
+        ns.keep(locals())
 
-            with m.State("INPUT"):
-                host_turn = host.strobe & delivery_idle
-                m.d.comb += [
-                    walk_enable.eq(~host.strobe),
-                    event_valid.eq(self.i_events.valid & ~payload.end_of_tick & in_range),
-                    event_pre.eq(payload.address),
-                ]
-                with m.If(host_turn):
-                    m.next = "HOST_ACCESS"
-                with m.Elif(self.i_events.valid & ~host.strobe):
-                    with m.If(payload.end_of_tick):
-                        with m.If(delivery_idle):
-                            m.d.comb += self.i_events.ready.eq(1)
-                            m.d.sync += [
-                                update_index.eq(0),
-                                spike_count.eq(0),
-                                spikes_taken.eq(0),
-                            ]
-                            m.next = "UPDATE"
-                    if learning:
-                        with m.Elif(is_label):
-                            # Labels only add into their class's error inputs (step 4).
-                            m.d.comb += self.i_events.ready.eq(1)
-                            with m.If(label_count != label_count_max):
-                                m.d.sync += label_count.eq(label_count + 1)
-                            # This label's addition saturates once (n + 1) w > high.
-                            with m.If(label_count >= label_count_max - 1):
-                                m.d.comb += flags_raised[_bit(FLAG_ERROR_SATURATED)].eq(1)
-                    with m.Elif(~in_range):
-                        # Dropped without touching any state, and counted.
-                        m.d.comb += self.i_events.ready.eq(1)
-                        m.d.sync += count_saturating(dropped_events)
-                    with m.Else():
-                        m.d.comb += self.i_events.ready.eq(event_take)
-
-            with m.State("UPDATE"):
-                m.d.comb += [
-                    update_enable.eq(1),
-                    self.o_events.valid.eq(u3_valid & fire.spike),
-                ]
-                with m.If(~update_issue & ~u2_valid & ~u3_valid):
-                    m.d.sync += spikes_taken.eq(0)
-                    with m.If(is_last):
-                        if learning:
-                            m.d.sync += error_index.eq(0)
-                            m.next = "ERROR"
-                        elif recurrent:
-                            m.d.sync += recurrent_index.eq(0)
-                            m.d.comb += [spike_list.rewind.eq(1)
-                                         for spike_list in spike_lists.values()]
-                            m.next = "RECURRENT"
-                        else:
-                            m.next = "END_TICK"
-                    with m.Else():
-                        m.d.sync += layer.eq(layer + 1)
-                        m.next = "DELIVER"
-
-            with m.State("DELIVER"):
-                if spiking_layers:
-                    m.d.comb += [
-                        walk_enable.eq(1),
-                        event_valid.eq(spike_fifo.r_rdy),
-                        event_pre.eq(spike_fifo.r_data),
-                        spike_fifo.r_en.eq(event_take),
-                    ]
-                    with m.If(event_take):
-                        m.d.sync += spikes_taken.eq(spikes_taken + 1)
-                with m.If((spikes_taken == spike_count) & delivery_idle):
-                    m.d.sync += [
-                        update_index.eq(0),
-                        spike_count.eq(0),
-                    ]
-                    m.next = "UPDATE"
-
-            if learning:
-                with m.State("ERROR"):
-                    with m.If(error_index != n_classes):
-                        m.d.comb += error_issue.eq(1)
-                    with m.Else():
-                        # The last class is written back in this cycle.
-                        m.d.sync += [
-                            predictions.eq(0),
-                            spikes_done.eq(0),
-                            feedback_walking.eq(0),
-                            layer.eq(0),
-                        ]
-                        m.next = "FEEDBACK"
-
-                with m.State("FEEDBACK"):
-                    with m.If(feedback_walking):
-                        m.d.comb += feedback_issue.eq(1)
-                    with m.Elif(spikes_left.any()):
-                        m.d.sync += [
-                            spikes_done.bit_select(next_spike, 1).eq(1),
-                            feedback_walking.eq(1),
-                            feedback_index.eq(0),
-                            feedback_row.eq(next_row),
-                            feedback_negative.eq(next_negative),
-                        ]
-                    with m.Else():
-                        m.d.sync += spikes_done.eq(0)
-                        with m.If(layer == len(hidden_layers) - 1):
-                            m.d.sync += [layer.eq(0), dendrite_index.eq(0)]
-                            m.next = "DENDRITE"
-                        with m.Else():
-                            m.d.sync += layer.eq(layer + 1)
-
-                with m.State("DENDRITE"):
-                    with m.If(dendrite_index < n_post):
-                        m.d.comb += dendrite_issue.eq(1)
-                    with m.Elif(is_last):
-                        m.next = "END_TICK"
-                    with m.Else():
-                        m.d.sync += [layer.eq(layer + 1), dendrite_index.eq(0)]
-
-            if recurrent:
-                with m.State("RECURRENT"):
-                    # Step 3: each recurrent projection replays its source's spike list.
-                    m.d.comb += [recurrent_active.eq(1), walk_enable.eq(1)]
-                    replayed = Signal()
-                    with m.Switch(recurrent_index):
-                        for index, lay in enumerate(recurrent):
-                            spike_list = spike_lists[lay.source]
-                            with m.Case(index):
-                                m.d.comb += [
-                                    event_valid.eq(spike_list.valid),
-                                    event_pre.eq(spike_list.data),
-                                    spike_list.take.eq(event_take),
-                                    replayed.eq(~spike_list.valid),
-                                ]
-                    with m.If(replayed & delivery_idle):
-                        m.d.comb += [spike_list.rewind.eq(1)
-                                     for spike_list in spike_lists.values()]
-                        with m.If(recurrent_index == len(recurrent) - 1):
-                            m.next = "END_TICK"
-                        with m.Else():
-                            m.d.sync += recurrent_index.eq(recurrent_index + 1)
-
-            with m.State("END_TICK"):
-                with m.If(send_end_of_tick(m, self.o_events)):
-                    # Input events of the next tick are delivered to layer 1.
-                    m.d.sync += layer.eq(0)
-                    if recurrent:
-                        m.d.comb += [spike_list.clear.eq(1)
-                                     for spike_list in spike_lists.values()]
-                    if learning:
-                        # The tick counter names the rounding draws: it saturates, never wraps.
-                        m.d.sync += [count_saturating(tick), count_saturating(sample_tick)]
-                    else:
-                        m.d.sync += tick.eq(tick + 1)
-                    m.next = "INPUT"
-
-            with m.State("HOST_ACCESS"):
-                m.next = "HOST_ACK"
-                with decoder.decode(m, tick_is_open, [host_lane.eq(weight_post if lanes > 1 else 0)]):
-                    with m.Case(REGION_REGISTERS):
-                        serve_register_write(m, host, host_error, offset, registers,
-                                             register_writes)
-                    with m.Case(REGION_WEIGHTS):
-                        serve_memory(m, host, host_error, weights_rd, weights_wr, weight_word,
-                                     weight_valid,
-                                     fits_signed(write_value, config.weight_bits),
-                                     Cat(*[write_value[:config.weight_bits]] * lanes),
-                                     Const(1, lanes) << weight_post[:lane_bits]
-                                     if lanes > 1 else 1)
-                    with m.Case(REGION_MEMBRANE):
-                        serve_neuron_state(membrane_rd, membrane_wr)
-                    with m.Case(REGION_REFRACTORY):
-                        serve_memory(m, host, host_error, refractory_rd, refractory_wr,
-                                     offset, neuron_valid,
-                                     write_value <= config.refractory_ticks, write_value)
-                    if learning:
-                        with m.Case(REGION_DENDRITE):
-                            serve_neuron_state(dendrite_rd, dendrite_wr)
-                        with m.Case(REGION_ERROR):
-                            # Error neurons never go negative: 0 .. 2**(membrane_bits-1) - 1.
-                            minus = offset >= n_classes
-                            serve_memory(m, host, host_error, error_rd, error_wr,
-                                         Mux(minus, offset - n_classes, offset),
-                                         offset < layout.error_neurons,
-                                         write_value <= membrane_high,
-                                         Cat(write_value[:error_bits], write_value[:error_bits]),
-                                         Mux(minus, 0b10, 0b01))
-                        with m.Default():
-                            m.d.sync += host_error.eq(1)
-
-            with m.State("HOST_ACK"):
-                register_values = [("magic", CORE_MAGIC), ("tick", tick),
-                                   ("dropped_events", dropped_events), ("flags", flags),
-                                   ("layers", n_layers), ("neurons", config.n_neurons)]
-                region_values = {
-                    REGION_WEIGHTS: (weights_rd.data[host_lane] if lanes > 1
-                                     else weights_rd.data[0]),
-                    REGION_MEMBRANE: membrane_rd.data,
-                    REGION_REFRACTORY: refractory_rd.data,
-                }
-                if learning:
-                    register_values += [("learning_enabled", learning_enabled),
-                                        ("sample_tick", sample_tick),
-                                        ("burn_in_ticks", burn_in_ticks),
-                                        ("learning_rate_shift", rate_shift)]
-                    region_values[REGION_DENDRITE] = dendrite_rd.data
-                    region_values[REGION_ERROR] = Mux(decoder.register < n_classes,
-                                                      error_rd.data[0], error_rd.data[1])
-                decoder.answer(m, registers, register_values, region_values)
+    def _input_phases(self, m, ns):
+        """Add the phases CLEAR and INPUT."""
+        (acc_wr, clear_index, delivery_idle, dropped_events, event_pre, event_take, event_valid,
+         flags_raised, host, in_range, is_label, label_count, label_count_max, lanes, layout,
+         learning, payload, spike_count, spikes_taken, update_index, walk_enable) = ns.take(
+            "acc_wr", "clear_index", "delivery_idle", "dropped_events", "event_pre",
+            "event_take", "event_valid", "flags_raised", "host", "in_range", "is_label",
+            "label_count", "label_count_max", "lanes", "layout", "learning", "payload",
+            "spike_count", "spikes_taken", "update_index", "walk_enable")
+        with m.State("CLEAR"):
+            m.d.comb += [acc_wr.addr.eq(clear_index), acc_wr.en.eq(Const(-1, lanes))]
+            m.d.sync += clear_index.eq(clear_index + 1)
+            with m.If(clear_index == layout.accumulator_words - 1):
                 m.next = "INPUT"
 
+        with m.State("INPUT"):
+            host_turn = host.strobe & delivery_idle
+            m.d.comb += [
+                walk_enable.eq(~host.strobe),
+                event_valid.eq(self.i_events.valid & ~payload.end_of_tick & in_range),
+                event_pre.eq(payload.address),
+            ]
+            with m.If(host_turn):
+                m.next = "HOST_ACCESS"
+            with m.Elif(self.i_events.valid & ~host.strobe):
+                with m.If(payload.end_of_tick):
+                    with m.If(delivery_idle):
+                        m.d.comb += self.i_events.ready.eq(1)
+                        m.d.sync += [
+                            update_index.eq(0),
+                            spike_count.eq(0),
+                            spikes_taken.eq(0),
+                        ]
+                        m.next = "UPDATE"
+                if learning:
+                    with m.Elif(is_label):
+                        # Labels only add into their class's error inputs (step 4).
+                        m.d.comb += self.i_events.ready.eq(1)
+                        with m.If(label_count != label_count_max):
+                            m.d.sync += label_count.eq(label_count + 1)
+                        # This label's addition saturates once (n + 1) w > high.
+                        with m.If(label_count >= label_count_max - 1):
+                            m.d.comb += flags_raised[_bit(FLAG_ERROR_SATURATED)].eq(1)
+                with m.Elif(~in_range):
+                    # Dropped without touching any state, and counted.
+                    m.d.comb += self.i_events.ready.eq(1)
+                    m.d.sync += count_saturating(dropped_events)
+                with m.Else():
+                    m.d.comb += self.i_events.ready.eq(event_take)
+
+        ns.keep(locals())
+
+    def _layer_phases(self, m, ns):
+        """Add the phases UPDATE and DELIVER."""
+        (delivery_idle, error_index, event_pre, event_take, event_valid, fire, is_last, layer,
+         learning, recurrent, recurrent_index, spike_count, spike_fifo, spike_lists,
+         spikes_taken, spiking_layers, u2_valid, u3_valid, update_enable, update_index,
+         update_issue, walk_enable) = ns.take(
+            "delivery_idle", "error_index", "event_pre", "event_take", "event_valid",
+            "fire", "is_last", "layer", "learning", "recurrent", "recurrent_index",
+            "spike_count", "spike_fifo", "spike_lists", "spikes_taken", "spiking_layers",
+            "u2_valid", "u3_valid", "update_enable", "update_index", "update_issue",
+            "walk_enable")
+        with m.State("UPDATE"):
+            m.d.comb += [
+                update_enable.eq(1),
+                self.o_events.valid.eq(u3_valid & fire.spike),
+            ]
+            with m.If(~update_issue & ~u2_valid & ~u3_valid):
+                m.d.sync += spikes_taken.eq(0)
+                with m.If(is_last):
+                    if learning:
+                        m.d.sync += error_index.eq(0)
+                        m.next = "ERROR"
+                    elif recurrent:
+                        m.d.sync += recurrent_index.eq(0)
+                        m.d.comb += [spike_list.rewind.eq(1)
+                                     for spike_list in spike_lists.values()]
+                        m.next = "RECURRENT"
+                    else:
+                        m.next = "END_TICK"
+                with m.Else():
+                    m.d.sync += layer.eq(layer + 1)
+                    m.next = "DELIVER"
+
+        with m.State("DELIVER"):
+            if spiking_layers:
+                m.d.comb += [
+                    walk_enable.eq(1),
+                    event_valid.eq(spike_fifo.r_rdy),
+                    event_pre.eq(spike_fifo.r_data),
+                    spike_fifo.r_en.eq(event_take),
+                ]
+                with m.If(event_take):
+                    m.d.sync += spikes_taken.eq(spikes_taken + 1)
+            with m.If((spikes_taken == spike_count) & delivery_idle):
+                m.d.sync += [
+                    update_index.eq(0),
+                    spike_count.eq(0),
+                ]
+                m.next = "UPDATE"
+
+        ns.keep(locals())
+
+    def _end_phases(self, m, ns):
+        """Add the phases after the last layer: eRBP's ERROR, FEEDBACK, DENDRITE; RECURRENT."""
+        (delivery_idle, dendrite_index, dendrite_issue, error_index, error_issue, event_pre,
+         event_take, event_valid, feedback_index, feedback_issue, feedback_negative,
+         feedback_row, feedback_walking, hidden_layers, is_last, layer, learning, n_classes,
+         n_post, next_negative, next_row, next_spike, predictions, recurrent, recurrent_active,
+         recurrent_index, spike_lists, spikes_done, spikes_left, walk_enable) = ns.take(
+            "delivery_idle", "dendrite_index", "dendrite_issue", "error_index",
+            "error_issue", "event_pre", "event_take", "event_valid", "feedback_index",
+            "feedback_issue", "feedback_negative", "feedback_row", "feedback_walking",
+            "hidden_layers", "is_last", "layer", "learning", "n_classes", "n_post",
+            "next_negative", "next_row", "next_spike", "predictions", "recurrent",
+            "recurrent_active", "recurrent_index", "spike_lists", "spikes_done",
+            "spikes_left", "walk_enable")
+        if learning:
+            with m.State("ERROR"):
+                with m.If(error_index != n_classes):
+                    m.d.comb += error_issue.eq(1)
+                with m.Else():
+                    # The last class is written back in this cycle.
+                    m.d.sync += [
+                        predictions.eq(0),
+                        spikes_done.eq(0),
+                        feedback_walking.eq(0),
+                        layer.eq(0),
+                    ]
+                    m.next = "FEEDBACK"
+
+            with m.State("FEEDBACK"):
+                with m.If(feedback_walking):
+                    m.d.comb += feedback_issue.eq(1)
+                with m.Elif(spikes_left.any()):
+                    m.d.sync += [
+                        spikes_done.bit_select(next_spike, 1).eq(1),
+                        feedback_walking.eq(1),
+                        feedback_index.eq(0),
+                        feedback_row.eq(next_row),
+                        feedback_negative.eq(next_negative),
+                    ]
+                with m.Else():
+                    m.d.sync += spikes_done.eq(0)
+                    with m.If(layer == len(hidden_layers) - 1):
+                        m.d.sync += [layer.eq(0), dendrite_index.eq(0)]
+                        m.next = "DENDRITE"
+                    with m.Else():
+                        m.d.sync += layer.eq(layer + 1)
+
+            with m.State("DENDRITE"):
+                with m.If(dendrite_index < n_post):
+                    m.d.comb += dendrite_issue.eq(1)
+                with m.Elif(is_last):
+                    m.next = "END_TICK"
+                with m.Else():
+                    m.d.sync += [layer.eq(layer + 1), dendrite_index.eq(0)]
+
+        if recurrent:
+            with m.State("RECURRENT"):
+                # Step 3: each recurrent projection replays its source's spike list.
+                m.d.comb += [recurrent_active.eq(1), walk_enable.eq(1)]
+                replayed = Signal()
+                with m.Switch(recurrent_index):
+                    for index, lay in enumerate(recurrent):
+                        spike_list = spike_lists[lay.source]
+                        with m.Case(index):
+                            m.d.comb += [
+                                event_valid.eq(spike_list.valid),
+                                event_pre.eq(spike_list.data),
+                                spike_list.take.eq(event_take),
+                                replayed.eq(~spike_list.valid),
+                            ]
+                with m.If(replayed & delivery_idle):
+                    m.d.comb += [spike_list.rewind.eq(1)
+                                 for spike_list in spike_lists.values()]
+                    with m.If(recurrent_index == len(recurrent) - 1):
+                        m.next = "END_TICK"
+                    with m.Else():
+                        m.d.sync += recurrent_index.eq(recurrent_index + 1)
+
+        ns.keep(locals())
+
+    def _tick_and_host_phases(self, m, ns):
+        """Add the phases END_TICK, HOST_ACCESS and HOST_ACK."""
+        (burn_in_ticks, config, decoder, dendrite_rd, dendrite_wr, dropped_events, error_bits,
+         error_rd, error_wr, flags, host, host_error, host_lane, lane_bits, lanes, layer, layout,
+         learning, learning_enabled, membrane_high, membrane_rd, membrane_wr, n_classes,
+         n_layers, neuron_valid, offset, rate_shift, recurrent, refractory_rd, refractory_wr,
+         register_writes, registers, sample_tick, serve_neuron_state, spike_lists, tick,
+         tick_is_open, weight_post, weight_valid, weight_word, weights_rd, weights_wr,
+         write_value) = ns.take(
+            "burn_in_ticks", "config", "decoder", "dendrite_rd", "dendrite_wr",
+            "dropped_events", "error_bits", "error_rd", "error_wr", "flags", "host",
+            "host_error", "host_lane", "lane_bits", "lanes", "layer", "layout", "learning",
+            "learning_enabled", "membrane_high", "membrane_rd", "membrane_wr", "n_classes",
+            "n_layers", "neuron_valid", "offset", "rate_shift", "recurrent",
+            "refractory_rd", "refractory_wr", "register_writes", "registers", "sample_tick",
+            "serve_neuron_state", "spike_lists", "tick", "tick_is_open", "weight_post",
+            "weight_valid", "weight_word", "weights_rd", "weights_wr", "write_value")
+        with m.State("END_TICK"):
+            with m.If(send_end_of_tick(m, self.o_events)):
+                # Input events of the next tick are delivered to layer 1.
+                m.d.sync += layer.eq(0)
+                if recurrent:
+                    m.d.comb += [spike_list.clear.eq(1)
+                                 for spike_list in spike_lists.values()]
+                if learning:
+                    # The tick counter names the rounding draws: it saturates, never wraps.
+                    m.d.sync += [count_saturating(tick), count_saturating(sample_tick)]
+                else:
+                    m.d.sync += tick.eq(tick + 1)
+                m.next = "INPUT"
+
+        with m.State("HOST_ACCESS"):
+            m.next = "HOST_ACK"
+            with decoder.decode(m, tick_is_open, [host_lane.eq(weight_post if lanes > 1 else 0)]):
+                with m.Case(REGION_REGISTERS):
+                    serve_register_write(m, host, host_error, offset, registers,
+                                         register_writes)
+                with m.Case(REGION_WEIGHTS):
+                    serve_memory(m, host, host_error, weights_rd, weights_wr, weight_word,
+                                 weight_valid,
+                                 fits_signed(write_value, config.weight_bits),
+                                 Cat(*[write_value[:config.weight_bits]] * lanes),
+                                 Const(1, lanes) << weight_post[:lane_bits]
+                                 if lanes > 1 else 1)
+                with m.Case(REGION_MEMBRANE):
+                    serve_neuron_state(membrane_rd, membrane_wr)
+                with m.Case(REGION_REFRACTORY):
+                    serve_memory(m, host, host_error, refractory_rd, refractory_wr,
+                                 offset, neuron_valid,
+                                 write_value <= config.refractory_ticks, write_value)
+                if learning:
+                    with m.Case(REGION_DENDRITE):
+                        serve_neuron_state(dendrite_rd, dendrite_wr)
+                    with m.Case(REGION_ERROR):
+                        # Error neurons never go negative: 0 .. 2**(membrane_bits-1) - 1.
+                        minus = offset >= n_classes
+                        serve_memory(m, host, host_error, error_rd, error_wr,
+                                     Mux(minus, offset - n_classes, offset),
+                                     offset < layout.error_neurons,
+                                     write_value <= membrane_high,
+                                     Cat(write_value[:error_bits], write_value[:error_bits]),
+                                     Mux(minus, 0b10, 0b01))
+                    with m.Default():
+                        m.d.sync += host_error.eq(1)
+
+        with m.State("HOST_ACK"):
+            register_values = [("magic", CORE_MAGIC), ("tick", tick),
+                               ("dropped_events", dropped_events), ("flags", flags),
+                               ("layers", n_layers), ("neurons", config.n_neurons)]
+            region_values = {
+                REGION_WEIGHTS: (weights_rd.data[host_lane] if lanes > 1
+                                 else weights_rd.data[0]),
+                REGION_MEMBRANE: membrane_rd.data,
+                REGION_REFRACTORY: refractory_rd.data,
+            }
+            if learning:
+                register_values += [("learning_enabled", learning_enabled),
+                                    ("sample_tick", sample_tick),
+                                    ("burn_in_ticks", burn_in_ticks),
+                                    ("learning_rate_shift", rate_shift)]
+                region_values[REGION_DENDRITE] = dendrite_rd.data
+                region_values[REGION_ERROR] = Mux(decoder.register < n_classes,
+                                                  error_rd.data[0], error_rd.data[1])
+            decoder.answer(m, registers, register_values, region_values)
+            m.next = "INPUT"
+
+        ns.keep(locals())
+
+    def _assertions(self, m, ns):
+        """Add the assertions of ``checks = True``."""
+        (acc_rd, config, deliver_valid, dendrite_issue, dendrite_write, feedback_issue,
+         feedback_write, host, issue_valid, lane_add, lanes, lead_valid, learning, params, phase,
+         region, u3_commit, update_enable, weights_rd) = ns.take(
+            "acc_rd", "config", "deliver_valid", "dendrite_issue", "dendrite_write",
+            "feedback_issue", "feedback_write", "host", "issue_valid", "lane_add", "lanes",
+            "lead_valid", "learning", "params", "phase", "region", "u3_commit",
+            "update_enable", "weights_rd")
         if self.checks:
             host_decode = phase.ongoing("HOST_ACCESS")
             host_owners = {name: host_decode & (region == number) for name, number in (
@@ -897,4 +1038,4 @@ class Core(CoreShell):
                                                          (stored == low) | (stored == high),
                                                          stored == exact),
                                    f"accumulator lane {lane} wrapped")
-        return m
+        ns.keep(locals())

@@ -60,7 +60,7 @@ from .decolle_units import (ErrorUnit, NeuronUnit, TraceUnit, UpdateUnit, dot_sh
                             refractory_shape, trace_shape)
 from .interfaces import ADDRESS_BITS
 from .prng import Threefry2x32, delayed
-from .shell import (CoreShell, HostDecoder, count_saturating, open_tick, select_constants,
+from .shell import (CoreShell, HostDecoder, SharedNames, count_saturating, open_tick, select_constants,
                     send_end_of_tick, serve_memory, serve_register_write, weight_word_decoder)
 from .synapse import weight_word_layout
 
@@ -102,8 +102,25 @@ class DecolleCore(CoreShell):
         max_pre = max(config.layers[:-1])
         offsets = synapse_offsets(config)
         m = Module()
+        # The parts below share their signals through `ns`, in this order.
+        ns = SharedNames()
+        ns.keep(locals())
 
-        # ---- memories --------------------------------------------------------------------
+        self._memories(m, ns)
+        self._registers(m, ns)
+        self._update_pipeline(m, ns)
+        self._host_decoder(m, ns)
+        with m.FSM(name="phase"):
+            self._input_and_trace_phases(m, ns)
+            self._membrane_phases(m, ns)
+            self._learning_phases(m, ns)
+            self._tick_and_host_phases(m, ns)
+        return m
+
+    def _memories(self, m, ns):
+        """Add the weight, bias, trace, input-spike and state memories and the units."""
+        (config, layout, n_inputs, params) = ns.take(
+            "config", "layout", "n_inputs", "params")
         m.submodules.weights = weights = Memory(
             shape=weight_word_layout(config), depth=layout.weight_words, init=[])
         weights_wr = weights.write_port()
@@ -142,7 +159,13 @@ class DecolleCore(CoreShell):
             threefry = None
             draw_latency = 1
 
-        # ---- registers -------------------------------------------------------------------
+        ns.keep(locals())
+
+    def _registers(self, m, ns):
+        """Add the registers, the per-layer constants, the walkers and pipeline registers."""
+        (config, error_unit, layout, max_post, max_pre, n_classes, n_layers, offsets, params) = ns.take(
+            "config", "error_unit", "layout", "max_post", "max_pre", "n_classes",
+            "n_layers", "offsets", "params")
         tick = Signal(32)
         dropped_events = Signal(32)
         flags = Signal(2)
@@ -177,7 +200,6 @@ class DecolleCore(CoreShell):
              for index, lay in enumerate(layout.layers)])
         m.d.comb += [error_unit.layer.eq(layer), error_unit.target.eq(target)]
 
-        # ---- walkers and pipeline registers (each pass uses them while it runs) -----------
         walk_active = Signal()
         walk_i = Signal(range(max_post + 1))        # neuron
         walk_j = Signal(range(max_pre + 2))         # input (the bias row is n_pre)
@@ -207,7 +229,17 @@ class DecolleCore(CoreShell):
         u_valid = Signal()       # issued this cycle (stage A of the update pipeline)
         update_in_flight = Signal()
 
-        # ---- output stream -----------------------------------------------------------------
+        ns.keep(locals())
+
+    def _update_pipeline(self, m, ns):
+        """Add the output stream's payload and the weight update pipeline (the draws never stall)."""
+        (b_index, bias_rd, bias_wr, draw_latency, error_value, flags, layer, layout, lr_shift,
+         max_post, n_pre, state_base, tb, threefry, tick, traces_rd, u_valid, update_in_flight,
+         update_unit, walk_i, walk_index, walk_j, walk_weight, weights_rd, weights_wr) = ns.take(
+            "b_index", "bias_rd", "bias_wr", "draw_latency", "error_value", "flags",
+            "layer", "layout", "lr_shift", "max_post", "n_pre", "state_base", "tb",
+            "threefry", "tick", "traces_rd", "u_valid", "update_in_flight", "update_unit",
+            "walk_i", "walk_index", "walk_j", "walk_weight", "weights_rd", "weights_wr")
         m.d.comb += [
             self.o_events.payload.neuron.eq(b_index),
             self.o_events.payload.layer.eq(layer + 1),
@@ -261,7 +293,14 @@ class DecolleCore(CoreShell):
             with m.If(update_unit.saturated):
                 m.d.sync += flags.eq(flags | DECOLLE_FLAG_WEIGHT_SATURATED)
 
-        # ---- host port -------------------------------------------------------------------
+        ns.keep(locals())
+
+    def _host_decoder(self, m, ns):
+        """Add the host decoder's address decode and register table."""
+        (burn_in, config, dropped_events, flags, fresh, layout, learn_enable, lr_shifts,
+         sample_tick) = ns.take(
+            "burn_in", "config", "dropped_events", "flags", "fresh", "layout",
+            "learn_enable", "lr_shifts", "sample_tick")
         host = self.host
         decoder = HostDecoder(host, layout, layout.offset_bits)
         offset, host_error = decoder.offset, decoder.error
@@ -283,279 +322,333 @@ class DecolleCore(CoreShell):
             f"lr_shift_{index + 1}": (write_value <= RANDOM_DRAW_BITS, signal.eq(write_value))
             for index, signal in enumerate(lr_shifts)})
 
-        # ---- phase machine ---------------------------------------------------------------
         payload = self.i_events.payload
         tick_is_open = open_tick(m, self.i_events)
-        with m.FSM(name="phase"):
-            with m.State("INPUT"):
-                with m.If(host.strobe):
-                    m.next = "HOST_ACCESS"
-                with m.Elif(self.i_events.valid):
-                    m.d.comb += self.i_events.ready.eq(1)
-                    with m.If(payload.end_of_tick):
-                        m.d.sync += [
-                            learning.eq(learn_enable & (sample_tick >= burn_in) & target.any()),
-                            layer.eq(0),
-                            walk_active.eq(1),
-                            walk_j.eq(0),
-                        ]
-                        m.next = "TRACE"
-                    with m.Elif(payload.address < n_inputs):
-                        m.d.comb += [input_wr.addr.eq(payload.address), input_wr.data.eq(1),
-                                     input_wr.en.eq(1)]
-                    with m.Elif(payload.address < n_inputs + n_classes):
-                        label = (payload.address - n_inputs)[:max(1, (n_classes - 1).bit_length())]
-                        m.d.sync += target.bit_select(label, 1).eq(1)
-                    with m.Else():
-                        m.d.sync += count_saturating(dropped_events)
+        ns.keep(locals())
 
-            with m.State("TRACE"):
-                # Stage A: read the traces and the spike of input walk_j.
-                with m.If(walk_active):
-                    m.d.comb += traces_rd.addr.eq(row_base + walk_j)
-                    # Only the memory the spike comes from is read: the other may be
-                    # shallower than this layer's inputs.
-                    with m.If(is_first):
-                        m.d.comb += input_rd.addr.eq(walk_j)
-                    with m.Else():
-                        m.d.comb += state_rd.addr.eq(previous_base + walk_j)
-                    m.d.sync += walk_j.eq(walk_j + 1)
-                    with m.If(walk_j == n_pre - 1):
-                        m.d.sync += walk_active.eq(0)
-                m.d.sync += [b_valid.eq(walk_active), b_index.eq(walk_j)]
-                # Stage B: update and write back; the input spikes are cleared for the next tick.
-                m.d.comb += [
-                    trace_unit.q.eq(Mux(fresh, 0, traces_rd.data.q)),
-                    trace_unit.p.eq(Mux(fresh, 0, traces_rd.data.p)),
-                    trace_unit.spike.eq(Mux(is_first, input_rd.data, state_rd.data.s)),
-                ]
-                with m.If(b_valid):
-                    m.d.comb += [
-                        traces_wr.addr.eq(row_base + b_index),
-                        traces_wr.data.q.eq(trace_unit.new_q),
-                        traces_wr.data.p.eq(trace_unit.new_p),
-                        traces_wr.en.eq(1),
-                        input_wr.addr.eq(b_index),
-                        input_wr.data.eq(0),
-                        input_wr.en.eq(is_first),
+    def _input_and_trace_phases(self, m, ns):
+        """Add the phases INPUT and TRACE."""
+        (b_index, b_valid, burn_in, dropped_events, error_unit, fresh, host, input_rd, input_wr,
+         is_first, layer, learn_enable, learning, n_classes, n_inputs, n_pre, payload,
+         previous_base, row_base, sample_tick, state_rd, target, trace_unit, traces_rd,
+         traces_wr, walk_active, walk_i, walk_j, walk_weight, weight_base) = ns.take(
+            "b_index", "b_valid", "burn_in", "dropped_events", "error_unit", "fresh",
+            "host", "input_rd", "input_wr", "is_first", "layer", "learn_enable", "learning",
+            "n_classes", "n_inputs", "n_pre", "payload", "previous_base", "row_base",
+            "sample_tick", "state_rd", "target", "trace_unit", "traces_rd", "traces_wr",
+            "walk_active", "walk_i", "walk_j", "walk_weight", "weight_base")
+        with m.State("INPUT"):
+            with m.If(host.strobe):
+                m.next = "HOST_ACCESS"
+            with m.Elif(self.i_events.valid):
+                m.d.comb += self.i_events.ready.eq(1)
+                with m.If(payload.end_of_tick):
+                    m.d.sync += [
+                        learning.eq(learn_enable & (sample_tick >= burn_in) & target.any()),
+                        layer.eq(0),
+                        walk_active.eq(1),
+                        walk_j.eq(0),
                     ]
-                with m.If(~walk_active & ~b_valid):
-                    m.d.sync += [walk_active.eq(1), walk_i.eq(0), walk_j.eq(0),
-                                 walk_weight.eq(weight_base)]
-                    m.d.comb += error_unit.clear.eq(1)
-                    m.next = "MEMBRANE"
+                    m.next = "TRACE"
+                with m.Elif(payload.address < n_inputs):
+                    m.d.comb += [input_wr.addr.eq(payload.address), input_wr.data.eq(1),
+                                 input_wr.en.eq(1)]
+                with m.Elif(payload.address < n_inputs + n_classes):
+                    label = (payload.address - n_inputs)[:max(1, (n_classes - 1).bit_length())]
+                    m.d.sync += target.bit_select(label, 1).eq(1)
+                with m.Else():
+                    m.d.sync += count_saturating(dropped_events)
 
-            with m.State("MEMBRANE"):
-                # Stage A: read W[j, i] and P[j]; the walker runs input by input, then neuron
-                # by neuron (the weights of a neuron are n_post words apart).
-                last_input = walk_j == n_pre - 1
+        with m.State("TRACE"):
+            # Stage A: read the traces and the spike of input walk_j.
+            with m.If(walk_active):
+                m.d.comb += traces_rd.addr.eq(row_base + walk_j)
+                # Only the memory the spike comes from is read: the other may be
+                # shallower than this layer's inputs.
+                with m.If(is_first):
+                    m.d.comb += input_rd.addr.eq(walk_j)
+                with m.Else():
+                    m.d.comb += state_rd.addr.eq(previous_base + walk_j)
+                m.d.sync += walk_j.eq(walk_j + 1)
+                with m.If(walk_j == n_pre - 1):
+                    m.d.sync += walk_active.eq(0)
+            m.d.sync += [b_valid.eq(walk_active), b_index.eq(walk_j)]
+            # Stage B: update and write back; the input spikes are cleared for the next tick.
+            m.d.comb += [
+                trace_unit.q.eq(Mux(fresh, 0, traces_rd.data.q)),
+                trace_unit.p.eq(Mux(fresh, 0, traces_rd.data.p)),
+                trace_unit.spike.eq(Mux(is_first, input_rd.data, state_rd.data.s)),
+            ]
+            with m.If(b_valid):
+                m.d.comb += [
+                    traces_wr.addr.eq(row_base + b_index),
+                    traces_wr.data.q.eq(trace_unit.new_q),
+                    traces_wr.data.p.eq(trace_unit.new_p),
+                    traces_wr.en.eq(1),
+                    input_wr.addr.eq(b_index),
+                    input_wr.data.eq(0),
+                    input_wr.en.eq(is_first),
+                ]
+            with m.If(~walk_active & ~b_valid):
+                m.d.sync += [walk_active.eq(1), walk_i.eq(0), walk_j.eq(0),
+                             walk_weight.eq(weight_base)]
+                m.d.comb += error_unit.clear.eq(1)
+                m.next = "MEMBRANE"
+
+        ns.keep(locals())
+
+    def _membrane_phases(self, m, ns):
+        """Add the phases MEMBRANE and EMIT."""
+        (accumulator, b_index, b_valid, bias_rd, error_unit, f1_dot, f1_neuron, f1_valid,
+         f2_dot, f2_neuron, f2_valid, f3_neuron, f3_valid, flags, fresh, is_last, layer,
+         learning, mb_first, mb_last, mb_neuron, mb_valid, mc_first, mc_last, mc_neuron,
+         mc_product, mc_valid, n_post, n_pre, neuron_unit, row_base, state_base, state_rd,
+         state_wr, traces_rd, walk_active, walk_i, walk_j, walk_weight, weight_base, weights_rd) = ns.take(
+            "accumulator", "b_index", "b_valid", "bias_rd", "error_unit", "f1_dot",
+            "f1_neuron", "f1_valid", "f2_dot", "f2_neuron", "f2_valid", "f3_neuron",
+            "f3_valid", "flags", "fresh", "is_last", "layer", "learning", "mb_first",
+            "mb_last", "mb_neuron", "mb_valid", "mc_first", "mc_last", "mc_neuron",
+            "mc_product", "mc_valid", "n_post", "n_pre", "neuron_unit", "row_base",
+            "state_base", "state_rd", "state_wr", "traces_rd", "walk_active", "walk_i",
+            "walk_j", "walk_weight", "weight_base", "weights_rd")
+        with m.State("MEMBRANE"):
+            # Stage A: read W[j, i] and P[j]; the walker runs input by input, then neuron
+            # by neuron (the weights of a neuron are n_post words apart).
+            last_input = walk_j == n_pre - 1
+            with m.If(walk_active):
+                m.d.comb += [
+                    weights_rd.addr.eq(walk_weight),
+                    traces_rd.addr.eq(row_base + walk_j),
+                ]
+                with m.If(last_input):
+                    m.d.sync += [walk_j.eq(0), walk_i.eq(walk_i + 1),
+                                 walk_weight.eq(weight_base + walk_i + 1)]
+                    with m.If(walk_i == n_post - 1):
+                        m.d.sync += walk_active.eq(0)
+                with m.Else():
+                    m.d.sync += [walk_j.eq(walk_j + 1), walk_weight.eq(walk_weight + n_post)]
+            m.d.sync += [mb_valid.eq(walk_active), mb_first.eq(walk_j == 0),
+                         mb_last.eq(last_input), mb_neuron.eq(walk_i)]
+            # Stage B: the product.
+            m.d.sync += [mc_valid.eq(mb_valid), mc_first.eq(mb_first), mc_last.eq(mb_last),
+                         mc_neuron.eq(mb_neuron),
+                         mc_product.eq(weights_rd.data[0] * traces_rd.data.p)]
+            # Stage C: accumulate; a neuron's last input hands its sum to finalize.
+            total = Mux(mc_first, 0, accumulator) + mc_product
+            with m.If(mc_valid):
+                m.d.sync += accumulator.eq(total)
+            m.d.sync += [f1_valid.eq(mc_valid & mc_last), f1_neuron.eq(mc_neuron),
+                         f1_dot.eq(total)]
+            # F1: read the neuron's state and bias.
+            with m.If(f1_valid):
+                m.d.comb += [state_rd.addr.eq(state_base + f1_neuron),
+                             bias_rd.addr.eq(state_base + f1_neuron)]
+            m.d.sync += [f2_valid.eq(f1_valid), f2_neuron.eq(f1_neuron), f2_dot.eq(f1_dot)]
+            # F2 and F3: steps 2 to 4 (the neuron unit's two stages); F3 writes back and
+            # adds the readout row of a spike.
+            m.d.comb += [
+                neuron_unit.dot.eq(f2_dot),
+                neuron_unit.bias.eq(bias_rd.data),
+                neuron_unit.refractory.eq(Mux(fresh, 0, state_rd.data.r)),
+                neuron_unit.last_spike.eq(~fresh & state_rd.data.s),
+            ]
+            m.d.sync += [f3_valid.eq(f2_valid), f3_neuron.eq(f2_neuron)]
+            with m.If(f3_valid):
+                m.d.comb += [
+                    state_wr.addr.eq(state_base + f3_neuron),
+                    state_wr.data.u.eq(neuron_unit.membrane),
+                    state_wr.data.r.eq(neuron_unit.new_refractory),
+                    state_wr.data.s.eq(neuron_unit.spike),
+                    state_wr.en.eq(1),
+                    error_unit.add.eq(neuron_unit.spike),
+                    error_unit.add_neuron.eq(f3_neuron),
+                ]
+                with m.If(neuron_unit.saturated):
+                    m.d.sync += flags.eq(flags | DECOLLE_FLAG_MEMBRANE_SATURATED)
+            with m.If(~walk_active & ~mb_valid & ~mc_valid & ~f1_valid & ~f2_valid
+                      & ~f3_valid):
+                m.d.sync += [walk_active.eq(1), walk_i.eq(0), b_valid.eq(0)]
+                m.next = "EMIT"
+
+        with m.State("EMIT"):
+            # Stage A reads the spike bit of walk_i; stage B sends it. A spike the output
+            # does not take holds both stages (the read port keeps its data).
+            stall = b_valid & state_rd.data.s & ~self.o_events.ready
+            m.d.comb += [
+                state_rd.addr.eq(state_base + walk_i),
+                state_rd.en.eq(~stall),
+                self.o_events.valid.eq(b_valid & state_rd.data.s),
+            ]
+            with m.If(~stall):
+                m.d.sync += [b_valid.eq(walk_active), b_index.eq(walk_i)]
                 with m.If(walk_active):
+                    m.d.sync += walk_i.eq(walk_i + 1)
+                    with m.If(walk_i == n_post - 1):
+                        m.d.sync += walk_active.eq(0)
+                with m.If(~walk_active & ~b_valid):
+                    m.d.sync += walk_i.eq(0)
+                    with m.If(learning):
+                        with m.If(error_unit.readout_saturated):
+                            m.d.sync += flags.eq(flags | DECOLLE_FLAG_MEMBRANE_SATURATED)
+                        m.next = "ERROR_READ"
+                    with m.Elif(is_last):
+                        m.next = "END_TICK"
+                    with m.Else():
+                        m.d.sync += [layer.eq(layer + 1), walk_active.eq(1), walk_j.eq(0)]
+                        m.next = "TRACE"
+
+        ns.keep(locals())
+
+    def _learning_phases(self, m, ns):
+        """Add the phases ERROR_READ, ERROR_START, ERROR_WAIT, UPDATE and LAYER_DONE."""
+        (bias_rd, draw_active, draw_latency, draw_lead, error_unit, error_value, is_bias_row,
+         is_last, layer, n_post, n_pre, params, row_base, state_base, state_rd, synapse_base,
+         traces_rd, u_valid, update_in_flight, walk_active, walk_draws, walk_i, walk_index,
+         walk_j, walk_weight, weight_base, weights_rd) = ns.take(
+            "bias_rd", "draw_active", "draw_latency", "draw_lead", "error_unit",
+            "error_value", "is_bias_row", "is_last", "layer", "n_post", "n_pre", "params",
+            "row_base", "state_base", "state_rd", "synapse_base", "traces_rd", "u_valid",
+            "update_in_flight", "walk_active", "walk_draws", "walk_i", "walk_index",
+            "walk_j", "walk_weight", "weight_base", "weights_rd")
+        with m.State("ERROR_READ"):
+            m.d.comb += state_rd.addr.eq(state_base + walk_i)
+            m.next = "ERROR_START"
+
+        with m.State("ERROR_START"):
+            m.d.comb += [
+                error_unit.start.eq(1),
+                error_unit.neuron.eq(walk_i),
+                error_unit.membrane.eq(state_rd.data.u),
+                error_unit.spike.eq(state_rd.data.s),
+            ]
+            m.next = "ERROR_WAIT"
+
+        with m.State("ERROR_WAIT"):
+            next_neuron = walk_i == n_post - 1
+            with m.If(error_unit.done):
+                with m.If(error_unit.error != 0):
+                    m.d.sync += [
+                        error_value.eq(error_unit.error),
+                        walk_active.eq(1),
+                        walk_j.eq(0),
+                        walk_weight.eq(weight_base + walk_i),
+                        walk_index.eq(synapse_base + walk_i),
+                        walk_draws.eq(0),
+                        draw_active.eq(1),
+                        draw_lead.eq(draw_latency - 1),
+                    ]
+                    m.next = "UPDATE"
+                with m.Elif(next_neuron):
+                    m.next = "LAYER_DONE"
+                with m.Else():
+                    m.d.sync += walk_i.eq(walk_i + 1)
+                    m.next = "ERROR_READ"
+
+        with m.State("UPDATE"):
+            rows = n_pre + 1 if params.learn_bias else n_pre
+            # The draw walker runs ahead by draw_latency - 1 synapses.
+            with m.If(draw_active):
+                m.d.sync += [walk_index.eq(walk_index + n_post), walk_draws.eq(walk_draws + 1)]
+                with m.If(walk_draws == rows - 1):
+                    m.d.sync += draw_active.eq(0)
+            with m.If(draw_lead != 0):
+                m.d.sync += draw_lead.eq(draw_lead - 1)
+            with m.Elif(walk_active):
+                m.d.comb += [
+                    u_valid.eq(1),
+                    bias_rd.addr.eq(state_base + walk_i),
+                ]
+                # The bias row has no weight or trace word: reading one there would
+                # address past the last layer's end of those memories.
+                with m.If(~is_bias_row):
                     m.d.comb += [
                         weights_rd.addr.eq(walk_weight),
                         traces_rd.addr.eq(row_base + walk_j),
                     ]
-                    with m.If(last_input):
-                        m.d.sync += [walk_j.eq(0), walk_i.eq(walk_i + 1),
-                                     walk_weight.eq(weight_base + walk_i + 1)]
-                        with m.If(walk_i == n_post - 1):
-                            m.d.sync += walk_active.eq(0)
-                    with m.Else():
-                        m.d.sync += [walk_j.eq(walk_j + 1), walk_weight.eq(walk_weight + n_post)]
-                m.d.sync += [mb_valid.eq(walk_active), mb_first.eq(walk_j == 0),
-                             mb_last.eq(last_input), mb_neuron.eq(walk_i)]
-                # Stage B: the product.
-                m.d.sync += [mc_valid.eq(mb_valid), mc_first.eq(mb_first), mc_last.eq(mb_last),
-                             mc_neuron.eq(mb_neuron),
-                             mc_product.eq(weights_rd.data[0] * traces_rd.data.p)]
-                # Stage C: accumulate; a neuron's last input hands its sum to finalize.
-                total = Mux(mc_first, 0, accumulator) + mc_product
-                with m.If(mc_valid):
-                    m.d.sync += accumulator.eq(total)
-                m.d.sync += [f1_valid.eq(mc_valid & mc_last), f1_neuron.eq(mc_neuron),
-                             f1_dot.eq(total)]
-                # F1: read the neuron's state and bias.
-                with m.If(f1_valid):
-                    m.d.comb += [state_rd.addr.eq(state_base + f1_neuron),
-                                 bias_rd.addr.eq(state_base + f1_neuron)]
-                m.d.sync += [f2_valid.eq(f1_valid), f2_neuron.eq(f1_neuron), f2_dot.eq(f1_dot)]
-                # F2 and F3: steps 2 to 4 (the neuron unit's two stages); F3 writes back and
-                # adds the readout row of a spike.
-                m.d.comb += [
-                    neuron_unit.dot.eq(f2_dot),
-                    neuron_unit.bias.eq(bias_rd.data),
-                    neuron_unit.refractory.eq(Mux(fresh, 0, state_rd.data.r)),
-                    neuron_unit.last_spike.eq(~fresh & state_rd.data.s),
-                ]
-                m.d.sync += [f3_valid.eq(f2_valid), f3_neuron.eq(f2_neuron)]
-                with m.If(f3_valid):
-                    m.d.comb += [
-                        state_wr.addr.eq(state_base + f3_neuron),
-                        state_wr.data.u.eq(neuron_unit.membrane),
-                        state_wr.data.r.eq(neuron_unit.new_refractory),
-                        state_wr.data.s.eq(neuron_unit.spike),
-                        state_wr.en.eq(1),
-                        error_unit.add.eq(neuron_unit.spike),
-                        error_unit.add_neuron.eq(f3_neuron),
-                    ]
-                    with m.If(neuron_unit.saturated):
-                        m.d.sync += flags.eq(flags | DECOLLE_FLAG_MEMBRANE_SATURATED)
-                with m.If(~walk_active & ~mb_valid & ~mc_valid & ~f1_valid & ~f2_valid
-                          & ~f3_valid):
-                    m.d.sync += [walk_active.eq(1), walk_i.eq(0), b_valid.eq(0)]
-                    m.next = "EMIT"
-
-            with m.State("EMIT"):
-                # Stage A reads the spike bit of walk_i; stage B sends it. A spike the output
-                # does not take holds both stages (the read port keeps its data).
-                stall = b_valid & state_rd.data.s & ~self.o_events.ready
-                m.d.comb += [
-                    state_rd.addr.eq(state_base + walk_i),
-                    state_rd.en.eq(~stall),
-                    self.o_events.valid.eq(b_valid & state_rd.data.s),
-                ]
-                with m.If(~stall):
-                    m.d.sync += [b_valid.eq(walk_active), b_index.eq(walk_i)]
-                    with m.If(walk_active):
-                        m.d.sync += walk_i.eq(walk_i + 1)
-                        with m.If(walk_i == n_post - 1):
-                            m.d.sync += walk_active.eq(0)
-                    with m.If(~walk_active & ~b_valid):
-                        m.d.sync += walk_i.eq(0)
-                        with m.If(learning):
-                            with m.If(error_unit.readout_saturated):
-                                m.d.sync += flags.eq(flags | DECOLLE_FLAG_MEMBRANE_SATURATED)
-                            m.next = "ERROR_READ"
-                        with m.Elif(is_last):
-                            m.next = "END_TICK"
-                        with m.Else():
-                            m.d.sync += [layer.eq(layer + 1), walk_active.eq(1), walk_j.eq(0)]
-                            m.next = "TRACE"
-
-            with m.State("ERROR_READ"):
-                m.d.comb += state_rd.addr.eq(state_base + walk_i)
-                m.next = "ERROR_START"
-
-            with m.State("ERROR_START"):
-                m.d.comb += [
-                    error_unit.start.eq(1),
-                    error_unit.neuron.eq(walk_i),
-                    error_unit.membrane.eq(state_rd.data.u),
-                    error_unit.spike.eq(state_rd.data.s),
-                ]
-                m.next = "ERROR_WAIT"
-
-            with m.State("ERROR_WAIT"):
-                next_neuron = walk_i == n_post - 1
-                with m.If(error_unit.done):
-                    with m.If(error_unit.error != 0):
-                        m.d.sync += [
-                            error_value.eq(error_unit.error),
-                            walk_active.eq(1),
-                            walk_j.eq(0),
-                            walk_weight.eq(weight_base + walk_i),
-                            walk_index.eq(synapse_base + walk_i),
-                            walk_draws.eq(0),
-                            draw_active.eq(1),
-                            draw_lead.eq(draw_latency - 1),
-                        ]
-                        m.next = "UPDATE"
-                    with m.Elif(next_neuron):
-                        m.next = "LAYER_DONE"
-                    with m.Else():
-                        m.d.sync += walk_i.eq(walk_i + 1)
-                        m.next = "ERROR_READ"
-
-            with m.State("UPDATE"):
-                rows = n_pre + 1 if params.learn_bias else n_pre
-                # The draw walker runs ahead by draw_latency - 1 synapses.
-                with m.If(draw_active):
-                    m.d.sync += [walk_index.eq(walk_index + n_post), walk_draws.eq(walk_draws + 1)]
-                    with m.If(walk_draws == rows - 1):
-                        m.d.sync += draw_active.eq(0)
-                with m.If(draw_lead != 0):
-                    m.d.sync += draw_lead.eq(draw_lead - 1)
-                with m.Elif(walk_active):
-                    m.d.comb += [
-                        u_valid.eq(1),
-                        bias_rd.addr.eq(state_base + walk_i),
-                    ]
-                    # The bias row has no weight or trace word: reading one there would
-                    # address past the last layer's end of those memories.
-                    with m.If(~is_bias_row):
-                        m.d.comb += [
-                            weights_rd.addr.eq(walk_weight),
-                            traces_rd.addr.eq(row_base + walk_j),
-                        ]
-                    m.d.sync += [walk_j.eq(walk_j + 1), walk_weight.eq(walk_weight + n_post)]
-                    with m.If(walk_j == rows - 1):
-                        m.d.sync += walk_active.eq(0)
-                with m.Elif(~update_in_flight):
-                    with m.If(walk_i == n_post - 1):
-                        m.next = "LAYER_DONE"
-                    with m.Else():
-                        m.d.sync += walk_i.eq(walk_i + 1)
-                        m.next = "ERROR_READ"
-
-            with m.State("LAYER_DONE"):
-                with m.If(is_last):
-                    m.next = "END_TICK"
+                m.d.sync += [walk_j.eq(walk_j + 1), walk_weight.eq(walk_weight + n_post)]
+                with m.If(walk_j == rows - 1):
+                    m.d.sync += walk_active.eq(0)
+            with m.Elif(~update_in_flight):
+                with m.If(walk_i == n_post - 1):
+                    m.next = "LAYER_DONE"
                 with m.Else():
-                    m.d.sync += [layer.eq(layer + 1), walk_active.eq(1), walk_j.eq(0)]
-                    m.next = "TRACE"
+                    m.d.sync += walk_i.eq(walk_i + 1)
+                    m.next = "ERROR_READ"
 
-            with m.State("END_TICK"):
-                with m.If(send_end_of_tick(m, self.o_events)):
-                    m.d.sync += [
-                        tick.eq(tick + 1),
-                        layer.eq(0),
-                        fresh.eq(0),
-                        target.eq(0),
-                        learning.eq(0),
-                    ]
-                    with m.If(sample_tick != SAMPLE_TICK_MAX):
-                        m.d.sync += sample_tick.eq(sample_tick + 1)
-                    m.next = "INPUT"
+        with m.State("LAYER_DONE"):
+            with m.If(is_last):
+                m.next = "END_TICK"
+            with m.Else():
+                m.d.sync += [layer.eq(layer + 1), walk_active.eq(1), walk_j.eq(0)]
+                m.next = "TRACE"
 
-            with m.State("HOST_ACCESS"):
-                m.next = "HOST_ACK"
-                with decoder.decode(m, tick_is_open, ()):
-                    with m.Case(REGION_REGISTERS):
-                        serve_register_write(m, host, host_error, offset, registers,
-                                             register_writes)
-                    with m.Case(REGION_WEIGHTS):
-                        serve_memory(m, host, host_error, weights_rd, weights_wr, weight_word,
-                                     weight_valid, fits_weight, write_value[:config.weight_bits])
-                    with m.Case(REGION_BIAS):
-                        serve_memory(m, host, host_error, bias_rd, bias_wr, offset,
-                                     neuron_valid, fits_weight, write_value)
-                    with m.Case(REGION_MEMBRANE, REGION_REFRACTORY, REGION_SPIKES):
-                        # Neuron state is computed, never written by the host.
-                        m.d.comb += state_rd.addr.eq(offset)
-                        with m.If(~neuron_valid | host.write):
-                            m.d.sync += host_error.eq(1)
-                    with m.Case(REGION_TRACE_Q, REGION_TRACE_P):
-                        m.d.comb += traces_rd.addr.eq(offset)
-                        with m.If(~row_valid | host.write):
-                            m.d.sync += host_error.eq(1)
+        ns.keep(locals())
 
-            with m.State("HOST_ACK"):
-                # The old state of a fresh sample reads as zero, as it will be used.
-                register_values = [("magic", CORE_MAGIC), ("tick", tick),
-                                   ("dropped_events", dropped_events), ("flags", flags),
-                                   ("layers", n_layers), ("neurons", config.n_neurons),
-                                   ("learn", learn_enable), ("burn_in", burn_in),
-                                   ("sample_tick", sample_tick)]
-                register_values += [(f"lr_shift_{index + 1}", signal)
-                                    for index, signal in enumerate(lr_shifts)]
-                decoder.answer(m, registers, register_values, {
-                    REGION_WEIGHTS: weights_rd.data[0],
-                    REGION_BIAS: bias_rd.data,
-                    REGION_MEMBRANE: Mux(fresh, 0, state_rd.data.u),
-                    REGION_REFRACTORY: Mux(fresh, 0, state_rd.data.r),
-                    REGION_SPIKES: Mux(fresh, 0, state_rd.data.s),
-                    REGION_TRACE_Q: Mux(fresh, 0, traces_rd.data.q),
-                    REGION_TRACE_P: Mux(fresh, 0, traces_rd.data.p),
-                })
+    def _tick_and_host_phases(self, m, ns):
+        """Add the phases END_TICK, HOST_ACCESS and HOST_ACK."""
+        (bias_rd, bias_wr, burn_in, config, decoder, dropped_events, fits_weight, flags, fresh,
+         host, host_error, layer, learn_enable, learning, lr_shifts, n_layers, neuron_valid,
+         offset, register_writes, registers, row_valid, sample_tick, state_rd, target, tick,
+         tick_is_open, traces_rd, weight_valid, weight_word, weights_rd, weights_wr, write_value) = ns.take(
+            "bias_rd", "bias_wr", "burn_in", "config", "decoder", "dropped_events",
+            "fits_weight", "flags", "fresh", "host", "host_error", "layer", "learn_enable",
+            "learning", "lr_shifts", "n_layers", "neuron_valid", "offset",
+            "register_writes", "registers", "row_valid", "sample_tick", "state_rd",
+            "target", "tick", "tick_is_open", "traces_rd", "weight_valid", "weight_word",
+            "weights_rd", "weights_wr", "write_value")
+        with m.State("END_TICK"):
+            with m.If(send_end_of_tick(m, self.o_events)):
+                m.d.sync += [
+                    tick.eq(tick + 1),
+                    layer.eq(0),
+                    fresh.eq(0),
+                    target.eq(0),
+                    learning.eq(0),
+                ]
+                with m.If(sample_tick != SAMPLE_TICK_MAX):
+                    m.d.sync += sample_tick.eq(sample_tick + 1)
                 m.next = "INPUT"
 
-        return m
+        with m.State("HOST_ACCESS"):
+            m.next = "HOST_ACK"
+            with decoder.decode(m, tick_is_open, ()):
+                with m.Case(REGION_REGISTERS):
+                    serve_register_write(m, host, host_error, offset, registers,
+                                         register_writes)
+                with m.Case(REGION_WEIGHTS):
+                    serve_memory(m, host, host_error, weights_rd, weights_wr, weight_word,
+                                 weight_valid, fits_weight, write_value[:config.weight_bits])
+                with m.Case(REGION_BIAS):
+                    serve_memory(m, host, host_error, bias_rd, bias_wr, offset,
+                                 neuron_valid, fits_weight, write_value)
+                with m.Case(REGION_MEMBRANE, REGION_REFRACTORY, REGION_SPIKES):
+                    # Neuron state is computed, never written by the host.
+                    m.d.comb += state_rd.addr.eq(offset)
+                    with m.If(~neuron_valid | host.write):
+                        m.d.sync += host_error.eq(1)
+                with m.Case(REGION_TRACE_Q, REGION_TRACE_P):
+                    m.d.comb += traces_rd.addr.eq(offset)
+                    with m.If(~row_valid | host.write):
+                        m.d.sync += host_error.eq(1)
+
+        with m.State("HOST_ACK"):
+            # The old state of a fresh sample reads as zero, as it will be used.
+            register_values = [("magic", CORE_MAGIC), ("tick", tick),
+                               ("dropped_events", dropped_events), ("flags", flags),
+                               ("layers", n_layers), ("neurons", config.n_neurons),
+                               ("learn", learn_enable), ("burn_in", burn_in),
+                               ("sample_tick", sample_tick)]
+            register_values += [(f"lr_shift_{index + 1}", signal)
+                                for index, signal in enumerate(lr_shifts)]
+            decoder.answer(m, registers, register_values, {
+                REGION_WEIGHTS: weights_rd.data[0],
+                REGION_BIAS: bias_rd.data,
+                REGION_MEMBRANE: Mux(fresh, 0, state_rd.data.u),
+                REGION_REFRACTORY: Mux(fresh, 0, state_rd.data.r),
+                REGION_SPIKES: Mux(fresh, 0, state_rd.data.s),
+                REGION_TRACE_Q: Mux(fresh, 0, traces_rd.data.q),
+                REGION_TRACE_P: Mux(fresh, 0, traces_rd.data.p),
+            })
+            m.next = "INPUT"
+
+        ns.keep(locals())

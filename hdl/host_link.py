@@ -36,6 +36,7 @@ from plasticore.protocol import (
     SYNC, PROTOCOL_VERSION, DEFAULT_MAX_PAYLOAD, SPIKE_TICK_BITS, Command, Status)
 
 from .interfaces import HostSignature, input_stream_signature, output_stream_signature
+from .shell import SharedNames
 from .uart import UARTReceiver, UARTTransmitter
 
 __all__ = ["HostLink", "LinkTop", "region_sizes"]
@@ -155,7 +156,24 @@ class HostLink(wiring.Component):
         layout = self._layout
         max_payload = self._max_payload
         max_words = max_payload // 4
+        # The parts below share their signals through `ns`, in this order.
+        ns = SharedNames()
+        ns.keep(locals())
 
+        self._buffers(m, ns)
+        self._execution(m, ns)
+        with m.FSM() as fsm:
+            self._receive_phases(m, ns)
+            self._access_phases(m, ns)
+            self._event_phases(m, ns)
+            self._reply_phases(m, ns)
+        m.d.comb += self.busy.eq(~fsm.ongoing("HUNT"))
+        return m
+
+    def _buffers(self, m, ns):
+        """Add the payload/reply buffer, the output event buffer and the receive side's registers."""
+        (max_payload,) = ns.take(
+            "max_payload")
         # Payload and reply memory, one byte per word.
         m.submodules.buffer = buffer = Memory(shape=8, depth=max_payload, init=[])
         buf_wr = buffer.write_port()
@@ -200,6 +218,13 @@ class HostLink(wiring.Component):
         with m.Elif(~timed_out):
             m.d.sync += idle.eq(idle + 1)
 
+        ns.keep(locals())
+
+    def _execution(self, m, ns):
+        """Add the execution and reply registers, the burst checks against the memory map and the command table."""
+        (command, events, layout, length, lost, max_payload, max_words, params) = ns.take(
+            "command", "events", "layout", "length", "lost", "max_payload", "max_words",
+            "params")
         # Execution and reply.
         status = Signal(8)
         reply_length = Signal(16)
@@ -271,268 +296,303 @@ class HostLink(wiring.Component):
         m.d.comb += [self.host.address.eq(address[:layout.address_bits]),
                      self.host.write_data.eq(word)]
 
-        with m.FSM() as fsm:
-            with m.State("HUNT"):
-                m.d.comb += self.i_bytes.ready.eq(1)
-                with m.If(took_byte & (byte_in == SYNC)):
-                    m.d.sync += [rx_crc.eq(0xFFFF), header_index.eq(0), params.eq(0),
-                                 command.eq(0), length.eq(0)]
-                    m.next = "HEADER"
+        ns.keep(locals())
 
-            with m.State("HEADER"):
-                m.d.comb += self.i_bytes.ready.eq(1)
-                with m.If(took_byte):
-                    m.d.sync += [rx_crc.eq(_crc16_byte(rx_crc, byte_in)),
-                                 header_index.eq(header_index + 1), pointer.eq(0)]
-                    with m.Switch(header_index):
-                        with m.Case(0):
-                            m.d.sync += command.eq(byte_in)
-                        with m.Case(1):
-                            m.d.sync += length[:8].eq(byte_in)
-                        with m.Case(2):
-                            m.d.sync += length[8:].eq(byte_in)
-                            full_length = Cat(length[:8], byte_in)
-                            with m.If(full_length > max_payload):
-                                m.d.sync += status.eq(Status.BAD_LENGTH)
-                                m.next = "DRAIN"
-                            with m.Elif(full_length == 0):
-                                m.next = "CRC0"
-                            with m.Else():
-                                m.next = "PAYLOAD"
-                with m.Elif(timed_out):
-                    m.d.sync += status.eq(Status.TRUNCATED)
-                    m.next = "REPLY_EMPTY"
+    def _receive_phases(self, m, ns):
+        """Add the phases that receive a frame: HUNT, HEADER, PAYLOAD, CRC0, CRC1, DRAIN."""
+        (buf_wr, byte_in, command, header_index, length, max_payload, params, pointer,
+         received_crc, rx_crc, status, timed_out, took_byte) = ns.take(
+            "buf_wr", "byte_in", "command", "header_index", "length", "max_payload",
+            "params", "pointer", "received_crc", "rx_crc", "status", "timed_out",
+            "took_byte")
+        with m.State("HUNT"):
+            m.d.comb += self.i_bytes.ready.eq(1)
+            with m.If(took_byte & (byte_in == SYNC)):
+                m.d.sync += [rx_crc.eq(0xFFFF), header_index.eq(0), params.eq(0),
+                             command.eq(0), length.eq(0)]
+                m.next = "HEADER"
 
-            with m.State("PAYLOAD"):
-                m.d.comb += self.i_bytes.ready.eq(1)
-                m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.data.eq(byte_in),
-                             buf_wr.en.eq(took_byte)]
-                with m.If(took_byte):
-                    m.d.sync += [rx_crc.eq(_crc16_byte(rx_crc, byte_in)),
-                                 pointer.eq(pointer + 1)]
-                    for index in range(6):
-                        with m.If(pointer == index):
-                            m.d.sync += params[8 * index:8 * index + 8].eq(byte_in)
-                    with m.If(pointer == length - 1):
-                        m.next = "CRC0"
-                with m.Elif(timed_out):
-                    m.d.sync += status.eq(Status.TRUNCATED)
-                    m.next = "REPLY_EMPTY"
+        with m.State("HEADER"):
+            m.d.comb += self.i_bytes.ready.eq(1)
+            with m.If(took_byte):
+                m.d.sync += [rx_crc.eq(_crc16_byte(rx_crc, byte_in)),
+                             header_index.eq(header_index + 1), pointer.eq(0)]
+                with m.Switch(header_index):
+                    with m.Case(0):
+                        m.d.sync += command.eq(byte_in)
+                    with m.Case(1):
+                        m.d.sync += length[:8].eq(byte_in)
+                    with m.Case(2):
+                        m.d.sync += length[8:].eq(byte_in)
+                        full_length = Cat(length[:8], byte_in)
+                        with m.If(full_length > max_payload):
+                            m.d.sync += status.eq(Status.BAD_LENGTH)
+                            m.next = "DRAIN"
+                        with m.Elif(full_length == 0):
+                            m.next = "CRC0"
+                        with m.Else():
+                            m.next = "PAYLOAD"
+            with m.Elif(timed_out):
+                m.d.sync += status.eq(Status.TRUNCATED)
+                m.next = "REPLY_EMPTY"
 
-            with m.State("CRC0"):
-                m.d.comb += self.i_bytes.ready.eq(1)
-                with m.If(took_byte):
-                    m.d.sync += received_crc[:8].eq(byte_in)
-                    m.next = "CRC1"
-                with m.Elif(timed_out):
-                    m.d.sync += status.eq(Status.TRUNCATED)
-                    m.next = "REPLY_EMPTY"
+        with m.State("PAYLOAD"):
+            m.d.comb += self.i_bytes.ready.eq(1)
+            m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.data.eq(byte_in),
+                         buf_wr.en.eq(took_byte)]
+            with m.If(took_byte):
+                m.d.sync += [rx_crc.eq(_crc16_byte(rx_crc, byte_in)),
+                             pointer.eq(pointer + 1)]
+                for index in range(6):
+                    with m.If(pointer == index):
+                        m.d.sync += params[8 * index:8 * index + 8].eq(byte_in)
+                with m.If(pointer == length - 1):
+                    m.next = "CRC0"
+            with m.Elif(timed_out):
+                m.d.sync += status.eq(Status.TRUNCATED)
+                m.next = "REPLY_EMPTY"
 
-            with m.State("CRC1"):
-                m.d.comb += self.i_bytes.ready.eq(1)
-                with m.If(took_byte):
-                    m.d.sync += received_crc[8:].eq(byte_in)
-                    m.next = "CHECK"
-                with m.Elif(timed_out):
-                    m.d.sync += status.eq(Status.TRUNCATED)
-                    m.next = "REPLY_EMPTY"
+        with m.State("CRC0"):
+            m.d.comb += self.i_bytes.ready.eq(1)
+            with m.If(took_byte):
+                m.d.sync += received_crc[:8].eq(byte_in)
+                m.next = "CRC1"
+            with m.Elif(timed_out):
+                m.d.sync += status.eq(Status.TRUNCATED)
+                m.next = "REPLY_EMPTY"
 
-            with m.State("DRAIN"):
-                # The length cannot be trusted to find the end: wait for the line to go quiet.
-                m.d.comb += self.i_bytes.ready.eq(1)
-                with m.If(timed_out):
-                    m.next = "REPLY_EMPTY"
+        with m.State("CRC1"):
+            m.d.comb += self.i_bytes.ready.eq(1)
+            with m.If(took_byte):
+                m.d.sync += received_crc[8:].eq(byte_in)
+                m.next = "CHECK"
+            with m.Elif(timed_out):
+                m.d.sync += status.eq(Status.TRUNCATED)
+                m.next = "REPLY_EMPTY"
 
-            with m.State("CHECK"):
-                m.d.sync += [address.eq(address_param), count.eq(burst), done.eq(0),
-                             byte_index.eq(0), reply_length.eq(0), status.eq(Status.OK)]
-                with m.If(received_crc != rx_crc):
-                    m.d.sync += status.eq(Status.BAD_CRC)
-                    m.next = "REPLY_EMPTY"
-                with m.Elif(~known_command):
-                    m.d.sync += status.eq(Status.UNKNOWN_COMMAND)
-                    m.next = "REPLY_EMPTY"
-                with m.Elif(~length_ok):
-                    m.d.sync += status.eq(Status.BAD_LENGTH)
-                    m.next = "REPLY_EMPTY"
-                with m.Elif(((command == Command.READ) | (command == Command.WRITE))
-                            & ~address_ok):
+        with m.State("DRAIN"):
+            # The length cannot be trusted to find the end: wait for the line to go quiet.
+            m.d.comb += self.i_bytes.ready.eq(1)
+            with m.If(timed_out):
+                m.next = "REPLY_EMPTY"
+
+        ns.keep(locals())
+
+    def _access_phases(self, m, ns):
+        """Add CHECK and the phases of WRITE and READ."""
+        (address, address_ok, address_param, buf_rd, buf_wr, burst, byte_index, command, count,
+         done, known_command, length, length_ok, level, lost, max_words, pointer, received_crc,
+         reply_length, rx_crc, short_param, status, ticks_seen, ticks_sent, word) = ns.take(
+            "address", "address_ok", "address_param", "buf_rd", "buf_wr", "burst",
+            "byte_index", "command", "count", "done", "known_command", "length",
+            "length_ok", "level", "lost", "max_words", "pointer", "received_crc",
+            "reply_length", "rx_crc", "short_param", "status", "ticks_seen", "ticks_sent",
+            "word")
+        with m.State("CHECK"):
+            m.d.sync += [address.eq(address_param), count.eq(burst), done.eq(0),
+                         byte_index.eq(0), reply_length.eq(0), status.eq(Status.OK)]
+            with m.If(received_crc != rx_crc):
+                m.d.sync += status.eq(Status.BAD_CRC)
+                m.next = "REPLY_EMPTY"
+            with m.Elif(~known_command):
+                m.d.sync += status.eq(Status.UNKNOWN_COMMAND)
+                m.next = "REPLY_EMPTY"
+            with m.Elif(~length_ok):
+                m.d.sync += status.eq(Status.BAD_LENGTH)
+                m.next = "REPLY_EMPTY"
+            with m.Elif(((command == Command.READ) | (command == Command.WRITE))
+                        & ~address_ok):
+                m.d.sync += status.eq(Status.ADDRESS_OUT_OF_RANGE)
+                m.next = "REPLY_EMPTY"
+            with m.Else():
+                with m.Switch(command):
+                    with m.Case(Command.WRITE):
+                        m.d.sync += pointer.eq(4)
+                        m.next = "WRITE_FETCH"
+                    with m.Case(Command.READ):
+                        m.d.sync += pointer.eq(0)
+                        m.next = "READ_ACCESS"
+                    with m.Case(Command.PUSH_EVENTS):
+                        m.d.sync += [pointer.eq(0), count.eq(length >> 1)]
+                        m.next = "PUSH_FETCH"
+                    with m.Case(Command.RUN_TICKS):
+                        m.d.sync += [count.eq(short_param), ticks_sent.eq(0),
+                                     ticks_seen.eq(0)]
+                        m.next = "RUN"
+                    with m.Case(Command.READ_SPIKES):
+                        limit = Mux(short_param < level, short_param, level)
+                        m.d.sync += [count.eq(Mux(limit < max_words, limit, max_words)),
+                                     pointer.eq(0),
+                                     status.eq(Mux(lost, Status.SPIKES_LOST, Status.OK)),
+                                     lost.eq(0)]
+                        m.next = "SPIKES_POP"
+                    with m.Case(Command.STATUS):
+                        m.d.sync += [pointer.eq(0), byte_index.eq(0)]
+                        m.next = "STATUS_STORE"
+
+        # WRITE: assemble each word from four payload bytes, then write it.
+        with m.State("WRITE_FETCH"):
+            m.next = "WRITE_SHIFT"   # the read port answers on the next cycle
+        with m.State("WRITE_SHIFT"):
+            m.d.sync += [word.eq(Cat(word[8:], buf_rd.data)), pointer.eq(pointer + 1),
+                         byte_index.eq(byte_index + 1)]
+            with m.If(byte_index == 3):
+                m.d.sync += byte_index.eq(0)
+                m.next = "WRITE_ACCESS"
+            with m.Else():
+                m.next = "WRITE_FETCH"
+        with m.State("WRITE_ACCESS"):
+            m.d.comb += [self.host.strobe.eq(1), self.host.write.eq(1)]
+            with m.If(self.host.ack):
+                m.d.sync += [address.eq(address + 1), done.eq(done + 1)]
+                with m.If(self.host.error):
+                    # The map was checked, so the core refused the value itself: say
+                    # how many words went in before it.
+                    m.d.sync += [status.eq(Status.REFUSED), word.eq(done), pointer.eq(0),
+                                 byte_index.eq(2)]
+                    m.next = "READ_STORE"
+                with m.Elif(done + 1 == count):
+                    m.next = "REPLY"
+                with m.Else():
+                    m.next = "WRITE_FETCH"
+
+        # READ: read each word and store its four bytes as the reply payload.
+        with m.State("READ_ACCESS"):
+            m.d.comb += self.host.strobe.eq(1)
+            with m.If(self.host.ack):
+                m.d.sync += [word.eq(self.host.read_data), address.eq(address + 1),
+                             done.eq(done + 1), byte_index.eq(0)]
+                with m.If(self.host.error):
                     m.d.sync += status.eq(Status.ADDRESS_OUT_OF_RANGE)
                     m.next = "REPLY_EMPTY"
                 with m.Else():
-                    with m.Switch(command):
-                        with m.Case(Command.WRITE):
-                            m.d.sync += pointer.eq(4)
-                            m.next = "WRITE_FETCH"
-                        with m.Case(Command.READ):
-                            m.d.sync += pointer.eq(0)
-                            m.next = "READ_ACCESS"
-                        with m.Case(Command.PUSH_EVENTS):
-                            m.d.sync += [pointer.eq(0), count.eq(length >> 1)]
-                            m.next = "PUSH_FETCH"
-                        with m.Case(Command.RUN_TICKS):
-                            m.d.sync += [count.eq(short_param), ticks_sent.eq(0),
-                                         ticks_seen.eq(0)]
-                            m.next = "RUN"
-                        with m.Case(Command.READ_SPIKES):
-                            limit = Mux(short_param < level, short_param, level)
-                            m.d.sync += [count.eq(Mux(limit < max_words, limit, max_words)),
-                                         pointer.eq(0),
-                                         status.eq(Mux(lost, Status.SPIKES_LOST, Status.OK)),
-                                         lost.eq(0)]
-                            m.next = "SPIKES_POP"
-                        with m.Case(Command.STATUS):
-                            m.d.sync += [pointer.eq(0), byte_index.eq(0)]
-                            m.next = "STATUS_STORE"
-
-            # WRITE: assemble each word from four payload bytes, then write it.
-            with m.State("WRITE_FETCH"):
-                m.next = "WRITE_SHIFT"   # the read port answers on the next cycle
-            with m.State("WRITE_SHIFT"):
-                m.d.sync += [word.eq(Cat(word[8:], buf_rd.data)), pointer.eq(pointer + 1),
-                             byte_index.eq(byte_index + 1)]
-                with m.If(byte_index == 3):
-                    m.d.sync += byte_index.eq(0)
-                    m.next = "WRITE_ACCESS"
-                with m.Else():
-                    m.next = "WRITE_FETCH"
-            with m.State("WRITE_ACCESS"):
-                m.d.comb += [self.host.strobe.eq(1), self.host.write.eq(1)]
-                with m.If(self.host.ack):
-                    m.d.sync += [address.eq(address + 1), done.eq(done + 1)]
-                    with m.If(self.host.error):
-                        # The map was checked, so the core refused the value itself: say
-                        # how many words went in before it.
-                        m.d.sync += [status.eq(Status.REFUSED), word.eq(done), pointer.eq(0),
-                                     byte_index.eq(2)]
-                        m.next = "READ_STORE"
-                    with m.Elif(done + 1 == count):
-                        m.next = "REPLY"
-                    with m.Else():
-                        m.next = "WRITE_FETCH"
-
-            # READ: read each word and store its four bytes as the reply payload.
-            with m.State("READ_ACCESS"):
-                m.d.comb += self.host.strobe.eq(1)
-                with m.If(self.host.ack):
-                    m.d.sync += [word.eq(self.host.read_data), address.eq(address + 1),
-                                 done.eq(done + 1), byte_index.eq(0)]
-                    with m.If(self.host.error):
-                        m.d.sync += status.eq(Status.ADDRESS_OUT_OF_RANGE)
-                        m.next = "REPLY_EMPTY"
-                    with m.Else():
-                        m.next = "READ_STORE"
-            with m.State("READ_STORE"):
-                m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.data.eq(word[:8]), buf_wr.en.eq(1)]
-                m.d.sync += [word.eq(word >> 8), pointer.eq(pointer + 1),
-                             byte_index.eq(byte_index + 1)]
-                with m.If(byte_index == 3):
-                    with m.If(status == Status.REFUSED):
-                        m.d.sync += reply_length.eq(2)
-                        m.next = "REPLY"
-                    with m.Elif(done == count):
-                        m.d.sync += reply_length.eq(count << 2)
-                        m.next = "REPLY"
-                    with m.Else():
-                        m.next = "READ_ACCESS"
-
-            # PUSH_EVENTS: two payload bytes per event, into the core's input stream.
-            with m.State("PUSH_FETCH"):
-                m.next = "PUSH_SHIFT"
-            with m.State("PUSH_SHIFT"):
-                m.d.sync += [word.eq(Cat(word[8:], buf_rd.data)), pointer.eq(pointer + 1),
-                             byte_index.eq(byte_index + 1)]
-                with m.If(byte_index == 1):
-                    m.d.sync += byte_index.eq(0)
-                    m.next = "PUSH_SEND"
-                with m.Else():
-                    m.next = "PUSH_FETCH"
-            with m.State("PUSH_SEND"):
-                m.d.comb += [self.o_events.valid.eq(1),
-                             self.o_events.payload.address.eq(word[16:]),
-                             self.o_events.payload.end_of_tick.eq(0)]
-                with m.If(self.o_events.ready):
-                    m.d.sync += done.eq(done + 1)
-                    with m.If(done + 1 == count):
-                        m.next = "REPLY"
-                    with m.Else():
-                        m.next = "PUSH_FETCH"
-
-            # RUN_TICKS: close `count` ticks, then wait for the core to finish them all.
-            with m.State("RUN"):
-                m.d.comb += [self.o_events.valid.eq(ticks_sent != count),
-                             self.o_events.payload.end_of_tick.eq(1)]
-                with m.If(self.o_events.valid & self.o_events.ready):
-                    m.d.sync += ticks_sent.eq(ticks_sent + 1)
-                with m.If(ticks_seen == count):
+                    m.next = "READ_STORE"
+        with m.State("READ_STORE"):
+            m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.data.eq(word[:8]), buf_wr.en.eq(1)]
+            m.d.sync += [word.eq(word >> 8), pointer.eq(pointer + 1),
+                         byte_index.eq(byte_index + 1)]
+            with m.If(byte_index == 3):
+                with m.If(status == Status.REFUSED):
+                    m.d.sync += reply_length.eq(2)
                     m.next = "REPLY"
-
-            # READ_SPIKES: move buffered events into the reply payload.
-            with m.State("SPIKES_POP"):
-                with m.If(done == count):
+                with m.Elif(done == count):
                     m.d.sync += reply_length.eq(count << 2)
                     m.next = "REPLY"
-                with m.Elif(events.r_rdy):
-                    m.d.comb += events.r_en.eq(1)
-                    m.d.sync += [word.eq(events.r_data), done.eq(done + 1), byte_index.eq(0)]
-                    m.next = "SPIKES_STORE"
-            with m.State("SPIKES_STORE"):
-                m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.data.eq(word[:8]), buf_wr.en.eq(1)]
-                m.d.sync += [word.eq(word >> 8), pointer.eq(pointer + 1),
-                             byte_index.eq(byte_index + 1)]
-                with m.If(byte_index == 3):
-                    m.next = "SPIKES_POP"
+                with m.Else():
+                    m.next = "READ_ACCESS"
 
-            with m.State("STATUS_STORE"):
-                m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.en.eq(1),
-                             buf_wr.data.eq(status_word.word_select(byte_index, 8))]
-                m.d.sync += [pointer.eq(pointer + 1), byte_index.eq(byte_index + 1)]
-                with m.If(byte_index == 7):
-                    m.d.sync += reply_length.eq(8)
+        # PUSH_EVENTS: two payload bytes per event, into the core's input stream.
+        ns.keep(locals())
+
+    def _event_phases(self, m, ns):
+        """Add the phases of PUSH_EVENTS, RUN_TICKS, READ_SPIKES and STATUS."""
+        (buf_rd, buf_wr, byte_index, count, done, events, pointer, reply_length, status_word,
+         ticks_seen, ticks_sent, word) = ns.take(
+            "buf_rd", "buf_wr", "byte_index", "count", "done", "events", "pointer",
+            "reply_length", "status_word", "ticks_seen", "ticks_sent", "word")
+        with m.State("PUSH_FETCH"):
+            m.next = "PUSH_SHIFT"
+        with m.State("PUSH_SHIFT"):
+            m.d.sync += [word.eq(Cat(word[8:], buf_rd.data)), pointer.eq(pointer + 1),
+                         byte_index.eq(byte_index + 1)]
+            with m.If(byte_index == 1):
+                m.d.sync += byte_index.eq(0)
+                m.next = "PUSH_SEND"
+            with m.Else():
+                m.next = "PUSH_FETCH"
+        with m.State("PUSH_SEND"):
+            m.d.comb += [self.o_events.valid.eq(1),
+                         self.o_events.payload.address.eq(word[16:]),
+                         self.o_events.payload.end_of_tick.eq(0)]
+            with m.If(self.o_events.ready):
+                m.d.sync += done.eq(done + 1)
+                with m.If(done + 1 == count):
                     m.next = "REPLY"
+                with m.Else():
+                    m.next = "PUSH_FETCH"
 
-            # The reply: header, payload from the buffer, CRC.
-            with m.State("REPLY_EMPTY"):
-                m.d.sync += reply_length.eq(0)
+        # RUN_TICKS: close `count` ticks, then wait for the core to finish them all.
+        with m.State("RUN"):
+            m.d.comb += [self.o_events.valid.eq(ticks_sent != count),
+                         self.o_events.payload.end_of_tick.eq(1)]
+            with m.If(self.o_events.valid & self.o_events.ready):
+                m.d.sync += ticks_sent.eq(ticks_sent + 1)
+            with m.If(ticks_seen == count):
                 m.next = "REPLY"
-            with m.State("REPLY"):
-                m.d.sync += [header_step.eq(0), tx_crc.eq(0xFFFF), pointer.eq(0),
-                             self.error.eq(status != Status.OK)]
-                m.next = "SEND_HEADER"
-            with m.State("SEND_HEADER"):
-                m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(reply_header[header_step])]
-                with m.If(sent):
-                    m.d.sync += header_step.eq(header_step + 1)
-                    with m.If(header_step != 0):
-                        m.d.sync += tx_crc.eq(_crc16_byte(tx_crc, tx_byte))
-                    with m.If(header_step == 4):
-                        m.d.sync += header_step.eq(0)
-                        with m.If(reply_length == 0):
-                            m.next = "SEND_CRC0"
-                        with m.Else():
-                            m.next = "SEND_FETCH"
-            with m.State("SEND_FETCH"):
-                m.next = "SEND_PAYLOAD"
-            with m.State("SEND_PAYLOAD"):
-                m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(buf_rd.data)]
-                with m.If(sent):
-                    m.d.sync += [tx_crc.eq(_crc16_byte(tx_crc, tx_byte)),
-                                 pointer.eq(pointer + 1)]
-                    with m.If(pointer + 1 == reply_length):
+
+        # READ_SPIKES: move buffered events into the reply payload.
+        with m.State("SPIKES_POP"):
+            with m.If(done == count):
+                m.d.sync += reply_length.eq(count << 2)
+                m.next = "REPLY"
+            with m.Elif(events.r_rdy):
+                m.d.comb += events.r_en.eq(1)
+                m.d.sync += [word.eq(events.r_data), done.eq(done + 1), byte_index.eq(0)]
+                m.next = "SPIKES_STORE"
+        with m.State("SPIKES_STORE"):
+            m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.data.eq(word[:8]), buf_wr.en.eq(1)]
+            m.d.sync += [word.eq(word >> 8), pointer.eq(pointer + 1),
+                         byte_index.eq(byte_index + 1)]
+            with m.If(byte_index == 3):
+                m.next = "SPIKES_POP"
+
+        with m.State("STATUS_STORE"):
+            m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.en.eq(1),
+                         buf_wr.data.eq(status_word.word_select(byte_index, 8))]
+            m.d.sync += [pointer.eq(pointer + 1), byte_index.eq(byte_index + 1)]
+            with m.If(byte_index == 7):
+                m.d.sync += reply_length.eq(8)
+                m.next = "REPLY"
+
+        # The reply: header, payload from the buffer, CRC.
+        ns.keep(locals())
+
+    def _reply_phases(self, m, ns):
+        """Add the phases that send the reply."""
+        (buf_rd, header_step, pointer, reply_header, reply_length, sent, status, tx_byte,
+         tx_crc) = ns.take(
+            "buf_rd", "header_step", "pointer", "reply_header", "reply_length", "sent",
+            "status", "tx_byte", "tx_crc")
+        with m.State("REPLY_EMPTY"):
+            m.d.sync += reply_length.eq(0)
+            m.next = "REPLY"
+        with m.State("REPLY"):
+            m.d.sync += [header_step.eq(0), tx_crc.eq(0xFFFF), pointer.eq(0),
+                         self.error.eq(status != Status.OK)]
+            m.next = "SEND_HEADER"
+        with m.State("SEND_HEADER"):
+            m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(reply_header[header_step])]
+            with m.If(sent):
+                m.d.sync += header_step.eq(header_step + 1)
+                with m.If(header_step != 0):
+                    m.d.sync += tx_crc.eq(_crc16_byte(tx_crc, tx_byte))
+                with m.If(header_step == 4):
+                    m.d.sync += header_step.eq(0)
+                    with m.If(reply_length == 0):
                         m.next = "SEND_CRC0"
                     with m.Else():
                         m.next = "SEND_FETCH"
-            with m.State("SEND_CRC0"):
-                m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(tx_crc[:8])]
-                with m.If(sent):
-                    m.next = "SEND_CRC1"
-            with m.State("SEND_CRC1"):
-                m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(tx_crc[8:])]
-                with m.If(sent):
-                    m.next = "HUNT"
+        with m.State("SEND_FETCH"):
+            m.next = "SEND_PAYLOAD"
+        with m.State("SEND_PAYLOAD"):
+            m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(buf_rd.data)]
+            with m.If(sent):
+                m.d.sync += [tx_crc.eq(_crc16_byte(tx_crc, tx_byte)),
+                             pointer.eq(pointer + 1)]
+                with m.If(pointer + 1 == reply_length):
+                    m.next = "SEND_CRC0"
+                with m.Else():
+                    m.next = "SEND_FETCH"
+        with m.State("SEND_CRC0"):
+            m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(tx_crc[:8])]
+            with m.If(sent):
+                m.next = "SEND_CRC1"
+        with m.State("SEND_CRC1"):
+            m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(tx_crc[8:])]
+            with m.If(sent):
+                m.next = "HUNT"
 
-        m.d.comb += self.busy.eq(~fsm.ongoing("HUNT"))
-        return m
+        ns.keep(locals())
 
 
 class LinkTop(wiring.Component):

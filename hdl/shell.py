@@ -26,7 +26,7 @@ from plasticore.config import ConfigError, CoreConfig
 from plasticore.layout import REGION_REGISTERS
 from .interfaces import HOST_DATA_BITS, core_ports
 
-__all__ = ["CoreShell", "HostDecoder", "COUNTER_MAX", "select_constants", "weight_word_decoder",
+__all__ = ["CoreShell", "HostDecoder", "SharedNames", "COUNTER_MAX", "select_constants", "weight_word_decoder",
            "serve_memory", "serve_register_write", "answer_host", "send_end_of_tick",
            "open_tick", "count_saturating", "assert_one_owner"]
 
@@ -155,6 +155,25 @@ class HostDecoder:
         """The answer cycle (:func:`answer_host`)."""
         answer_host(m, self.host, self.error, self.decoded_region, self.register, registers,
                     register_values, region_values)
+
+
+class SharedNames:
+    """The signals and constants the parts of a core's ``elaborate`` share.
+
+    Each part (a method that adds one piece of the datapath to the module) keeps what it
+    defines; a later part takes what it uses. A name that a part defines only for some
+    configurations (the eRBP signals, the recurrence) is taken as ``None`` in the others.
+    """
+
+    def keep(self, names: dict) -> None:
+        """Keep the part's ``locals()`` (but the module, the component and this object)."""
+        for name, value in names.items():
+            if name not in ("self", "m", "ns"):
+                setattr(self, name, value)
+
+    def take(self, *names):
+        """Return the values of ``names``, in order."""
+        return tuple(getattr(self, name, None) for name in names)
 
 
 def select_constants(m: Module, index, signals, rows) -> None:

@@ -17,7 +17,7 @@ from plasticore.layout import CoreLayout
 from plasticore.hdl.core import Core
 
 __all__ = ["HostError", "PysimRun", "run_core", "host_read", "host_write", "OutputCollector",
-           "offer_tick"]
+           "offer_event", "offer_tick"]
 
 
 class HostError(RuntimeError):
@@ -42,6 +42,17 @@ async def host_access(ctx, host, address: int, write: bool = False, data: int = 
             break
     ctx.set(host.strobe, 0)
     return read_data, bool(error)
+
+
+async def offer_event(ctx, stream, address: int, end_of_tick: int = 0) -> None:
+    """Offer one input event and wait until the core takes it (``valid`` stays high)."""
+    ctx.set(stream.payload, {"address": address & 0xFFFF, "end_of_tick": end_of_tick})
+    ctx.set(stream.valid, 1)
+    while True:
+        ready = ctx.get(stream.ready)
+        await ctx.tick()
+        if ready:
+            return
 
 
 async def host_read(ctx, host, address: int) -> int:
@@ -147,13 +158,7 @@ async def offer_tick(ctx, stream, events, cycle) -> int:
     value of ``cycle`` at the edge that took the first of them."""
     start = None
     for address, end in [(int(a), 0) for a in events] + [(0, 1)]:
-        ctx.set(stream.payload, {"address": address & 0xFFFF, "end_of_tick": end})
-        ctx.set(stream.valid, 1)
-        while True:
-            ready = ctx.get(stream.ready)
-            await ctx.tick()
-            if ready:
-                break
+        await offer_event(ctx, stream, address, end)
         if start is None:
             start = ctx.get(cycle)
     ctx.set(stream.valid, 0)

@@ -9,7 +9,8 @@ from plasticore.golden import GoldenCore
 from plasticore.golden.lif import FLAG_ACCUMULATOR_SATURATED, FLAG_MEMBRANE_SATURATED
 from plasticore.hdl.core import Core
 from plasticore.layout import CORE_MAGIC, CoreLayout, HostAddressError
-from plasticore.sim.pysim import HostError, host_access, host_read, host_write, run_core
+from plasticore.sim.pysim import (HostError, host_access, host_read, host_write, offer_event,
+                                  run_core)
 from plasticore.sim.random_case import (case_weights, random_config, random_event_ticks,
                                         random_recurrent_config)
 
@@ -180,14 +181,8 @@ def test_host_refuses_row_past_the_last():
 
 
 async def _push_event(ctx, stream, address, end_of_tick=0):
-    """Offer one input event and wait until the core takes it."""
-    ctx.set(stream.payload, {"address": address, "end_of_tick": end_of_tick})
-    ctx.set(stream.valid, 1)
-    while True:
-        ready = ctx.get(stream.ready)
-        await ctx.tick()
-        if ready:
-            break
+    """Offer one input event, wait until the core takes it, then offer nothing."""
+    await offer_event(ctx, stream, address, end_of_tick)
     ctx.set(stream.valid, 0)
 
 

@@ -32,8 +32,8 @@ class FakeCore:
     def __init__(self, layout: CoreLayout):
         self.layout = layout
         self.valid = {layout.address(0, offset) for offset in range(len(layout.registers))}
-        for lay in layout.layers:
-            self.valid.update(layout.weight_address(lay.index, pre, post)
+        for index, lay in enumerate(layout.projections):
+            self.valid.update(layout.projection_address(index, pre, post)
                               for pre in range(lay.n_pre) for post in range(lay.n_post))
         # The state regions (a DECOLLE core has more of them, behind a third region bit).
         for region, size in enumerate(layout.region_sizes()[2:], 2):
@@ -427,3 +427,18 @@ def test_decolle_regions_pass_the_bridge():
     assert [r.status for r in replies] == [Status.OK] * 3 + [Status.ADDRESS_OUT_OF_RANGE] \
         + [Status.OK] + [Status.ADDRESS_OUT_OF_RANGE] * 2
     assert struct.unpack("<3I", replies[1].payload) == (3, 4, 5)
+
+
+def test_recurrent_weight_rows_pass_the_bridge():
+    """A recurrent projection's rows follow the feedforward ones in the weight region; a
+    burst fits its row (the target layer's width), one past it does not."""
+    config = CoreConfig(layers=(3, 4, 2), projections=((0, 1), (1, 2), (2, 1)))
+    layout = CoreLayout(config)
+    row = layout.projection_address(2, 1, 0)        # 2 -> 1, presynaptic neuron 1
+    replies = check(layout, [
+        encode_request(Command.WRITE, write_payload(row, [5, 6, 7, 8])),
+        encode_request(Command.READ, read_payload(row, 4)),
+        encode_request(Command.WRITE, write_payload(row + 1, [1, 2, 3, 4])),
+    ])
+    assert [r.status for r in replies] == [Status.OK, Status.OK, Status.ADDRESS_OUT_OF_RANGE]
+    assert struct.unpack("<4I", replies[1].payload) == (5, 6, 7, 8)
