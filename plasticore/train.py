@@ -312,11 +312,16 @@ def _train_one(args, config, trainer, accepted, split, seed: int, output: Path,
     plot_curve([result.epochs], output / "curve.png", title)
     if result.initial_weights is not None:
         plot_weight_histograms(result.initial_weights, result.weights, output / "weights.png", title)
-    if result.model is not None and hasattr(trainer, "record_layers") and split is not None:
+    raster_model = result.model
+    if args.backend == "board":
+        # A board's core is not stepped tick by tick from here: its golden twin, bit-exact
+        # with it, runs the learned weights instead.
+        raster_model = trainer.make_model(config, "golden", weights=result.weights)
+    if raster_model is not None and hasattr(trainer, "record_layers") and split is not None:
         ticks = getattr(config.learning, "test_ticks_per_sample", config.learning.ticks_per_sample)
         sample = split.test.raster(0, ticks, config.learning.input_rate,
                                    np.random.default_rng([seed, 2]))
-        plot_raster(trainer.record_layers(result.model, sample), output / "raster.png",
+        plot_raster(trainer.record_layers(raster_model, sample), output / "raster.png",
                     f"{title}: test sample 0 (label {int(split.test.labels[0])}), learning off")
     _write_json(args, metrics, output)
     final = result.final

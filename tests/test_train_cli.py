@@ -106,7 +106,8 @@ def test_rtl_backend_trains_the_verilog_like_golden(small_config, tmp_path):
         np.testing.assert_array_equal(weights[f"w{index}"], matrix)
     assert metrics["test_accuracy"] == golden.final.test_accuracy
     assert metrics["train_accuracy"] == golden.final.train_accuracy
-    assert metrics["extra"]["ticks"] == 3 * 30 + 2 * 30
+    # 3 training samples, then 2 test and 2 validation samples (the limit applies to both).
+    assert metrics["extra"]["ticks"] == 3 * 30 + 2 * 30 + 2 * 30
 
 
 def test_rtl_backend_is_refused_clearly_for_decolle(capsys):
