@@ -83,9 +83,13 @@ def test_engine_names_and_default():
     config = load_config("examples/inference.toml")
     assert type(core_model(config, engine="numpy")) is GoldenCore
     assert type(inference_core(config)).__name__ == "FastCore"
-    for example in ("examples/inference.toml", "examples/erbp-digits.toml",
-                    "examples/decolle-digits.toml"):
-        assert unsupported_fields(load_config(example)) == []
+    # Every example runs on the fast engine (a [data] table included), except recurrent
+    # projections, which its kernels do not implement yet.
+    from pathlib import Path
+    for example in sorted(Path("examples").glob("*.toml")):
+        config = load_config(example)
+        expected = ["projections"] if config.recurrent else []
+        assert unsupported_fields(config) == expected, example
 
 
 def test_a_field_the_engine_does_not_implement_is_not_run_fast(monkeypatch):

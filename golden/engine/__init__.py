@@ -31,8 +31,10 @@ ENGINES = ("fast", "numpy")
 #: table). A configuration with another field, a later feature of the specification, is
 #: not run on the fast engine until its kernels implement it.
 SUPPORTED_FIELDS = {
+    # ``data`` (the [data] table) says how samples are loaded and split, not how the core
+    # computes: the engine runs whatever ticks it is given.
     None: {"layers", "weight_bits", "membrane_bits", "leak_shift", "threshold", "reset",
-           "refractory_ticks", "lanes", "seed", "rule", "name", "erbp", "decolle"},
+           "refractory_ticks", "lanes", "seed", "rule", "name", "erbp", "decolle", "data"},
     "erbp": {"burn_in_ticks", "dendrite_leak_shift", "epochs", "error_input_weight",
              "error_threshold", "feedback_hidden_scale", "feedback_output_weight",
              "feedback_seed", "gate_high", "gate_low", "initial_weight_range", "input_rate",
