@@ -18,8 +18,8 @@ histograms before and after) and ``metrics.json``. With ``--seeds``, each seed t
 afresh (its own presentation order, training and test spike draws) into ``seed-<S>/`` and
 the top-level ``metrics.json`` gives the last epoch's test and validation accuracy as mean
 and standard deviation over the seeds. ``--json FILE`` writes the same metrics to ``FILE``.
-``--init W`` starts
-from the weights in ``W`` (fine-tuning imported or earlier weights) instead of random ones.
+``--init W`` starts from the weights in ``W`` (fine-tuning imported or earlier weights)
+instead of random ones.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import load_config
+from .datasets import DATASET_FORMS
 from .golden.engine import ENGINES
 
 __all__ = ["register", "run_train", "TRAINERS", "DATASETS"]
@@ -45,7 +46,8 @@ TRAINERS = {
     "erbp": "plasticore.train_erbp",
     "decolle": "plasticore.train_decolle",
 }
-DATASETS = ("digits", "idx:DIR", "events:DIR", "saccades:digits", "saccades:idx:DIR")
+#: The ``--dataset`` forms: the data-set layer's own list.
+DATASETS = DATASET_FORMS
 BACKENDS = ("golden", "float", "rtl", "board")
 #: Rules whose trainer runs on the simulated RTL (``--backend rtl``) and on a board
 #: (``--backend board``).
