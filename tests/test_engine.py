@@ -301,3 +301,14 @@ def test_train_gives_the_same_results_on_both_engines(example, tmp_path):
     assert acc_fast == acc_spec and flags_fast == flags_spec
     assert w_fast.keys() == w_spec.keys()
     assert all(np.array_equal(w_fast[k], w_spec[k]) for k in w_spec)
+
+
+def test_bench_measures_only_the_specification_where_the_fast_engine_cannot_run():
+    """A recurrent config (not in the kernels yet): the bench measures the NumPy model
+    alone instead of failing."""
+    from plasticore.golden.engine.bench import compare
+    config = load_config("examples/recurrent.toml")
+    rows = compare(config, ticks=50, numpy_ticks=50)
+    assert rows and {row["engine"] for row in rows} == {"numpy"}
+    rows = compare(load_config("examples/inference.toml"), ticks=50, numpy_ticks=50)
+    assert {row["engine"] for row in rows} == {"fast", "numpy"}
