@@ -77,7 +77,7 @@ burn_in`` and at least one label arrived; ``sample_tick`` (ticks since
 
 Random draws
 ------------
-Every random number is a Threefry-2x32 draw (:mod:`plasticore.golden.prng`, ``prng_rounds``
+Every random number is a Threefry-2x32 draw (:mod:`plasticore.threefry`, ``prng_rounds``
 rounds) whose counter names what it is for, so a draw never depends on the order of others:
 
 - stochastic rounding: key ``(seed, ROUNDING_STREAM)``, counter ``(tick, index >> 2)``, where
@@ -113,20 +113,17 @@ import numpy as np
 from plasticore.config import CoreConfig
 from plasticore.golden.prng import threefry2x32
 from plasticore.rules import rule_params
+from plasticore.rules.decolle import (READOUT_STREAM, ROUNDING_STREAM, SAMPLE_TICK_MAX,
+                                      readout_matrices, synapse_offsets)
 
 __all__ = ["GoldenDecolle", "initial_parameters", "SAMPLE_TICK_MAX", "DROPPED_EVENTS_MAX", "readout_matrices", "rounding_draws",
            "synapse_offsets", "predict", "FLAG_MEMBRANE_SATURATED", "FLAG_WEIGHT_SATURATED",
            "ROUNDING_STREAM", "READOUT_STREAM"]
 
-#: Threefry key word 1 of the stochastic-rounding stream ("DEC0").
-ROUNDING_STREAM = 0x44454330
-#: Threefry key word 1 of layer 0's readout (layer l uses READOUT_STREAM + l).
-READOUT_STREAM = 0x52444F00
 #: Sticky flags.
 FLAG_MEMBRANE_SATURATED = 1 << 0
 FLAG_WEIGHT_SATURATED = 1 << 1
-#: ``sample_tick`` and ``dropped_events`` stick at these values.
-SAMPLE_TICK_MAX = (1 << 16) - 1
+#: ``dropped_events`` sticks at this value (``sample_tick`` at ``SAMPLE_TICK_MAX``).
 DROPPED_EVENTS_MAX = (1 << 32) - 1
 
 _ACCUMULATOR_BITS = 48   # the dot products; a build-time check keeps them in range (and float-exact)
@@ -134,14 +131,6 @@ _ACCUMULATOR_BITS = 48   # the dot products; a build-time check keeps them in ra
 
 def _params(config: CoreConfig):
     return rule_params(config, "decolle", "the DECOLLE golden model")
-
-
-def synapse_offsets(config: CoreConfig) -> list[int]:
-    """Global index of each layer's first synapse (bias rows included), and the total last."""
-    offsets = [0]
-    for n_pre, n_post in zip(config.layers, config.layers[1:]):
-        offsets.append(offsets[-1] + (n_pre + 1) * n_post)
-    return offsets
 
 
 def initial_parameters(config: CoreConfig, seed: int | None = None):
@@ -164,31 +153,6 @@ def initial_parameters(config: CoreConfig, seed: int | None = None):
         weights.append(np.clip(w, -high, high))
         biases.append(np.zeros(n_post, dtype=np.int64))
     return weights, biases
-
-
-def readout_matrices(config: CoreConfig):
-    """Regenerate the fixed readouts of every layer below the top from ``readout_seed``.
-
-    Returns
-    -------
-    list of (G, g) or None
-        ``G`` is ``(n_post, K)`` int64, ``g`` is ``(K,)``; None for the top layer.
-    """
-    params = _params(config)
-    n_classes = config.layers[-1]
-    readouts = []
-    for layer, n_post in enumerate(config.neuron_layers):
-        if layer == len(config.neuron_layers) - 1:
-            readouts.append(None)
-            continue
-        amplitude = int(round(params.readout_amplitude / math.sqrt(n_post) * (1 << params.unit_bits)))
-        rows, cols = np.meshgrid(np.arange(n_post + 1), np.arange(n_classes), indexing="ij")
-        word, _ = threefry2x32(params.readout_seed, READOUT_STREAM + layer, rows, cols,
-                               params.prng_rounds)
-        values = ((word.astype(np.uint64) * np.uint64(2 * amplitude + 1)) >> np.uint64(32))
-        values = values.astype(np.int64) - amplitude
-        readouts.append((values[:n_post], values[n_post]))
-    return readouts
 
 
 def rounding_draws(config: CoreConfig, ticks, index_start: int = 0, index_stop: int | None = None):

@@ -101,6 +101,7 @@ from plasticore.config import CoreConfig
 from plasticore.golden.lif import GoldenCore, check_weights
 from plasticore.golden.prng import threefry2x32
 from plasticore.rules import rule_params
+from plasticore.rules.erbp import feedback_matrices, synapse_offsets
 from plasticore.layout import (FLAG_ACCUMULATOR_SATURATED, FLAG_DENDRITE_SATURATED,
                                FLAG_ERROR_SATURATED, FLAG_MEMBRANE_SATURATED,
                                FLAG_WEIGHT_SATURATED)
@@ -118,46 +119,6 @@ _PLUS_MINUS = np.array([[1], [-1]], dtype=np.int64)
 
 def _params(config: CoreConfig):
     return rule_params(config, "erbp", "the eRBP golden model")
-
-
-def synapse_offsets(config: CoreConfig) -> list[int]:
-    """Return ``offset[l]``: the global index of projection ``l``'s first synapse."""
-    offsets, total = [], 0
-    for n_pre, n_post in zip(config.layers, config.layers[1:]):
-        offsets.append(total)
-        total += n_pre * n_post
-    return offsets
-
-
-def feedback_matrices(config: CoreConfig) -> list[np.ndarray]:
-    """Return the fixed error -> dendrite weights ``F[l]``, shape ``(N_L, N_l)``, int64.
-
-    The prediction layer's matrix is ``feedback_output_weight`` times the identity. For
-    hidden layer ``l`` (0-based) entry ``(k, i)`` is
-    ``((x * (2 S + 1)) >> 32) - S`` with ``x = threefry2x32(key = (feedback_seed, l),
-    counter = (k, i))[0]`` and ``S = feedback_hidden_scale`` (uniform on ``[-S, S]``), then
-    each column is made exactly zero-sum: with ``t`` its sum, ``q = t // N_L`` is subtracted
-    from every entry and 1 more from its first ``t - q N_L`` entries. Hardware can store the
-    result or regenerate it from the seed.
-    """
-    params = _params(config)
-    n_err = config.layers[-1]
-    matrices = []
-    for layer, n_post in enumerate(config.neuron_layers):
-        if layer == len(config.neuron_layers) - 1:
-            matrices.append(np.eye(n_err, dtype=np.int64) * params.feedback_output_weight)
-            continue
-        scale = params.feedback_hidden_scale
-        k, i = np.meshgrid(np.arange(n_err), np.arange(n_post), indexing="ij")
-        word, _ = threefry2x32(params.feedback_seed, layer, k, i, params.prng_rounds)
-        matrix = ((word.astype(np.int64) * (2 * scale + 1)) >> 32) - scale
-        total = matrix.sum(axis=0)
-        quotient = total // n_err
-        matrix -= quotient
-        remainder = total - quotient * n_err
-        matrix -= (np.arange(n_err)[:, None] < remainder[None, :]).astype(np.int64)
-        matrices.append(matrix)
-    return matrices
 
 
 def initial_weights(config: CoreConfig) -> list[np.ndarray]:
@@ -225,7 +186,7 @@ _RIGHT = tuple(np.uint32(32 - r) for r in _ROTATIONS)
 
 def threefry_word0(key0: int, key1: int, counter0: int, counter1: np.ndarray,
                    rounds: int) -> np.ndarray:
-    """Word 0 of :func:`plasticore.golden.prng.threefry2x32` for a scalar key and ``counter0``.
+    """Word 0 of :func:`plasticore.threefry.threefry2x32` for a scalar key and ``counter0``.
 
     The same function, computed in place on uint32 arrays: the tick loop calls it once per
     tick, so its fixed cost matters. Tests check it against the reference implementation.

@@ -48,7 +48,7 @@ from amaranth.lib import data
 from amaranth.lib.memory import Memory
 
 from plasticore.config import ConfigError, CoreConfig
-from plasticore.golden.decolle import ROUNDING_STREAM, SAMPLE_TICK_MAX, synapse_offsets
+from plasticore.rules.decolle import ROUNDING_STREAM, SAMPLE_TICK_MAX, synapse_offsets
 from plasticore.layout import (CORE_MAGIC, DECOLLE_FLAG_MEMBRANE_SATURATED,
                                DECOLLE_FLAG_WEIGHT_SATURATED, REGION_BIAS, REGION_MEMBRANE,
                                REGION_REFRACTORY, REGION_REGISTERS, REGION_SPIKES,

@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
 from plasticore.config import CoreConfig
-from plasticore.golden.decolle import readout_matrices
+from plasticore.rules.decolle import readout_matrices
 from plasticore.rules.decolle import RANDOM_DRAW_BITS
 from .arith import saturate
 

@@ -1,6 +1,6 @@
 """Pipelined Threefry-2x32: the counter-based random numbers of the learning rules.
 
-The golden counterpart is :func:`plasticore.golden.prng.threefry2x32`. The key is fixed
+The golden counterpart is :func:`plasticore.threefry.threefry2x32`. The key is fixed
 when the core is built (it comes from the configuration's seeds), so the key injections
 are additions of constants. One draw enters every cycle and leaves ``latency`` cycles
 later; the pipeline never stalls, so a caller delays whatever goes with the draw by the

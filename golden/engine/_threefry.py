@@ -1,4 +1,4 @@
-"""Threefry-2x32 in compiled code, the same function as :mod:`plasticore.golden.prng`, and
+"""Threefry-2x32 in compiled code, the same function as :mod:`plasticore.threefry`, and
 the saturating clamp the kernels share.
 
 The words are uint32 with 32-bit additions, XORs and rotations; the loops run over a vector

@@ -21,9 +21,13 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from plasticore.config import ConfigError, check_label_addresses
+import numpy as np
 
-__all__ = ["Params", "SURROGATES", "RANDOM_DRAW_BITS"]
+from plasticore.config import ConfigError, CoreConfig, check_label_addresses
+from plasticore.threefry import threefry2x32
+
+__all__ = ["Params", "SURROGATES", "RANDOM_DRAW_BITS", "ROUNDING_STREAM", "READOUT_STREAM",
+           "SAMPLE_TICK_MAX", "readout_matrices", "synapse_offsets"]
 
 #: Surrogate derivatives the float reference offers; the integer model uses the boxcar.
 SURROGATES = ("boxcar", "fast_sigmoid")
@@ -279,3 +283,51 @@ class Params:
                     w_rp=self.refractory_weight / unit,
                     window=self.surrogate_window / unit,
                     learning_rates=rates, surrogate=self.surrogate, learn_bias=self.learn_bias)
+
+
+# ---- constants and fixed matrices shared by the golden model and the hardware ----
+
+#: Threefry key word 1 of the stochastic-rounding stream ("DEC0").
+ROUNDING_STREAM = 0x44454330
+#: Threefry key word 1 of layer 0's readout (layer l uses READOUT_STREAM + l).
+READOUT_STREAM = 0x52444F00
+#: ``sample_tick`` sticks at this value.
+SAMPLE_TICK_MAX = (1 << 16) - 1
+
+
+def _params(config: CoreConfig) -> "Params":
+    from plasticore.rules import rule_params
+    return rule_params(config, "decolle", "the DECOLLE readouts")
+
+
+def synapse_offsets(config: CoreConfig) -> list[int]:
+    """Global index of each layer's first synapse (bias rows included), and the total last."""
+    offsets = [0]
+    for n_pre, n_post in zip(config.layers, config.layers[1:]):
+        offsets.append(offsets[-1] + (n_pre + 1) * n_post)
+    return offsets
+
+
+def readout_matrices(config: CoreConfig):
+    """Regenerate the fixed readouts of every layer below the top from ``readout_seed``.
+
+    Returns
+    -------
+    list of (G, g) or None
+        ``G`` is ``(n_post, K)`` int64, ``g`` is ``(K,)``; None for the top layer.
+    """
+    params = _params(config)
+    n_classes = config.layers[-1]
+    readouts = []
+    for layer, n_post in enumerate(config.neuron_layers):
+        if layer == len(config.neuron_layers) - 1:
+            readouts.append(None)
+            continue
+        amplitude = int(round(params.readout_amplitude / math.sqrt(n_post) * (1 << params.unit_bits)))
+        rows, cols = np.meshgrid(np.arange(n_post + 1), np.arange(n_classes), indexing="ij")
+        word, _ = threefry2x32(params.readout_seed, READOUT_STREAM + layer, rows, cols,
+                               params.prng_rounds)
+        values = ((word.astype(np.uint64) * np.uint64(2 * amplitude + 1)) >> np.uint64(32))
+        values = values.astype(np.int64) - amplitude
+        readouts.append((values[:n_post], values[n_post]))
+    return readouts

@@ -16,9 +16,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from plasticore.config import ConfigError, check_label_addresses
+import numpy as np
 
-__all__ = ["Params"]
+from plasticore.config import ConfigError, CoreConfig, check_label_addresses
+from plasticore.threefry import threefry2x32
+
+__all__ = ["Params", "feedback_matrices", "synapse_offsets"]
 
 _PREFIX = "erbp."
 
@@ -191,3 +194,50 @@ class Params:
         data = dataclasses.asdict(self)
         data["initial_weight_range"] = list(self.initial_weight_range)
         return data
+
+
+# ---- fixed matrices shared by the golden model and the hardware ----
+
+def _params(config: CoreConfig) -> "Params":
+    from plasticore.rules import rule_params
+    return rule_params(config, "erbp", "the eRBP feedback matrices")
+
+
+def synapse_offsets(config: CoreConfig) -> list[int]:
+    """Return ``offset[l]``: the global index of projection ``l``'s first synapse."""
+    offsets, total = [], 0
+    for n_pre, n_post in zip(config.layers, config.layers[1:]):
+        offsets.append(total)
+        total += n_pre * n_post
+    return offsets
+
+
+def feedback_matrices(config: CoreConfig) -> list[np.ndarray]:
+    """Return the fixed error -> dendrite weights ``F[l]``, shape ``(N_L, N_l)``, int64.
+
+    The prediction layer's matrix is ``feedback_output_weight`` times the identity. For
+    hidden layer ``l`` (0-based) entry ``(k, i)`` is
+    ``((x * (2 S + 1)) >> 32) - S`` with ``x = threefry2x32(key = (feedback_seed, l),
+    counter = (k, i))[0]`` and ``S = feedback_hidden_scale`` (uniform on ``[-S, S]``), then
+    each column is made exactly zero-sum: with ``t`` its sum, ``q = t // N_L`` is subtracted
+    from every entry and 1 more from its first ``t - q N_L`` entries. Hardware can store the
+    result or regenerate it from the seed.
+    """
+    params = _params(config)
+    n_err = config.layers[-1]
+    matrices = []
+    for layer, n_post in enumerate(config.neuron_layers):
+        if layer == len(config.neuron_layers) - 1:
+            matrices.append(np.eye(n_err, dtype=np.int64) * params.feedback_output_weight)
+            continue
+        scale = params.feedback_hidden_scale
+        k, i = np.meshgrid(np.arange(n_err), np.arange(n_post), indexing="ij")
+        word, _ = threefry2x32(params.feedback_seed, layer, k, i, params.prng_rounds)
+        matrix = ((word.astype(np.int64) * (2 * scale + 1)) >> 32) - scale
+        total = matrix.sum(axis=0)
+        quotient = total // n_err
+        matrix -= quotient
+        remainder = total - quotient * n_err
+        matrix -= (np.arange(n_err)[:, None] < remainder[None, :]).astype(np.int64)
+        matrices.append(matrix)
+    return matrices
