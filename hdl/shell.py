@@ -51,8 +51,9 @@ class CoreShell(wiring.Component):
         Add Amaranth ``Assert`` statements for invariants the design relies on (one owner
         per memory port per cycle, saturating arithmetic that never wraps). They fail an
         ``amaranth.sim`` run at the first violation; generated Verilog and bitstreams are
-        built without them (the default). The inference and eRBP core (:class:`Core`)
-        carry them; the DECOLLE core has none yet.
+        built without them (the default). Every core's port arbiters
+        (:mod:`plasticore.hdl.ports`) check ownership; the inference and eRBP core's
+        delivery checks that accumulators never wrap.
 
     Attributes
     ----------

@@ -69,7 +69,7 @@ async def read_all_state(ctx, core) -> dict:
 def run_decolle(config: CoreConfig, case: dict, *, ready_probability: float = 1.0,
                 seed: int = 0, read_back: bool = True) -> DecolleRun:
     """Simulate the core on ``case``: load it, run its script, read everything back."""
-    core = DecolleCore(config)
+    core = DecolleCore(config, checks=True)
     layout = core.layout
     result = DecolleRun()
     cycle = Signal(64)

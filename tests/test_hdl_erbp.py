@@ -305,7 +305,8 @@ def test_inference_core_carries_no_learning_logic():
     config = _erbp_config()
     learning = rtlil.convert(Core(config))
     inference = rtlil.convert(Core(config.replace(rule="none", learning=None)))
-    for name in ("prng", "dendrites", "feedback", "weight_step", "error_p", "sample_tick"):
+    for name in ("prng", "dendrites", "feedback_pass", "weight_stage", "error_pass",
+                 "dendrite_pass", "sample_tick"):
         assert name in learning
         assert name not in inference
 

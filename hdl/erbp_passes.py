@@ -1,0 +1,410 @@
+"""eRBP's plasticity parts: the weight stage and the three passes at the end of a tick.
+
+The rule's hardware lives here; :class:`plasticore.hdl.core.Core` plugs it into its
+datapath when ``rule = "erbp"`` (a core with ``rule = "none"`` has none of it):
+
+- :class:`ErbpWeightStage` sits on :class:`plasticore.hdl.projection.Delivery`'s
+  ``plasticity`` member: every weight word the row walker issues gets its rounding draw,
+  its postsynaptic soma and dendrite, and is rewritten in the cycle it is delivered;
+- :class:`ErrorPass`, :class:`FeedbackPass` and :class:`DendritePass` run after the last
+  layer's update, one after the other, each started with a ``start`` pulse and reporting
+  ``done`` in its last cycle (steps 4 and 5 of :mod:`plasticore.golden.erbp`).
+
+The arithmetic is in :mod:`plasticore.hdl.erbp`; these parts schedule it over memories.
+"""
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from plasticore.rules.erbp import feedback_matrices
+from .arith import saturate
+from .erbp import DendriteUpdate, ErbpWeightStep, ErrorNeuron
+from .ports import read_access, write_access
+from .prng import Threefry2x32
+from .projection import plasticity_signature
+from .shell import select_constants
+from .synapse import WeightUpdate, accumulator_word_layout
+
+__all__ = ["ErbpWeightStage", "ErrorPass", "FeedbackPass", "DendritePass",
+           "PRNG_ROUNDS_PER_STAGE", "error_word_layout"]
+
+#: Threefry rounds between pipeline registers: two 32-bit additions in series stay shorter
+#: than the core's other paths on an iCE40.
+PRNG_ROUNDS_PER_STAGE = 2
+
+
+def _bits(depth: int) -> int:
+    return max(0, ceil_log2(depth))
+
+
+def error_word_layout(config):
+    """E+ and E- of a class in one memory word: their states are never negative."""
+    return data.ArrayLayout(unsigned(config.membrane_bits - 1), 2)
+
+
+class ErbpWeightStage(wiring.Component):
+    """The weight stage: each delivered weight changes by its postsynaptic neuron's step.
+
+    The synapse index of the rounding draw is the weight word's address (the eRBP core has
+    one lane), so the walker's first-stage address enters the Threefry pipeline and the
+    word waits ``lead`` cycles beside its draw. One cycle before the weight is read, the
+    postsynaptic soma and dendrite are read (they still hold the start of the tick: neither
+    is written during delivery); :class:`ErbpWeightStep` turns them and the draw into the
+    change, and :class:`WeightUpdate` applies it to the weight read.
+
+    Attributes
+    ----------
+    plasticity : In(plasticity_signature)
+    tick : In(32)
+        The tick counter (the draw's counter word 0).
+    shift, mask, active : In
+        The learning-rate shift, ``2**shift - 1``, and learning on in this tick.
+    membrane_read, dendrite_read : Out(read_access)
+    """
+
+    def __init__(self, config, layout):
+        self._config = config
+        params = config.learning
+        self._prng = Threefry2x32((params.rounding_seed, 0), params.prng_rounds,
+                                  min(PRNG_ROUNDS_PER_STAGE, params.prng_rounds))
+        state = signed(config.membrane_bits)
+        bits = _bits(layout.state_words)
+        super().__init__({
+            "plasticity": In(plasticity_signature(config, layout)),
+            "tick": In(32), "shift": In(range(33)), "mask": In(32), "active": In(1),
+            "membrane_read": Out(read_access(bits, state)),
+            "dendrite_read": Out(read_access(bits, state)),
+        })
+
+    @property
+    def lead(self) -> int:
+        """Cycles from the walker's first stage to the weight read: the draw's latency."""
+        return self._prng.latency
+
+    def elaborate(self, platform):
+        config, plasticity = self._config, self.plasticity
+        m = Module()
+        m.submodules.prng = prng = self._prng
+        m.d.comb += [prng.counter0.eq(self.tick),
+                     prng.counter1.eq(plasticity.step.payload.weight_addr)]
+        # The accumulator address is the postsynaptic neuron's index (one lane).
+        with m.If(plasticity.early.valid):
+            for port in (self.membrane_read, self.dendrite_read):
+                m.d.comb += [port.valid.eq(1), port.addr.eq(plasticity.early.payload.acc_addr)]
+        m.submodules.step = step = ErbpWeightStep(config)
+        m.d.comb += [
+            step.membrane.eq(self.membrane_read.data),
+            step.dendrite.eq(self.dendrite_read.data),
+            step.random.eq(prng.word0),
+            step.shift.eq(self.shift), step.mask.eq(self.mask), step.active.eq(self.active),
+        ]
+        delta = Signal(signed(config.membrane_bits))
+        m.d.sync += delta.eq(step.delta)
+        m.submodules.update = update = WeightUpdate(config.weight_bits,
+                                                    signed(config.membrane_bits))
+        m.d.comb += [
+            update.weight.eq(plasticity.old_weight[0]),
+            update.delta.eq(delta),
+            plasticity.new_weight.eq(Cat(update.new_weight)),
+            plasticity.saturated.eq(update.saturated),
+        ]
+        return m
+
+
+class ErrorPass(wiring.Component):
+    """The error neurons (step 4): label counts during the tick, one class per cycle after.
+
+    Label inputs are kept as counts: every label adds the same weight, so the saturating
+    sum of ``n`` of them is ``min(n w, high)`` (E+) and ``max(-n w, low)`` (E-), and a count
+    that reaches ``n w > high`` stands for all larger ones. After ``start`` the pass reads
+    class ``k``, forms its label sums, updates E+ and E- (:class:`ErrorNeuron`) and writes
+    them back a cycle later, clearing the count.
+
+    Attributes
+    ----------
+    label_valid, label_class : In
+        A label event of this tick.
+    label_saturated : Out(1)
+        This label's addition saturates.
+    start : In(1)
+    done : Out(1)
+        In the cycle the last class is written back.
+    predictions : In(n_classes)
+        The prediction layer's spikes of this tick.
+    spikes_plus, spikes_minus : Out(n_classes)
+        The error spikes of this tick, valid from ``done`` on.
+    saturated : Out(1)
+    error_read : Out(read_access), error_write : Out(write_access)
+    """
+
+    def __init__(self, config):
+        self._config = config
+        n_classes = config.layers[-1]
+        bits = _bits(n_classes)
+        word = error_word_layout(config)
+        super().__init__({
+            "label_valid": In(1), "label_class": In(range(max(2, n_classes))),
+            "label_saturated": Out(1),
+            "start": In(1), "done": Out(1), "predictions": In(n_classes),
+            "spikes_plus": Out(n_classes), "spikes_minus": Out(n_classes),
+            "saturated": Out(1),
+            "error_read": Out(read_access(bits, word)),
+            "error_write": Out(write_access(bits, word, 2)),
+        })
+
+    def elaborate(self, platform):
+        config, params = self._config, self._config.learning
+        n_classes, error_bits = config.layers[-1], config.membrane_bits - 1
+        high = (1 << (config.membrane_bits - 1)) - 1
+        m = Module()
+        count_max = high // params.error_input_weight + 1
+        counts = [Signal(range(count_max + 1), name=f"label_count_{k}") for k in range(n_classes)]
+        counts = Array(counts)
+        label_count = counts[self.label_class]
+        with m.If(self.label_valid):
+            with m.If(label_count != count_max):
+                m.d.sync += label_count.eq(label_count + 1)
+            # This label's addition saturates once (n + 1) w > high.
+            m.d.comb += self.label_saturated.eq(label_count >= count_max - 1)
+
+        # Two stages: read class `index` (and form its label sums), update and write back.
+        index = Signal(range(n_classes + 1), init=n_classes)
+        issue = Signal()
+        write = Signal()
+        write_index = Signal(range(n_classes))
+        label_plus = Signal(signed(config.membrane_bits))
+        label_minus = Signal(signed(config.membrane_bits))
+        predicted = Signal()
+        total = counts[index] * params.error_input_weight
+        m.d.comb += [issue.eq(index != n_classes), self.done.eq(~issue)]
+        m.d.sync += [
+            write.eq(issue), write_index.eq(index),
+            label_plus.eq(Mux(total > high, high, total)),
+            label_minus.eq(-Mux(total > high + 1, high + 1, total)),
+            predicted.eq(self.predictions.bit_select(index, 1)),
+        ]
+        with m.If(self.start):
+            m.d.sync += index.eq(0)
+        with m.Elif(issue):
+            m.d.comb += [self.error_read.valid.eq(1), self.error_read.addr.eq(index)]
+            m.d.sync += index.eq(index + 1)
+        m.submodules.error_p = error_p = ErrorNeuron(config, +1)
+        m.submodules.error_m = error_m = ErrorNeuron(config, -1)
+        for neuron, word, label in ((error_p, 0, label_plus), (error_m, 1, label_minus)):
+            m.d.comb += [neuron.state.eq(self.error_read.data[word]),
+                         neuron.label_sum.eq(label), neuron.prediction.eq(predicted)]
+        with m.If(write):
+            m.d.comb += [
+                self.error_write.addr.eq(write_index),
+                self.error_write.data.eq(Cat(error_p.new_state[:error_bits],
+                                             error_m.new_state[:error_bits])),
+                self.error_write.en.eq(0b11),
+                self.saturated.eq(error_p.saturated | error_m.saturated),
+            ]
+            m.d.sync += [
+                counts[write_index].eq(0),
+                self.spikes_plus.bit_select(write_index, 1).eq(error_p.spike),
+                self.spikes_minus.bit_select(write_index, 1).eq(error_m.spike),
+            ]
+        return m
+
+
+class FeedbackPass(wiring.Component):
+    """Feedback to the hidden layers (step 5): each error spike's row of the feedback ROM
+    added into the layer's accumulators, which are free after the somatic update.
+
+    Hidden layer after hidden layer, the error spikes in order (E+ ascending, then E-),
+    one neuron per cycle. The ROM holds the fixed error -> hidden weights
+    (:func:`plasticore.rules.erbp.feedback_matrices`), row ``k`` (class) after row ``k - 1``;
+    an E- spike adds the row negated.
+
+    Attributes
+    ----------
+    start : In(1)
+    done : Out(1)
+        In the pass's last cycle.
+    spikes_plus, spikes_minus : In(n_classes)
+    saturated : Out(1)
+        An accumulator (a dendrite's feedback sum) was clamped.
+    acc_read : Out(read_access), acc_write : Out(write_access)
+    """
+
+    def __init__(self, config, layout):
+        self._config, self._layout = config, layout
+        rows, bases = [], []
+        for matrix in feedback_matrices(config)[:-1]:
+            bases.append(len(rows))
+            rows.extend(int(value) for value in matrix.reshape(-1))
+        self._rows, self._bases = rows, bases
+        n_classes = config.layers[-1]
+        bits = _bits(layout.accumulator_words)
+        word = accumulator_word_layout(config)
+        super().__init__({
+            "start": In(1), "done": Out(1),
+            "spikes_plus": In(n_classes), "spikes_minus": In(n_classes),
+            "saturated": Out(1),
+            "acc_read": Out(read_access(bits, word)),
+            "acc_write": Out(write_access(bits, word)),
+        })
+
+    def elaborate(self, platform):
+        config, rows = self._config, self._rows
+        hidden = self._layout.layers[:-1]
+        n_classes = config.layers[-1]
+        m = Module()
+        rom_bits = max(abs(value) for value in rows).bit_length() + 1
+        m.submodules.rom = rom = Memory(shape=signed(rom_bits), depth=len(rows), init=rows)
+        rom_read = rom.read_port()
+        layer = Signal(range(len(hidden)))
+        n_post = Signal(range(max(lay.n_post for lay in hidden) + 1))
+        acc_base = Signal(range(self._layout.accumulator_words + 1))
+        select_constants(m, layer, (n_post, acc_base),
+                         [(lay.n_post, lay.accumulator_base) for lay in hidden])
+
+        running = Signal()
+        walking = Signal()
+        spikes_done = Signal(2 * n_classes)     # spikes of this layer already walked
+        spikes_left = Cat(self.spikes_plus, self.spikes_minus) & ~spikes_done
+        next_spike = Signal(range(2 * n_classes))   # the lowest: E+ ascending, then E-
+        for bit in reversed(range(2 * n_classes)):
+            with m.If(spikes_left[bit]):
+                m.d.comb += next_spike.eq(bit)
+        next_negative = next_spike >= n_classes
+        next_class = Mux(next_negative, next_spike - n_classes, next_spike)
+        next_row = Signal(range(len(rows) + 1))
+        with m.Switch(layer):
+            for index, lay in enumerate(hidden):
+                with m.Case(index):
+                    m.d.comb += next_row.eq(self._bases[index] + next_class * lay.n_post)
+        row = Signal.like(next_row)
+        negative = Signal()
+        index = Signal(range(max(lay.n_post for lay in hidden) + 1))
+        issue = Signal()
+        write = Signal()
+        write_addr = Signal.like(acc_base)
+        write_negative = Signal()
+        m.d.sync += [write.eq(issue), write_addr.eq(acc_base + index),
+                     write_negative.eq(negative)]
+
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), spikes_done.eq(0), walking.eq(0), layer.eq(0)]
+        with m.Elif(running & walking):
+            m.d.comb += issue.eq(1)
+        with m.Elif(running & spikes_left.any()):
+            m.d.sync += [spikes_done.bit_select(next_spike, 1).eq(1), walking.eq(1),
+                         index.eq(0), row.eq(next_row), negative.eq(next_negative)]
+        with m.Elif(running):
+            m.d.sync += spikes_done.eq(0)
+            with m.If(layer == len(hidden) - 1):
+                m.d.comb += self.done.eq(1)
+                m.d.sync += running.eq(0)
+            with m.Else():
+                m.d.sync += layer.eq(layer + 1)
+
+        with m.If(issue):
+            m.d.comb += [rom_read.addr.eq(row + index),
+                         self.acc_read.valid.eq(1), self.acc_read.addr.eq(acc_base + index)]
+            m.d.sync += index.eq(index + 1)
+            with m.If(index == n_post - 1):
+                m.d.sync += walking.eq(0)
+        value = Mux(write_negative, -rom_read.data, rom_read.data)
+        total, clamped = saturate(self.acc_read.data[0] + value, config.membrane_bits)
+        with m.If(write):
+            m.d.comb += [self.acc_write.addr.eq(write_addr), self.acc_write.data.eq(Cat(total)),
+                         self.acc_write.en.eq(1), self.saturated.eq(clamped)]
+        return m
+
+
+class DendritePass(wiring.Component):
+    """The dendrites (step 5): one neuron per cycle, every layer, leaking and adding the
+    feedback (the accumulator of a hidden neuron, ``+-w`` of the prediction neuron's own
+    error spikes), then clearing the accumulator for the next tick's delivery.
+
+    Attributes
+    ----------
+    start, done : In(1), Out(1)
+        The sequencer's handshake (``done`` in the pass's last cycle).
+    spikes_plus, spikes_minus : In(n_classes)
+        The error spikes: the prediction layer's feedback.
+    saturated : Out(1)
+        A dendrite was clamped.
+    dendrite_read, acc_read, dendrite_write, acc_write : accesses
+    """
+
+    def __init__(self, config, layout):
+        self._config, self._layout = config, layout
+        n_classes = config.layers[-1]
+        state, acc = signed(config.membrane_bits), accumulator_word_layout(config)
+        state_bits, acc_bits = _bits(layout.state_words), _bits(layout.accumulator_words)
+        super().__init__({
+            "start": In(1), "done": Out(1),
+            "spikes_plus": In(n_classes), "spikes_minus": In(n_classes),
+            "saturated": Out(1),
+            "dendrite_read": Out(read_access(state_bits, state)),
+            "acc_read": Out(read_access(acc_bits, acc)),
+            "dendrite_write": Out(write_access(state_bits, state)),
+            "acc_write": Out(write_access(acc_bits, acc)),
+        })
+
+    def elaborate(self, platform):
+        config, layout = self._config, self._layout
+        layers = layout.layers
+        m = Module()
+        layer = Signal(range(len(layers)))
+        n_post = Signal(range(max(lay.n_post for lay in layers) + 1))
+        state_base = Signal(range(layout.state_words + 1))
+        acc_base = Signal(range(layout.accumulator_words + 1))
+        is_last = Signal()
+        select_constants(m, layer, (n_post, state_base, acc_base, is_last), [
+            (lay.n_post, lay.state_base, lay.accumulator_base, index == len(layers) - 1)
+            for index, lay in enumerate(layers)])
+        running = Signal()
+        index = Signal.like(n_post)
+        issue = Signal()
+        write = Signal()
+        write_index = Signal.like(n_post)
+        write_last = Signal()
+        write_state = Signal.like(state_base)
+        write_acc = Signal.like(acc_base)
+        m.d.sync += [write.eq(issue), write_index.eq(index), write_last.eq(is_last),
+                     write_state.eq(state_base + index), write_acc.eq(acc_base + index)]
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), layer.eq(0), index.eq(0)]
+        with m.Elif(running & (index < n_post)):
+            m.d.comb += issue.eq(1)
+        with m.Elif(running & is_last):
+            m.d.comb += self.done.eq(1)
+            m.d.sync += running.eq(0)
+        with m.Elif(running):
+            m.d.sync += [layer.eq(layer + 1), index.eq(0)]
+        with m.If(issue):
+            m.d.comb += [
+                self.dendrite_read.valid.eq(1), self.dendrite_read.addr.eq(state_base + index),
+                self.acc_read.valid.eq(1), self.acc_read.addr.eq(acc_base + index),
+            ]
+            m.d.sync += index.eq(index + 1)
+        # The prediction layer's feedback: +w for its E+ spike, then -w for its E-.
+        weight = config.learning.feedback_output_weight
+        output_feedback, output_clamped = saturate(
+            Mux(self.spikes_plus.bit_select(write_index, 1), weight, 0)
+            - Mux(self.spikes_minus.bit_select(write_index, 1), weight, 0),
+            config.membrane_bits)
+        m.submodules.update = update = DendriteUpdate(config)
+        m.d.comb += [
+            update.dendrite.eq(self.dendrite_read.data),
+            update.feedback.eq(Mux(write_last, output_feedback, self.acc_read.data[0])),
+        ]
+        with m.If(write):
+            m.d.comb += [
+                self.dendrite_write.addr.eq(write_state),
+                self.dendrite_write.data.eq(update.new_dendrite),
+                self.dendrite_write.en.eq(1),
+                # The feedback sum is used: clear it for the next tick's delivery.
+                self.acc_write.addr.eq(write_acc),
+                self.acc_write.en.eq(1),
+                self.saturated.eq(update.saturated | (write_last & output_clamped)),
+            ]
+        return m

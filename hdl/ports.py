@@ -1,0 +1,172 @@
+"""Memory access signatures and the arbiters that share one memory port between parts.
+
+A part of a core that reads or writes a memory it does not own alone (the accumulators are
+used by delivery, the update pass, the eRBP passes and the reset clear; the neuron state
+by the update pass and the host) has a :func:`read_access` or :func:`write_access` member.
+An arbiter (:class:`ReadArbiter`, :class:`WriteArbiter`) connects the accesses of all its
+parts to the memory's one port, so every memory port has exactly one driver, and the
+question "who owns this port in this cycle" has an answer in one place.
+
+The sequencer of a core runs one part at a time on a port; the arbiter does not schedule.
+It selects the one access that claims the port (a read by ``valid``, a write by any bit of
+``en``); with ``checks = True`` it asserts that at most one claims it in any cycle.
+"""
+
+from functools import reduce
+
+from amaranth.hdl import Cat, Const, Module, Mux, Value, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .shell import assert_one_owner
+
+__all__ = ["read_access", "write_access", "ReadArbiter", "WriteArbiter", "access_for",
+           "share_port"]
+
+
+def read_access(addr_bits: int, data_shape) -> wiring.Signature:
+    """The signature of a read access, from the reading part's side.
+
+    Members
+    -------
+    valid : Out(1)
+        The part uses the port in this cycle (its ``addr`` is presented).
+    addr : Out(addr_bits)
+    en : Out(1, init=1)
+        Low: the port keeps its last data (a stalled pipeline). Any part may hold it low.
+    data : In(data_shape)
+        The word read at the address of the previous cycle.
+    """
+    return wiring.Signature({
+        "valid": Out(1),
+        "addr": Out(unsigned(addr_bits)),
+        "en": Out(1, init=1),
+        "data": In(data_shape),
+    })
+
+
+def write_access(addr_bits: int, data_shape, lanes: int = 1) -> wiring.Signature:
+    """The signature of a write access, from the writing part's side.
+
+    Members
+    -------
+    addr : Out(addr_bits)
+    data : Out(data_shape)
+    en : Out(lanes)
+        One bit per lane (the port's granularity); the part writes in a cycle where any bit
+        is set.
+    """
+    return wiring.Signature({
+        "addr": Out(unsigned(addr_bits)),
+        "data": Out(data_shape),
+        "en": Out(lanes),
+    })
+
+
+def _select(accesses, field, claims, width):
+    """OR of each access's ``field`` gated by its claim: the claimed one's value (zero when
+    none claims)."""
+    terms = [Mux(claim, Value.cast(getattr(access, field)).as_unsigned(), 0)
+             for access, claim in zip(accesses, claims)]
+    return reduce(lambda a, b: a | b, terms, Const(0, width))
+
+
+class ReadArbiter(wiring.Component):
+    """Connect ``count`` read accesses to one memory read port.
+
+    Parameters
+    ----------
+    port : a memory read port (``addr``, ``en``, ``data``)
+    count : int
+        How many parts read the port.
+    name : str
+        The port's name in assertion messages.
+    checks : bool
+        Assert that at most one access is ``valid`` in a cycle.
+
+    Attributes
+    ----------
+    requests : In(read_access).array(count)
+        One access per part; ``requests[i].data`` is the port's data for every part.
+    """
+
+    def __init__(self, port, count: int, *, name: str, checks: bool = False):
+        self._port, self._name, self._checks = port, name, checks
+        access = read_access(len(port.addr), port.data.shape())
+        super().__init__({"requests": In(access).array(count)})
+
+    def elaborate(self, platform):
+        m = Module()
+        port, requests = self._port, self.requests
+        claims = [request.valid for request in requests]
+        m.d.comb += [
+            port.addr.eq(_select(requests, "addr", claims, len(port.addr))),
+            # A stalled reader keeps the data for everyone: only one part runs at a time.
+            port.en.eq(Cat(*(request.en for request in requests)).all()),
+        ]
+        for request in requests:
+            m.d.comb += request.data.eq(port.data)
+        if self._checks:
+            assert_one_owner(m, self._name, claims)
+        return m
+
+
+class WriteArbiter(wiring.Component):
+    """Connect ``count`` write accesses to one memory write port.
+
+    Parameters
+    ----------
+    port : a memory write port (``addr``, ``data``, ``en``)
+    count : int
+    name : str
+    checks : bool
+        Assert that at most one access writes in a cycle.
+
+    Attributes
+    ----------
+    requests : In(write_access).array(count)
+    """
+
+    def __init__(self, port, count: int, *, name: str, checks: bool = False):
+        self._port, self._name, self._checks = port, name, checks
+        access = write_access(len(port.addr), port.data.shape(), len(port.en))
+        super().__init__({"requests": In(access).array(count)})
+
+    def elaborate(self, platform):
+        m = Module()
+        port, requests = self._port, self.requests
+        claims = [request.en.any() for request in requests]
+        m.d.comb += [
+            port.addr.eq(_select(requests, "addr", claims, len(port.addr))),
+            port.data.eq(_select(requests, "data", claims, len(Value.cast(port.data)))),
+            port.en.eq(reduce(lambda a, b: a | b, (request.en for request in requests))),
+        ]
+        if self._checks:
+            assert_one_owner(m, self._name, claims)
+        return m
+
+
+def _is_write_port(port) -> bool:
+    """A write port's data flows the way its address does; a read port's the other way."""
+    members = port.signature.members
+    return members["data"].flow == members["addr"].flow
+
+
+def access_for(port, *, path: str):
+    """A read or write access (by the kind of ``port``) shaped for ``port``, for a part
+    that is not a component of its own (the host decoder, a sequencer phase)."""
+    if _is_write_port(port):
+        signature = write_access(len(port.addr), port.data.shape(), len(port.en))
+    else:
+        signature = read_access(len(port.addr), port.data.shape())
+    return signature.create(path=(path,))
+
+
+def share_port(m: Module, name: str, port, accesses, *, checks: bool = False) -> None:
+    """Connect ``accesses`` (read or write, by the kind of ``port``) to ``port`` through an
+    arbiter added to ``m`` as ``<name>_arbiter``."""
+    arbiter_class = WriteArbiter if _is_write_port(port) else ReadArbiter
+    arbiter = arbiter_class(port, len(accesses), name=name, checks=checks)
+    m.submodules[name.replace(" ", "_") + "_arbiter"] = arbiter
+    for access, request in zip(accesses, arbiter.requests):
+        wiring.connect(m, access, request)

@@ -1,0 +1,362 @@
+"""Projections: the weight memory in banks, the row walker and the delivery stage.
+
+A projection carries a presynaptic layer's spikes to a postsynaptic layer. In hardware:
+
+- :class:`WeightBanks` holds the weights of every projection, one word of ``lanes``
+  weights per address, split over ``banks`` memories (lanes ``b * lanes / banks`` onwards
+  live in bank ``b``), so that a later core can put each bank in another kind of memory
+  (block RAM, SPRAM, LUT RAM) or give each lane its own port.
+- :class:`RowWalker` takes presynaptic events as a stream and issues the words of each
+  event's row, one per cycle: the weight word and the accumulator word it adds into.
+- :class:`Delivery` is the walker with its datapath: it reads each weight word and its
+  accumulator word, adds them lane by lane (:class:`LaneAccumulate`, saturating) and
+  writes the sums back a cycle later. A plasticity part plugs into its ``plasticity``
+  member: it sees the row walker's words ``lead`` cycles before they are read and returns
+  the rewritten weight word in the cycle the accumulator is written back.
+"""
+
+from amaranth.hdl import Assert, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .interfaces import ADDRESS_BITS
+from .ports import read_access, write_access
+from .shell import select_constants
+from .synapse import LaneAccumulate, accumulator_word_layout, weight_word_layout
+
+__all__ = ["WeightBanks", "RowWalker", "Delivery", "plasticity_signature"]
+
+
+def _address_bits(depth: int) -> int:
+    return max(0, ceil_log2(depth))
+
+
+class WeightBanks(wiring.Component):
+    """The weight memory of all projections, as ``banks`` memories side by side.
+
+    Parameters
+    ----------
+    config : CoreConfig
+    depth : int
+        Weight words (``CoreLayout.weight_words``).
+    banks : int
+        Memories the lanes of a word are split over; divides ``config.lanes``. Every bank
+        has the same address: a read or write of a word reads or writes all its banks.
+    transparent : bool
+        A read in the cycle of a write to the same word sees the new word (the eRBP core
+        relies on it; a core that never reads a word as it writes it saves the bypass).
+
+    Attributes
+    ----------
+    read : In(addr, en) / Out(data)
+        A read port of whole words.
+    write : In(addr, data, en)
+        A write port with one enable bit per lane.
+    """
+
+    def __init__(self, config, depth: int, banks: int = 1, *, transparent: bool = True):
+        lanes = config.lanes
+        if banks < 1 or lanes % banks:
+            raise ValueError(f"banks = {banks}: must divide lanes = {lanes}")
+        self._config, self._depth, self._banks = config, depth, banks
+        self._transparent = transparent
+        word = weight_word_layout(config)
+        bits = _address_bits(depth)
+        super().__init__({
+            "read": Out(wiring.Signature({
+                "addr": In(unsigned(bits)), "en": In(1, init=1), "data": Out(word)})),
+            "write": Out(wiring.Signature({
+                "addr": In(unsigned(bits)), "data": In(word), "en": In(lanes)})),
+        })
+
+    @property
+    def banks(self) -> int:
+        return self._banks
+
+    def elaborate(self, platform):
+        m = Module()
+        config, banks = self._config, self._banks
+        per_bank = config.lanes // banks
+        for bank in range(banks):
+            lanes = slice(bank * per_bank, (bank + 1) * per_bank)
+            memory = Memory(shape=data.ArrayLayout(signed(config.weight_bits), per_bank),
+                            depth=self._depth, init=[])
+            m.submodules[f"bank{bank}" if banks > 1 else "memory"] = memory
+            write = memory.write_port(granularity=1)
+            read = memory.read_port(transparent_for=(write,) if self._transparent else ())
+            m.d.comb += [
+                write.addr.eq(self.write.addr),
+                write.data.eq(self.write.data.as_value()[lanes.start * config.weight_bits:
+                                                         lanes.stop * config.weight_bits]),
+                write.en.eq(self.write.en[lanes]),
+                read.addr.eq(self.read.addr),
+                read.en.eq(self.read.en),
+                self.read.data.as_value()[lanes.start * config.weight_bits:
+                                          lanes.stop * config.weight_bits].eq(read.data),
+            ]
+        return m
+
+
+def _walk_step_layout(layout) -> data.StructLayout:
+    return data.StructLayout({
+        "weight_addr": unsigned(_address_bits(layout.weight_words + 1)),
+        "acc_addr": unsigned(_address_bits(layout.accumulator_words + 1)),
+    })
+
+
+class RowWalker(wiring.Component):
+    """Turn presynaptic events into the words of their rows, one word per cycle.
+
+    An event ``j`` on projection ``p`` (the ``projection`` input while the event is taken)
+    becomes the ``row_words`` words from ``weight_base + j * row_words``, each paired with
+    the accumulator word ``accumulator_base + w`` of the target layer. One event waits in a
+    holding register, so the event source's handshake and the row-start product stay off
+    the memory address path, and a stream of events still starts a row every cycle the
+    previous one issues its last word.
+
+    Parameters
+    ----------
+    layout : CoreLayout
+        Its ``projections`` give each projection's constants.
+    lead : int
+        Cycles between a word leaving the walker (``step``) and its issue to the memories
+        (``words``): the latency of a plasticity part's random draw. 0 without one.
+
+    Attributes
+    ----------
+    events : In(stream of presynaptic addresses)
+    enable : In(1)
+        The sequencer lets events in.
+    projection : In(range(len(layout.projections)))
+        The projection events are taken on.
+    step : Out(stream, always ready)
+        The word in the walker's address registers (the first stage of its pipeline).
+    early : Out(stream, always ready)
+        The same word one cycle before ``words`` (for reads a plasticity part makes ahead
+        of the weight read); equal to ``step`` when ``lead`` is 0.
+    words : Out(stream, always ready)
+        The word to read now: ``payload.weight_addr`` and ``payload.acc_addr``.
+    idle : Out(1)
+        No event held and no word in the pipeline.
+    """
+
+    def __init__(self, layout, lead: int = 0):
+        self._layout, self._lead = layout, lead
+        step_layout = _walk_step_layout(layout)
+        words = stream.Signature(step_layout, always_ready=True)
+        super().__init__({
+            "events": In(stream.Signature(unsigned(ADDRESS_BITS))),
+            "enable": In(1),
+            "projection": In(range(max(2, len(layout.projections)))),
+            "step": Out(words), "early": Out(words), "words": Out(words),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        layout, projections = self._layout, self._layout.projections
+        step = self.step.payload
+        row_words = Signal(range(max(lay.row_words for lay in projections) + 1))
+        acc_base = Signal(range(layout.accumulator_words + 1))
+        select_constants(m, self.projection, (row_words, acc_base), [
+            (lay.row_words, lay.accumulator_base) for lay in projections])
+        # The row start: a product by a per-projection constant, no general multiplier.
+        row_start = Signal.like(step.weight_addr)
+        with m.Switch(self.projection):
+            for index, lay in enumerate(projections):
+                with m.Case(index):
+                    m.d.comb += row_start.eq(lay.weight_base
+                                             + self.events.payload * lay.row_words)
+
+        active, words_left = self.step.valid, Signal.like(row_words)
+        row_done = ~active | (words_left == 0)
+        pending_valid = Signal()
+        pending_row_start = Signal.like(row_start)
+        load = pending_valid & row_done
+        m.d.comb += self.events.ready.eq(self.enable & (~pending_valid | load))
+        with m.If(self.events.valid & self.events.ready):
+            m.d.sync += [pending_valid.eq(1), pending_row_start.eq(row_start)]
+        with m.Elif(load):
+            m.d.sync += pending_valid.eq(0)
+        with m.If(active):
+            m.d.sync += [
+                step.weight_addr.eq(step.weight_addr + 1),
+                step.acc_addr.eq(step.acc_addr + 1),
+                words_left.eq(words_left - 1),
+            ]
+        with m.If(load):
+            m.d.sync += [
+                active.eq(1),
+                step.weight_addr.eq(pending_row_start),
+                step.acc_addr.eq(acc_base),
+                words_left.eq(row_words - 1),
+            ]
+        with m.Elif(row_done):
+            m.d.sync += active.eq(0)
+
+        # The lead: the word travels beside its random draw for `lead` cycles.
+        stages = [self.step]
+        for index in range(1, self._lead + 1):
+            stage = stream.Signature(_walk_step_layout(layout), always_ready=True).create(
+                path=(f"lead{index}",))
+            m.d.sync += [stage.valid.eq(stages[-1].valid), stage.payload.eq(stages[-1].payload)]
+            stages.append(stage)
+        idle = ~active & ~pending_valid
+        for stage in stages[1:]:
+            idle = idle & ~stage.valid
+        early = stages[-2] if len(stages) > 1 else stages[-1]
+        m.d.comb += [
+            self.idle.eq(idle),
+            self.early.valid.eq(early.valid), self.early.payload.eq(early.payload),
+            self.words.valid.eq(stages[-1].valid), self.words.payload.eq(stages[-1].payload),
+        ]
+        return m
+
+
+def plasticity_signature(config, layout) -> wiring.Signature:
+    """What a plasticity part sees of :class:`Delivery` and gives back (Delivery's side).
+
+    Members
+    -------
+    step, early, words : Out(stream)
+        The row walker's words at its first stage, one cycle before the read, and at the
+        read (:class:`RowWalker`).
+    old_weight : Out(weight word)
+        In the write-back cycle: the weight word read.
+    new_weight : In(weight word)
+        The word to write back in the same cycle.
+    saturated : In(1)
+        The new word was clamped.
+    """
+    words = stream.Signature(_walk_step_layout(layout), always_ready=True)
+    word = weight_word_layout(config)
+    return wiring.Signature({
+        "step": Out(words), "early": Out(words), "words": Out(words),
+        "old_weight": Out(word), "new_weight": In(word), "saturated": In(1),
+    })
+
+
+class Delivery(wiring.Component):
+    """The row walker and its datapath: weight words added into accumulator words.
+
+    Stage A issues a word's weight and accumulator reads (the walker's ``words``); stage B
+    has both on the read ports, adds them lane by lane and writes the sums back (and, with
+    a plasticity part, the rewritten weight word). The accumulator read port is transparent
+    to its write port, so a word read in the cycle of its own write-back sees the new sum.
+
+    Parameters
+    ----------
+    config, layout : CoreConfig, CoreLayout
+    gain_shift : int
+        Weights are scaled by ``2**gain_shift`` before they are added (eRBP's soma gain).
+    lead : int
+        The plasticity part's look-ahead (:class:`RowWalker`); ``None``: no plasticity part.
+    checks : bool
+        Assert that no lane's saturating addition wraps.
+
+    Attributes
+    ----------
+    events, enable, projection, idle : the walker's (:class:`RowWalker`)
+    weight_read, acc_read : Out(read_access)
+    acc_write : Out(write_access)
+    weight_write : Out(write_access), with a plasticity part only
+    plasticity : Out(plasticity_signature), with a plasticity part only
+    weight_saturated : Out(1), with a plasticity part only
+        A rewritten weight was clamped in this cycle.
+    saturated : Out(1)
+        An accumulator lane was clamped in this cycle.
+    """
+
+    def __init__(self, config, layout, *, gain_shift: int = 0, lead=None, checks=False):
+        self._config, self._layout = config, layout
+        self._gain_shift, self._lead, self._checks = gain_shift, lead, checks
+        lanes = config.lanes
+        weight_bits = _address_bits(layout.weight_words)
+        acc_bits = _address_bits(layout.accumulator_words)
+        members = {
+            "events": In(stream.Signature(unsigned(ADDRESS_BITS))),
+            "enable": In(1),
+            "projection": In(range(max(2, len(layout.projections)))),
+            "idle": Out(1),
+            "weight_read": Out(read_access(weight_bits, weight_word_layout(config))),
+            "acc_read": Out(read_access(acc_bits, accumulator_word_layout(config))),
+            "acc_write": Out(write_access(acc_bits, accumulator_word_layout(config), lanes)),
+            "saturated": Out(1),
+        }
+        if lead is not None:
+            members["weight_write"] = Out(write_access(weight_bits, weight_word_layout(config),
+                                                       lanes))
+            members["plasticity"] = Out(plasticity_signature(config, layout))
+            members["weight_saturated"] = Out(1)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        m.submodules.walker = walker = RowWalker(self._layout, self._lead or 0)
+        wiring.connect(m, wiring.flipped(self.events), walker.events)
+        m.d.comb += [
+            walker.enable.eq(self.enable),
+            walker.projection.eq(self.projection),
+            self.idle.eq(walker.idle),
+        ]
+        words = walker.words
+        with m.If(words.valid):
+            m.d.comb += [
+                self.weight_read.valid.eq(1), self.weight_read.addr.eq(words.payload.weight_addr),
+                self.acc_read.valid.eq(1), self.acc_read.addr.eq(words.payload.acc_addr),
+            ]
+        # Stage B: the words issued in the previous cycle are on the read ports.
+        deliver_valid = Signal()
+        deliver_acc_addr = Signal.like(words.payload.acc_addr)
+        m.d.sync += [deliver_valid.eq(words.valid), deliver_acc_addr.eq(words.payload.acc_addr)]
+        m.submodules.lane_add = lane_add = LaneAccumulate(config, self._gain_shift)
+        m.d.comb += [
+            lane_add.weights.eq(self.weight_read.data),
+            lane_add.accumulators.eq(self.acc_read.data),
+        ]
+        with m.If(deliver_valid):
+            m.d.comb += [
+                self.acc_write.addr.eq(deliver_acc_addr),
+                self.acc_write.data.eq(lane_add.sums),
+                self.acc_write.en.eq(Const(-1, config.lanes)),
+                self.saturated.eq(lane_add.saturated.any()),
+            ]
+        if self._lead is not None:
+            self._plasticity(m, walker, deliver_valid)
+        if self._checks:
+            self._assert_no_wrap(m, lane_add, deliver_valid)
+        return m
+
+    def _plasticity(self, m, walker, deliver_valid):
+        """Hand the walker's words to the plasticity part; write back the weight it returns."""
+        plasticity = self.plasticity
+        for name in ("step", "early", "words"):
+            m.d.comb += [getattr(plasticity, name).valid.eq(getattr(walker, name).valid),
+                         getattr(plasticity, name).payload.eq(getattr(walker, name).payload)]
+        deliver_weight_addr = Signal.like(walker.words.payload.weight_addr)
+        m.d.sync += deliver_weight_addr.eq(walker.words.payload.weight_addr)
+        m.d.comb += plasticity.old_weight.eq(self.weight_read.data)
+        # Written back in the cycle the accumulator is: the weight read port is transparent,
+        # so the next event on the same row reads the learned weight.
+        with m.If(deliver_valid):
+            m.d.comb += [
+                self.weight_write.addr.eq(deliver_weight_addr),
+                self.weight_write.data.eq(plasticity.new_weight),
+                self.weight_write.en.eq(Const(-1, self._config.lanes)),
+                self.weight_saturated.eq(plasticity.saturated),
+            ]
+
+    def _assert_no_wrap(self, m, lane_add, deliver_valid):
+        """An addition that was not clamped stores the exact sum, one that was a bound."""
+        low, high = self._config.membrane_range
+        for lane in range(self._config.lanes):
+            exact = (self.acc_read.data[lane]
+                     + (self.weight_read.data[lane] << self._gain_shift))
+            stored = lane_add.sums[lane]
+            m.d.sync += Assert(~deliver_valid | Mux(lane_add.saturated[lane],
+                                                     (stored == low) | (stored == high),
+                                                     stored == exact),
+                               f"accumulator lane {lane} wrapped")
