@@ -222,19 +222,14 @@ def build_board(config: CoreConfig, board_name: str, out_dir, *, baud_rate: int 
     Raises :class:`FitError` before synthesis when the memories do not fit, and
     ``subprocess.CalledProcessError`` when a tool fails.
     """
-    from .top import BoardTop
+    from .top import BoardTop, board_pll
 
     board = get_board(board_name)
-    # The PLL check first: it needs no elaboration.
+    # The checks first (the PLL's needs no elaboration), then the top that will be built.
+    board_pll(board, clock_hz)
+    memories = check_fit(config, board, core_factory=core_factory)
     top = BoardTop(config, board, baud_rate=baud_rate, clock_hz=clock_hz,
                    core_factory=core_factory)
-    try:
-        memories = check_fit(config, board, core_factory=core_factory)
-    except Exception:
-        # Refused (or the core could not be built): the top is dropped on purpose, not an
-        # elaboratable forgotten.
-        top._MustUse__silence = True
-        raise
     out_dir = Path(out_dir)
     build_dir = out_dir / "build"
     build_dir.mkdir(parents=True, exist_ok=True)

@@ -92,6 +92,22 @@ def ecp5_pll_params(input_hz: float, output_hz: float) -> dict:
     return _closest("ECP5", best, input_hz, output_hz)
 
 
+def board_pll(board: BoardSpec, clock_hz: float | None = None) -> dict | None:
+    """The PLL settings that make ``clock_hz`` (default: the board's design clock) from the
+    board's oscillator, or None when the oscillator is the clock.
+
+    Raises
+    ------
+    ValueError
+        The PLL cannot make a clock close enough to ``clock_hz``.
+    """
+    clock_hz = clock_hz or board.clock_hz
+    if clock_hz == board.input_clock_hz:
+        return None
+    settings = ice40_pll_params if board.family == "ice40" else ecp5_pll_params
+    return settings(board.input_clock_hz, clock_hz)
+
+
 class BoardTop(Elaboratable):
     """The top of a board build: one :class:`LinkTop` wired to the board's pins.
 
@@ -108,23 +124,20 @@ class BoardTop(Elaboratable):
         Passed to :class:`LinkTop` (tests and the placeholder core).
     """
 
+    def __new__(cls, config, board: BoardSpec, *, clock_hz: float | None = None, **kwargs):
+        # A clock the PLL cannot make is refused before the top exists, so that no
+        # never-elaborated top is left behind.
+        board_pll(board, clock_hz)
+        return super().__new__(cls)
+
     def __init__(self, config, board: BoardSpec, *, baud_rate: int | None = None,
                  clock_hz: float | None = None, core_factory=None):
         self.config = config
         self.board = board
         self.baud_rate = baud_rate or board.baud_rate
         self.core_factory = core_factory
-        self.clock_hz = clock_hz or board.clock_hz
-        self.pll = None
-        if self.clock_hz != board.input_clock_hz:
-            try:
-                params = (ice40_pll_params if board.family == "ice40" else ecp5_pll_params)(
-                    board.input_clock_hz, self.clock_hz)
-            except ValueError:
-                self._MustUse__silence = True    # never built: no elaboratable left behind
-                raise
-            self.pll = params
-            self.clock_hz = params["frequency"]
+        self.pll = board_pll(board, clock_hz)
+        self.clock_hz = self.pll["frequency"] if self.pll else board.clock_hz
 
     def _clock(self, m, platform):
         """Drive ``sync`` from the board clock or its PLL; return the not-locked signal."""

@@ -53,19 +53,22 @@ class Threefry2x32(wiring.Component):
     latency : int
     """
 
-    def __init__(self, key, rounds: int = 13, rounds_per_stage: int = 2):
-        self._MustUse__silence = True    # refused parameters leave no unused-elaboratable warning
+    def __new__(cls, key, rounds: int = 13, rounds_per_stage: int = 2, *, src_loc_at=0):
+        # Refused parameters raise before the component exists: nothing is left behind
+        # to warn that it was never elaborated.
         if not 1 <= rounds <= 32:
             raise ValueError(f"rounds = {rounds}: must be between 1 and 32")
         if not 1 <= rounds_per_stage <= rounds:
             raise ValueError(f"rounds_per_stage = {rounds_per_stage}: must be between 1 and "
                              f"rounds ({rounds})")
+        return super().__new__(cls, key, rounds, rounds_per_stage, src_loc_at=src_loc_at + 1)
+
+    def __init__(self, key, rounds: int = 13, rounds_per_stage: int = 2):
         key0, key1 = (int(k) & _MASK for k in key)
         self._keys = (key0, key1, key0 ^ key1 ^ _PARITY)
         self._rounds = rounds
         self._rounds_per_stage = rounds_per_stage
         self.latency = -(-rounds // rounds_per_stage)
-        self._MustUse__silence = False
         super().__init__({
             "counter0": In(32), "counter1": In(32),
             "word0": Out(32), "word1": Out(32),

@@ -336,10 +336,79 @@ def _replay_command(args) -> int:
     return 1
 
 
+def bench_clocks(report_path=None, clock_mhz=None) -> list[tuple[str, float]]:
+    """The clocks to quote throughput at: ``(label, MHz)``.
+
+    From a build's ``report.json``: the clock the bitstream was built for (timing met or
+    not, the report says) and nextpnr's Fmax (what a build at that clock would do); and a
+    clock given by hand.
+    """
+    clocks = []
+    if report_path is not None:
+        try:
+            report = json.loads(Path(report_path).read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--report {report_path}: cannot read a build report ({error})")
+        for key in ("clock_requested_mhz", "fmax_mhz", "board"):
+            if key not in report:
+                raise ValueError(f"--report {report_path}: not a plasticore build report "
+                                 f"(no field {key!r})")
+        met = "met" if report.get("timing_met") else "NOT met"
+        clocks.append((f"{report['board']} build clock (timing {met})",
+                       float(report["clock_requested_mhz"])))
+        if report["fmax_mhz"] is not None:
+            clocks.append((f"{report['board']} Fmax", float(report["fmax_mhz"])))
+    if clock_mhz is not None:
+        if not clock_mhz > 0:
+            raise ValueError(f"--clock {clock_mhz}: must be a clock above 0 MHz")
+        clocks.append(("given clock", float(clock_mhz)))
+    return clocks
+
+
+def throughput_rows(figures: dict, clocks) -> list[dict]:
+    """Synaptic events per second at each clock: synaptic events per cycle times the clock.
+
+    For the event-driven cores a synaptic event is one weight added into one accumulator
+    (with learning on, also rewritten); for the DECOLLE core, whose tick is dense, it is
+    one synapse visited by the tick's membrane pass (every synapse every tick).
+    """
+    rows = []
+    for label, mhz in clocks:
+        for row in figures["activity"]:
+            if "synaptic_events_per_tick" in row:
+                per_tick = row["synaptic_events_per_tick"]
+            else:
+                per_tick = figures["synapses"]
+            rows.append({"clock": label, "mhz": mhz, "kind": "activity",
+                         "activity": row["activity"], "learning": row["learning"],
+                         "synaptic_events_per_second": per_tick / row["cycles_per_tick"]
+                         * mhz * 1e6})
+        for burst in figures.get("bursts", []):
+            rows.append({"clock": label, "mhz": mhz, "kind": "burst",
+                         "learning": burst["learning"],
+                         "synaptic_events_per_second":
+                             mhz * 1e6 / burst["cycles_per_synaptic_event"]})
+    return rows
+
+
+def _print_throughput(rows) -> None:
+    for row in rows:
+        learning = {None: "", False: ", learning off", True: ", learning on"}[row["learning"]]
+        what = (f"burst{learning}" if row["kind"] == "burst"
+                else f"activity {row['activity']:.3f}{learning}")
+        print(f"throughput at {row['mhz']:.2f} MHz ({row['clock']}), {what}: "
+              f"{row['synaptic_events_per_second'] / 1e6:.2f} M synaptic events/s")
+
+
 def _bench_command(args) -> int:
     from plasticore.golden.engine.bench import compare, format_rows
 
     config = load_buildable(args.config)
+    try:
+        clocks = bench_clocks(args.report, args.clock)
+    except ValueError as error:
+        print(f"plasticore bench: {error}", file=sys.stderr)
+        return 2
     if args.layers:
         # The same core at another size (an MNIST-size network from the digits example).
         from .config import CoreConfig
@@ -360,6 +429,9 @@ def _bench_command(args) -> int:
                             seed=args.seed, activities=args.activity, build_root=args.build_dir,
                             burst_events=args.burst)
         _print_benchmark(figures)
+    if figures.get("rtl", True) is not None and clocks:
+        figures["throughput"] = throughput_rows(figures, clocks)
+        _print_throughput(figures["throughput"])
     # The golden model on both engines, on the same work (see plasticore.golden.engine.bench).
     figures["golden"] = compare(config, ticks=args.golden_ticks, numpy_ticks=args.numpy_ticks,
                                 activity=args.golden_activity, seed=args.seed)
@@ -440,5 +512,10 @@ def register(subparsers) -> None:
                               help="inputs spiking per tick in the golden measurement (default: "
                                    "a learning core's input_rate times the digits' mean "
                                    "intensity, 0.2 for an inference core)")
+    bench_parser.add_argument("--report", default=None,
+                              help="a build's report.json (plasticore build): also give "
+                                   "synaptic events per second at its clock and its Fmax")
+    bench_parser.add_argument("--clock", type=float, default=None, metavar="MHZ",
+                              help="also give synaptic events per second at this clock")
     bench_parser.add_argument("--json", help="also write the figures to this JSON file")
     bench_parser.set_defaults(handler=_bench_command)

@@ -12,7 +12,7 @@ import pytest
 from plasticore.boards.build import (FitError, check_fit, parse_nextpnr_report,
                                      parse_yosys_cells, placement_overflow)
 from plasticore.boards.platforms import BOARDS, BoardError, get_board
-from plasticore.boards.top import BoardTop, ecp5_pll_params, ice40_pll_params
+from plasticore.boards.top import BoardTop, board_pll, ecp5_pll_params, ice40_pll_params
 from plasticore.cli import main
 from plasticore.config import CoreConfig, load_config
 
@@ -154,10 +154,9 @@ def test_icebreaker_build_meets_timing(tmp_path):
 def test_clock_override_goes_through_the_pll(tmp_path, capsys):
     spec = get_board("ulx3s-85f")
     config = CoreConfig.from_toml(ROOT / "examples" / "tiny.toml")
-    top = BoardTop(config, spec, clock_hz=30e6)
-    top._MustUse__silence = True          # only its PLL settings are looked at
+    pll = board_pll(spec, 30e6)
     # 25 MHz / 5 * 6 = 30 MHz, VCO 30 * 20 = 600 MHz.
-    assert (top.pll["CLKI_DIV"], top.pll["CLKFB_DIV"], top.pll["CLKOP_DIV"]) == (5, 6, 20)
+    assert (pll["CLKI_DIV"], pll["CLKFB_DIV"], pll["CLKOP_DIV"]) == (5, 6, 20)
     assert main(["build", str(ROOT / "examples" / "tiny.toml"), "--board", "icebreaker",
                  "--clock", "2000", "-o", str(tmp_path)]) == 2
     assert "no iCE40 PLL setting makes 2000 MHz" in capsys.readouterr().err
