@@ -128,9 +128,9 @@ class TracePass(wiring.Component):
                 self.traces_write.data.q.eq(unit.new_q),
                 self.traces_write.data.p.eq(unit.new_p),
                 self.traces_write.en.eq(1),
-                self.input_write.addr.eq(b_index),
-                self.input_write.en.eq(layer.is_first),
             ]
+            with m.If(layer.is_first):
+                m.d.comb += [self.input_write.addr.eq(b_index), self.input_write.en.eq(1)]
         return m
 
 
@@ -255,9 +255,10 @@ class EmitPass(wiring.Component):
         neuron = Signal.like(layer.n_post)
         b_valid = Signal()
         stall = self.spikes.valid & ~self.spikes.ready
+        with m.If(active | b_valid):
+            m.d.comb += [self.state_read.valid.eq(1),
+                         self.state_read.addr.eq(layer.state_base + neuron)]
         m.d.comb += [
-            self.state_read.valid.eq(active | b_valid),
-            self.state_read.addr.eq(layer.state_base + neuron),
             self.state_read.en.eq(~stall),
             self.spikes.valid.eq(b_valid & self.state_read.data.s),
             self.done.eq(~stall & ~active & ~b_valid & ~self.start),

@@ -8,13 +8,15 @@ parts to the memory's one port, so every memory port has exactly one driver, and
 question "who owns this port in this cycle" has an answer in one place.
 
 The sequencer of a core runs one part at a time on a port; the arbiter does not schedule.
-It selects the one access that claims the port (a read by ``valid``, a write by any bit of
-``en``); with ``checks = True`` it asserts that at most one claims it in any cycle.
+An access that does not claim the port (a read by ``valid``, a write by any bit of ``en``)
+drives zeros, so the arbiter is an OR of the accesses, no wider than the multiplexer the
+parts would need anyway; with ``checks = True`` it asserts that at most one access claims
+the port in any cycle, and that the others are quiet.
 """
 
 from functools import reduce
 
-from amaranth.hdl import Cat, Const, Module, Mux, Value, unsigned
+from amaranth.hdl import Assert, Cat, Const, Module, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,6 +34,7 @@ def read_access(addr_bits: int, data_shape) -> wiring.Signature:
     valid : Out(1)
         The part uses the port in this cycle (its ``addr`` is presented).
     addr : Out(addr_bits)
+        Zero while ``valid`` is low: the arbiter merges the accesses by OR.
     en : Out(1, init=1)
         Low: the port keeps its last data (a stalled pipeline). Any part may hold it low.
     data : In(data_shape)
@@ -52,6 +55,7 @@ def write_access(addr_bits: int, data_shape, lanes: int = 1) -> wiring.Signature
     -------
     addr : Out(addr_bits)
     data : Out(data_shape)
+        Both zero while ``en`` is: the arbiter merges the accesses by OR.
     en : Out(lanes)
         One bit per lane (the port's granularity); the part writes in a cycle where any bit
         is set.
@@ -63,12 +67,20 @@ def write_access(addr_bits: int, data_shape, lanes: int = 1) -> wiring.Signature
     })
 
 
-def _select(accesses, field, claims, width):
-    """OR of each access's ``field`` gated by its claim: the claimed one's value (zero when
-    none claims)."""
-    terms = [Mux(claim, Value.cast(getattr(access, field)).as_unsigned(), 0)
-             for access, claim in zip(accesses, claims)]
-    return reduce(lambda a, b: a | b, terms, Const(0, width))
+def _merge(accesses, field, width):
+    """OR of every access's ``field``: an access that does not claim the port drives zero
+    (the contract of :func:`read_access` and :func:`write_access`), so the OR is the
+    claiming one's value and no multiplexer is needed."""
+    return reduce(lambda a, b: a | b,
+                  (Value.cast(getattr(access, field)).as_unsigned() for access in accesses),
+                  Const(0, width))
+
+
+def _assert_quiet(m: Module, name: str, access, claims, fields) -> None:
+    """Assert the contract: an access that does not claim the port drives only zeros."""
+    quiet = Cat(*(getattr(access, field) for field in fields)) == 0
+    m.d.sync += Assert(claims | quiet,
+                       f"{name}: an access drives the port without claiming it")
 
 
 class ReadArbiter(wiring.Component):
@@ -100,7 +112,7 @@ class ReadArbiter(wiring.Component):
         port, requests = self._port, self.requests
         claims = [request.valid for request in requests]
         m.d.comb += [
-            port.addr.eq(_select(requests, "addr", claims, len(port.addr))),
+            port.addr.eq(_merge(requests, "addr", len(port.addr))),
             # A stalled reader keeps the data for everyone: only one part runs at a time.
             port.en.eq(Cat(*(request.en for request in requests)).all()),
         ]
@@ -108,6 +120,8 @@ class ReadArbiter(wiring.Component):
             m.d.comb += request.data.eq(port.data)
         if self._checks:
             assert_one_owner(m, self._name, claims)
+            for request in requests:
+                _assert_quiet(m, self._name, request, request.valid, ("addr",))
         return m
 
 
@@ -137,12 +151,14 @@ class WriteArbiter(wiring.Component):
         port, requests = self._port, self.requests
         claims = [request.en.any() for request in requests]
         m.d.comb += [
-            port.addr.eq(_select(requests, "addr", claims, len(port.addr))),
-            port.data.eq(_select(requests, "data", claims, len(Value.cast(port.data)))),
+            port.addr.eq(_merge(requests, "addr", len(port.addr))),
+            port.data.eq(_merge(requests, "data", len(Value.cast(port.data)))),
             port.en.eq(reduce(lambda a, b: a | b, (request.en for request in requests))),
         ]
         if self._checks:
             assert_one_owner(m, self._name, claims)
+            for request, claim in zip(requests, claims):
+                _assert_quiet(m, self._name, request, claim, ("addr", "data"))
         return m
 
 
