@@ -80,7 +80,7 @@ def test_a_slice_of_the_campaign_is_bit_exact():
 def test_a_planted_bug_is_found_shrunk_and_replayed(tmp_path, capsys):
     # The mutant reports neuron 1 of layer 1 as neuron 0.
     figures = fuzz(400, rules=("none",), streams_per_config=20, simulator=SIMULATOR,
-                   build_root=BUILD_ROOT, seed=7, shrink_runs=12, mutant="wrong_spike")
+                   build_root=BUILD_ROOT, seed=7, shrink_runs=6, mutant="wrong_spike")
     failure = figures["failure"]
     assert failure is not None, "the campaign missed the planted bug"
     mismatch = failure["mismatch"]
@@ -90,7 +90,7 @@ def test_a_planted_bug_is_found_shrunk_and_replayed(tmp_path, capsys):
     assert failure["config"]["layers"][1] >= 2
     # Shrinking kept only the streams up to the failing one, and spent its budget.
     assert mismatch["stream"] == len(failure["streams"]) - 1
-    assert 0 < figures["shrink_runs"] <= 12
+    assert 0 < figures["shrink_runs"] <= 6
 
     path = tmp_path / "failure.json"
     path.write_text(json.dumps(failure))
