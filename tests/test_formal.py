@@ -9,16 +9,17 @@ from plasticore.sim.formal import prove
 
 pytestmark = pytest.mark.formal
 
-# The smallest cores: a tick ends within a dozen cycles, so a bounded proof of 20 cycles
-# covers reset, host accesses during and between ticks, and several whole ticks.
+# The smallest cores: a tick ends within a dozen cycles, so a bounded proof of 30 cycles
+# covers reset, host accesses during and between ticks, and several whole ticks
+# (12 s here; 40 cycles take 44 s).
 INFERENCE = CoreConfig(layers=(1, 1), weight_bits=3, membrane_bits=4, leak_shift=1,
                        threshold=2, name="formal")
-DEPTH = 20
+DEPTH = 30
 ACK_BOUND = 12
 
 # The smallest eRBP core with the shortest Threefry (one round). Its tick (error pass,
-# dendrites, learning) is longer: a host request may wait up to 30 cycles, and 36 cycles
-# cover that wait and more than a whole tick.
+# dendrites, learning) is longer: a host request waits more than 20 cycles (a bound of 20
+# fails at cycle 25), and 36 cycles cover a bound of 30 and more.
 ERBP = CoreConfig.from_dict({
     "layers": [1, 1, 1], "rule": "erbp", "weight_bits": 3, "membrane_bits": 6,
     "threshold": 3, "leak_shift": 1, "name": "formal_erbp",
