@@ -21,6 +21,11 @@ Why the design is built this way:
 - A frame cut short is detected by an idle timeout on the line; a length above the
   maximum payload cannot be trusted to find the frame's end, so the bridge drops bytes
   until the line is idle and then answers.
+- The bridge takes no byte while it executes or answers a request, and a UART cannot
+  hold the sender back: a second byte sent in that time overwrites the first in the
+  receiver, which reports an *overrun*. The frame it belonged to cannot be trusted, so
+  once the current reply is sent the bridge drops bytes until the line is idle and
+  answers OVERRUN, executing nothing of them.
 """
 
 
@@ -112,6 +117,9 @@ class HostLink(wiring.Component):
         The last reply carried a status other than OK.
     spikes_lost : Out(1)
         Sticky until read: an output event found the buffer full.
+    overrun : In(1)
+        The receiver lost a byte (a pulse): the bytes up to the next idle line are
+        dropped and answered with one OVERRUN reply.
     """
 
     def __init__(self, layout: CoreLayout, *, timeout_cycles: int,
@@ -137,6 +145,7 @@ class HostLink(wiring.Component):
             "busy": Out(1),
             "error": Out(1),
             "spikes_lost": Out(1),
+            "overrun": In(1),
         })
 
     @property
@@ -217,6 +226,10 @@ class HostLink(wiring.Component):
             m.d.sync += idle.eq(0)
         with m.Elif(~timed_out):
             m.d.sync += idle.eq(idle + 1)
+        # A byte lost while the bridge was busy: remembered until the reply is sent.
+        overran = Signal()
+        with m.If(self.overrun):
+            m.d.sync += overran.eq(1)
 
         ns.keep(locals())
 
@@ -380,14 +393,13 @@ class HostLink(wiring.Component):
 
     def _access_phases(self, m, ns):
         """Add CHECK and the phases of WRITE and READ."""
-        (address, address_ok, address_param, buf_rd, buf_wr, burst, byte_index, command, count,
-         done, known_command, length, length_ok, level, lost, max_words, pointer, received_crc,
+        (address, address_ok, address_param, burst, byte_index, command, count, done,
+         known_command, length, length_ok, level, lost, max_words, pointer, received_crc,
          reply_length, rx_crc, short_param, status, ticks_seen, ticks_sent, word) = ns.take(
-            "address", "address_ok", "address_param", "buf_rd", "buf_wr", "burst",
-            "byte_index", "command", "count", "done", "known_command", "length",
-            "length_ok", "level", "lost", "max_words", "pointer", "received_crc",
-            "reply_length", "rx_crc", "short_param", "status", "ticks_seen", "ticks_sent",
-            "word")
+            "address", "address_ok", "address_param", "burst", "byte_index", "command",
+            "count", "done", "known_command", "length", "length_ok", "level", "lost",
+            "max_words", "pointer", "received_crc", "reply_length", "rx_crc", "short_param",
+            "status", "ticks_seen", "ticks_sent", "word")
         with m.State("CHECK"):
             m.d.sync += [address.eq(address_param), count.eq(burst), done.eq(0),
                          byte_index.eq(0), reply_length.eq(0), status.eq(Status.OK)]
@@ -431,16 +443,7 @@ class HostLink(wiring.Component):
                         m.next = "STATUS_STORE"
 
         # WRITE: assemble each word from four payload bytes, then write it.
-        with m.State("WRITE_FETCH"):
-            m.next = "WRITE_SHIFT"   # the read port answers on the next cycle
-        with m.State("WRITE_SHIFT"):
-            m.d.sync += [word.eq(Cat(word[8:], buf_rd.data)), pointer.eq(pointer + 1),
-                         byte_index.eq(byte_index + 1)]
-            with m.If(byte_index == 3):
-                m.d.sync += byte_index.eq(0)
-                m.next = "WRITE_ACCESS"
-            with m.Else():
-                m.next = "WRITE_FETCH"
+        self._gather_bytes(m, ns, "WRITE", 4, then="WRITE_ACCESS")
         with m.State("WRITE_ACCESS"):
             m.d.comb += [self.host.strobe.eq(1), self.host.write.eq(1)]
             with m.If(self.host.ack):
@@ -468,9 +471,7 @@ class HostLink(wiring.Component):
                 with m.Else():
                     m.next = "READ_STORE"
         with m.State("READ_STORE"):
-            m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.data.eq(word[:8]), buf_wr.en.eq(1)]
-            m.d.sync += [word.eq(word >> 8), pointer.eq(pointer + 1),
-                         byte_index.eq(byte_index + 1)]
+            self._store_byte(m, ns)
             with m.If(byte_index == 3):
                 with m.If(status == Status.REFUSED):
                     m.d.sync += reply_length.eq(2)
@@ -481,25 +482,16 @@ class HostLink(wiring.Component):
                 with m.Else():
                     m.next = "READ_ACCESS"
 
-        # PUSH_EVENTS: two payload bytes per event, into the core's input stream.
         ns.keep(locals())
 
     def _event_phases(self, m, ns):
         """Add the phases of PUSH_EVENTS, RUN_TICKS, READ_SPIKES and STATUS."""
-        (buf_rd, buf_wr, byte_index, count, done, events, pointer, reply_length, status_word,
+        (buf_wr, byte_index, count, done, events, pointer, reply_length, status_word,
          ticks_seen, ticks_sent, word) = ns.take(
-            "buf_rd", "buf_wr", "byte_index", "count", "done", "events", "pointer",
-            "reply_length", "status_word", "ticks_seen", "ticks_sent", "word")
-        with m.State("PUSH_FETCH"):
-            m.next = "PUSH_SHIFT"
-        with m.State("PUSH_SHIFT"):
-            m.d.sync += [word.eq(Cat(word[8:], buf_rd.data)), pointer.eq(pointer + 1),
-                         byte_index.eq(byte_index + 1)]
-            with m.If(byte_index == 1):
-                m.d.sync += byte_index.eq(0)
-                m.next = "PUSH_SEND"
-            with m.Else():
-                m.next = "PUSH_FETCH"
+            "buf_wr", "byte_index", "count", "done", "events", "pointer", "reply_length",
+            "status_word", "ticks_seen", "ticks_sent", "word")
+        # PUSH_EVENTS: two payload bytes per event, into the core's input stream.
+        self._gather_bytes(m, ns, "PUSH", 2, then="PUSH_SEND")
         with m.State("PUSH_SEND"):
             m.d.comb += [self.o_events.valid.eq(1),
                          self.o_events.payload.address.eq(word[16:]),
@@ -530,9 +522,7 @@ class HostLink(wiring.Component):
                 m.d.sync += [word.eq(events.r_data), done.eq(done + 1), byte_index.eq(0)]
                 m.next = "SPIKES_STORE"
         with m.State("SPIKES_STORE"):
-            m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.data.eq(word[:8]), buf_wr.en.eq(1)]
-            m.d.sync += [word.eq(word >> 8), pointer.eq(pointer + 1),
-                         byte_index.eq(byte_index + 1)]
+            self._store_byte(m, ns)
             with m.If(byte_index == 3):
                 m.next = "SPIKES_POP"
 
@@ -544,15 +534,36 @@ class HostLink(wiring.Component):
                 m.d.sync += reply_length.eq(8)
                 m.next = "REPLY"
 
-        # The reply: header, payload from the buffer, CRC.
         ns.keep(locals())
 
+    def _gather_bytes(self, m, ns, name, size, *, then):
+        """Add ``{name}_FETCH`` and ``{name}_SHIFT``: read ``size`` payload bytes from the
+        buffer into the top of ``word``, little-endian, then go to phase ``then``."""
+        (buf_rd, byte_index, pointer, word) = ns.take("buf_rd", "byte_index", "pointer", "word")
+        with m.State(f"{name}_FETCH"):
+            m.next = f"{name}_SHIFT"   # the read port answers on the next cycle
+        with m.State(f"{name}_SHIFT"):
+            m.d.sync += [word.eq(Cat(word[8:], buf_rd.data)), pointer.eq(pointer + 1),
+                         byte_index.eq(byte_index + 1)]
+            with m.If(byte_index == size - 1):
+                m.d.sync += byte_index.eq(0)
+                m.next = then
+            with m.Else():
+                m.next = f"{name}_FETCH"
+
+    def _store_byte(self, m, ns):
+        """Store the low byte of ``word`` in the reply buffer and move on to the next."""
+        (buf_wr, byte_index, pointer, word) = ns.take("buf_wr", "byte_index", "pointer", "word")
+        m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.data.eq(word[:8]), buf_wr.en.eq(1)]
+        m.d.sync += [word.eq(word >> 8), pointer.eq(pointer + 1),
+                     byte_index.eq(byte_index + 1)]
+
     def _reply_phases(self, m, ns):
-        """Add the phases that send the reply."""
-        (buf_rd, header_step, pointer, reply_header, reply_length, sent, status, tx_byte,
-         tx_crc) = ns.take(
-            "buf_rd", "header_step", "pointer", "reply_header", "reply_length", "sent",
-            "status", "tx_byte", "tx_crc")
+        """Add the phases that send the reply: header, payload from the buffer, CRC."""
+        (buf_rd, command, header_step, idle, overran, pointer, reply_header, reply_length, sent,
+         status, tx_byte, tx_crc) = ns.take(
+            "buf_rd", "command", "header_step", "idle", "overran", "pointer", "reply_header",
+            "reply_length", "sent", "status", "tx_byte", "tx_crc")
         with m.State("REPLY_EMPTY"):
             m.d.sync += reply_length.eq(0)
             m.next = "REPLY"
@@ -589,7 +600,13 @@ class HostLink(wiring.Component):
                 m.next = "SEND_CRC1"
         with m.State("SEND_CRC1"):
             m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(tx_crc[8:])]
-            with m.If(sent):
+            with m.If(sent & (overran | self.overrun)):
+                # Bytes were lost while this request ran: drop the rest of what was sent
+                # meanwhile (from a fresh idle count) and answer OVERRUN.
+                m.d.sync += [status.eq(Status.OVERRUN), command.eq(0), overran.eq(0),
+                             idle.eq(0)]
+                m.next = "DRAIN"
+            with m.Elif(sent):
                 m.next = "HUNT"
 
         ns.keep(locals())
@@ -658,6 +675,7 @@ class LinkTop(wiring.Component):
         connect(m, link.o_events, core.i_events)
         connect(m, core.o_events, link.i_events)
         m.d.comb += [receiver.rx.eq(self.rx), self.tx.eq(transmitter.tx),
+                     link.overrun.eq(receiver.overrun),
                      self.busy.eq(link.busy), self.error.eq(link.error),
                      self.spikes_lost.eq(link.spikes_lost)]
         return m

@@ -1,4 +1,4 @@
-"""``plasticore fuzz``: golden against RTL on thousands of random cases, drawn by Hypothesis.
+"""``plasticore fuzz``: golden against RTL on thousands of random cases.
 
 A *case* is one event stream through a core: a few ticks of input events (bursts,
 duplicates, out-of-range addresses, labels for a learning core), host register and state
@@ -7,12 +7,14 @@ back-pressure, with the scoreboard checking every output event in order and the 
 and flags after every tick, and the whole state at chosen ticks
 (:mod:`plasticore.sim.fuzz_tb`).
 
-Hypothesis draws a configuration over every field of every rule, then
-``streams_per_config`` cases for it; they run one after the other in one simulation, so a
-core is compiled once for many cases. When a case fails, Hypothesis shrinks the example
-(a smaller network, fewer streams, ticks and events) within a budget of simulator runs,
-and the smallest failing example is written as a JSON file that ``plasticore verify FILE``
-replays.
+Each configuration of a campaign is drawn afresh from its own seed, over every field of
+every rule (the rules take turns), then ``streams_per_config`` cases for it; they run one
+after the other in one simulation, so a core is compiled once for many cases. (Drawing
+with Hypothesis reused and mutated earlier configurations: 50 drawn held 25 distinct
+ones.) When a case fails, it is shrunk greedily (fewer streams, ticks, host writes and
+events) within a budget of simulator runs, and the smallest failing case is written as a
+JSON file that ``plasticore verify FILE`` replays. :func:`core_configs` offers the same
+configurations as a Hypothesis strategy.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import numpy as np
 
 from .config import MAX_NEURONS_PER_LAYER, ConfigError, CoreConfig
 
-__all__ = ["core_configs", "fuzz_jobs", "fuzz", "replay", "register"]
+__all__ = ["random_config", "core_configs", "random_job", "shrink", "fuzz", "replay",
+           "register"]
 
 #: Rules a campaign covers by default.
 FUZZ_RULES = ("none", "erbp", "decolle")
@@ -43,94 +46,129 @@ def _strategies():
     return strategies
 
 
-def _sizes(st):
-    # Mostly tiny layers (1-neuron ones included), now and then odd and word-straddling.
-    tiny = st.integers(1, 6)
-    return st.one_of(tiny, tiny, tiny, st.sampled_from([7, 9, 13, 16, 17, 24]))
+def _pick(rng: np.random.Generator, *options):
+    """One of ``options`` (each a callable of no argument), chosen uniformly."""
+    return options[int(rng.integers(0, len(options)))]()
+
+
+def _between(rng: np.random.Generator, low: int, high: int) -> int:
+    """A uniform integer in ``[low, high]``."""
+    return int(rng.integers(low, high + 1))
+
+
+def _layer_size(rng: np.random.Generator, rule: str, depth: int) -> int:
+    # Mostly tiny layers, a quarter of them of one neuron; now and then odd and
+    # word-straddling sizes. A DECOLLE tick visits every synapse: its layers stay tiny.
+    if rng.random() < 0.25:
+        return 1
+    if rule == "decolle":
+        return _between(rng, 1, 6 if depth <= 3 else 4)
+    if rng.random() < 0.2:
+        return int(rng.choice([7, 9, 13, 16, 17, 24]))
+    return _between(rng, 1, 6)
+
+
+def random_config(rng: np.random.Generator, rule: str, *, name: str | None = None) -> CoreConfig:
+    """A valid configuration of ``rule`` drawn from ``rng``, over every field: weight
+    widths 2-16, membranes up to 32 bits, lanes 1-16, one to five neuron layers, 1-neuron
+    layers, refractory periods up to 255, both resets, recurrent projections (inference),
+    and the rule's own parameters.
+    """
+    if rule not in FUZZ_RULES:
+        raise ConfigError("rule", rule, f"must be one of {', '.join(FUZZ_RULES)}")
+    low_depth = 2 if rule == "erbp" else 1
+    depth = _between(rng, low_depth, 5)
+    layers = [_layer_size(rng, rule, depth) for _ in range(depth + 1)]
+    if rule == "decolle":
+        layers[-1] = max(layers[-1], 2)            # a readout needs two classes
+    weight_bits = _between(rng, 5 if rule == "decolle" else 2, 16)
+    narrowest = weight_bits + (1 if rule == "none" else 2)
+    membrane_bits = _pick(rng, lambda: _between(rng, narrowest, min(32, narrowest + 6)),
+                          lambda: _between(rng, narrowest, 32))
+    w_max = (1 << (weight_bits - 1)) - 1
+    m_max = (1 << (membrane_bits - 1)) - 1
+    fields = dict(
+        layers=layers, weight_bits=weight_bits, membrane_bits=membrane_bits,
+        leak_shift=_pick(rng, lambda: _between(rng, 0, min(6, membrane_bits - 1)),
+                         lambda: _between(rng, 0, membrane_bits - 1)),
+        reset=str(rng.choice(["zero", "subtract"])),
+        refractory_ticks=_pick(rng, lambda: 0, lambda: _between(rng, 1, 5),
+                               lambda: _between(rng, 0, 255), lambda: 255),
+        lanes=int(rng.choice([1, 2, 4, 8, 16])) if rule == "none" else 1,
+        seed=int(rng.integers(0, 1 << 32)), rule=rule, name=name or f"fuzz_{rule}")
+    if rule == "erbp":
+        gain = _between(rng, 0, min(2, membrane_bits - weight_bits))
+        strong = w_max << gain
+        gate = _between(rng, strong, max(strong + 1, m_max // 2))
+        fields["threshold"] = min(m_max, _between(rng, 1, 3 * strong + 2))
+        fields["erbp"] = {
+            "ticks_per_sample": 50, "test_ticks_per_sample": 50,
+            "burn_in_ticks": _between(rng, 0, 5), "soma_gain_shift": gain,
+            "dendrite_leak_shift": _between(rng, 1, min(4, membrane_bits - 1)),
+            "gate_low": -gate, "gate_high": gate,
+            "learning_rate_shift": _between(rng, 1, 8),
+            "error_threshold": _between(rng, 1, m_max // 4 + 1),
+            "error_input_weight": _between(rng, 1, m_max // 2 + 1),
+            "feedback_output_weight": _between(rng, 0, m_max // 2),
+            "feedback_hidden_scale": _between(rng, 0, m_max // 3),
+            "feedback_seed": int(rng.integers(0, 1 << 32)),
+            "rounding_seed": int(rng.integers(0, 1 << 32)),
+            # 1 and 2 rounds make the shortest draw pipeline the core supports.
+            "prng_rounds": int(rng.choice([13, 1, 2, 5, 20])),
+            "initial_weight_range": [w_max // 2] * (len(layers) - 1),
+        }
+    elif rule == "decolle":
+        n_layers = len(layers) - 1
+        trace_bits = _between(rng, 3, 8)
+        unit_bits = _between(rng, 2, min(7, membrane_bits - 2))
+
+        def shifts(most):
+            return sorted({_between(rng, 1, 7) for _ in range(_between(rng, 1, most))})
+
+        fields["threshold"] = 1
+        fields["decolle"] = {
+            "ticks_per_sample": 20, "burn_in": _between(rng, 0, 3),
+            "trace_bits": trace_bits, "q_shifts": shifts(3), "p_shifts": shifts(2),
+            "r_shifts": shifts(3), "unit_bits": unit_bits,
+            "refractory_weight": _between(rng, 0, min(m_max, 4 << unit_bits)),
+            "surrogate_window": _between(rng, 1, min(m_max, 2 << unit_bits)),
+            "error_bits": _between(rng, 2, 5),
+            "error_shifts": [_between(rng, 0, unit_bits) for _ in range(n_layers)],
+            "lr_shifts": [_between(rng, 0, trace_bits) for _ in range(n_layers)],
+            "stochastic_rounding": bool(rng.integers(0, 2)),
+            "learn_bias": bool(rng.integers(0, 2)),
+            # Initial weights within the weight range: at most 0.9 of it.
+            "init_scale": [min(float(rng.uniform(0.5, 3.0)),
+                               0.9 * w_max * math.sqrt(fan_in) / (1 << unit_bits))
+                           for fan_in in layers[:-1]],
+            "readout_amplitude": float(rng.uniform(0.3, 3.0)),
+            "readout_seed": int(rng.integers(0, 1 << 32)),
+            "prng_rounds": _between(rng, 1, 13),
+        }
+    else:
+        fields["threshold"] = min(m_max, _pick(rng, lambda: _between(rng, 1, 4 * w_max + 2),
+                                               lambda: _between(rng, 1, m_max)))
+        if rng.random() < 0.3:
+            # Recurrent projections: a neuron layer onto itself or onto an earlier one.
+            chain = [[source, source + 1] for source in range(depth)]
+            back = {(source, _between(rng, 1, source))
+                    for source in (_between(rng, 1, depth) for _ in range(_between(rng, 1, 3)))}
+            fields["projections"] = chain + [list(pair) for pair in sorted(back)]
+    return CoreConfig.from_dict(fields)
+
+
+def config_shape(config: CoreConfig) -> tuple:
+    """What tells two configurations apart in a campaign's count of distinct ones."""
+    return (config.rule, tuple(config.layers), config.recurrent, config.weight_bits,
+            config.membrane_bits, config.lanes, config.refractory_ticks, config.reset,
+            config.leak_shift, config.threshold)
 
 
 def core_configs(rules=FUZZ_RULES):
-    """A Hypothesis strategy of valid configurations of the given rules, over every field:
-    widths 2-16 (membrane up to 32), lanes 1-16, one to five neuron layers, 1-neuron
-    layers, refractory periods up to 255, both resets."""
+    """A Hypothesis strategy of the configurations of :func:`random_config`."""
     st = _strategies()
-
-    @st.composite
-    def draw_config(draw):
-        rule = draw(st.sampled_from(list(rules)))
-        depth = {"none": (1, 5), "erbp": (2, 4), "decolle": (1, 3)}[rule]
-        # A DECOLLE tick visits every synapse: its layers stay tiny.
-        size = st.integers(1, 6) if rule == "decolle" else _sizes(st)
-        layers = [draw(size)] + [draw(size) for _ in range(draw(st.integers(*depth)))]
-        if rule == "decolle":
-            layers[-1] = max(layers[-1], 2)            # a readout needs two classes
-        weight_bits = draw(st.integers(5 if rule == "decolle" else 2, 16))
-        membrane_bits = draw(st.integers(weight_bits + (1 if rule == "none" else 2), 32))
-        w_max = (1 << (weight_bits - 1)) - 1
-        m_max = (1 << (membrane_bits - 1)) - 1
-        fields = dict(
-            layers=layers, weight_bits=weight_bits, membrane_bits=membrane_bits,
-            leak_shift=draw(st.one_of(st.integers(0, min(6, membrane_bits - 1)),
-                                      st.integers(0, membrane_bits - 1))),
-            reset=draw(st.sampled_from(["zero", "subtract"])),
-            refractory_ticks=draw(st.one_of(st.just(0), st.integers(0, 5), st.integers(0, 255))),
-            lanes=draw(st.sampled_from([1, 2, 4, 8, 16])) if rule == "none" else 1,
-            seed=draw(st.integers(0, (1 << 32) - 1)), rule=rule, name=f"fuzz_{rule}")
-        if rule == "erbp":
-            gain = draw(st.integers(0, min(2, membrane_bits - weight_bits)))
-            strong = w_max << gain
-            gate = draw(st.integers(strong, max(strong + 1, m_max // 2)))
-            fields["threshold"] = min(m_max, draw(st.integers(1, 3 * strong + 2)))
-            fields["erbp"] = {
-                "ticks_per_sample": 50, "test_ticks_per_sample": 50,
-                "burn_in_ticks": draw(st.integers(0, 5)), "soma_gain_shift": gain,
-                "dendrite_leak_shift": draw(st.integers(1, min(4, membrane_bits - 1))),
-                "gate_low": -gate, "gate_high": gate,
-                "learning_rate_shift": draw(st.integers(1, 8)),
-                "error_threshold": draw(st.integers(1, m_max // 4 + 1)),
-                "error_input_weight": draw(st.integers(1, m_max // 2 + 1)),
-                "feedback_output_weight": draw(st.integers(0, m_max // 2)),
-                "feedback_hidden_scale": draw(st.integers(0, m_max // 3)),
-                "feedback_seed": draw(st.integers(0, (1 << 32) - 1)),
-                "rounding_seed": draw(st.integers(0, (1 << 32) - 1)),
-                # 1 and 2 rounds make the shortest draw pipeline the core supports.
-                "prng_rounds": draw(st.sampled_from([13, 1, 2, 5, 20])),
-                "initial_weight_range": [w_max // 2] * (len(layers) - 1),
-            }
-        elif rule == "decolle":
-            n_layers = len(layers) - 1
-            trace_bits = draw(st.integers(3, 8))
-            unit_bits = draw(st.integers(2, min(7, membrane_bits - 2)))
-
-            def shifts(most):
-                return sorted(draw(st.sets(st.integers(1, 7), min_size=1, max_size=most)))
-
-            fields["threshold"] = 1
-            fields["decolle"] = {
-                "ticks_per_sample": 20, "burn_in": draw(st.integers(0, 3)),
-                "trace_bits": trace_bits, "q_shifts": shifts(3), "p_shifts": shifts(2),
-                "r_shifts": shifts(3), "unit_bits": unit_bits,
-                "refractory_weight": draw(st.integers(0, min(m_max, 4 << unit_bits))),
-                "surrogate_window": draw(st.integers(1, min(m_max, 2 << unit_bits))),
-                "error_bits": draw(st.integers(2, 5)),
-                "error_shifts": [draw(st.integers(0, unit_bits)) for _ in range(n_layers)],
-                "lr_shifts": [draw(st.integers(0, trace_bits)) for _ in range(n_layers)],
-                "stochastic_rounding": draw(st.booleans()),
-                "learn_bias": draw(st.booleans()),
-                # Initial weights within the weight range: at most 0.9 of it.
-                "init_scale": [min(draw(st.floats(0.5, 3.0)),
-                                   0.9 * w_max * math.sqrt(fan_in) / (1 << unit_bits))
-                               for fan_in in layers[:-1]],
-                "readout_amplitude": draw(st.floats(0.3, 3.0)),
-                "readout_seed": draw(st.integers(0, (1 << 32) - 1)),
-                "prng_rounds": draw(st.integers(1, 13)),
-            }
-        else:
-            fields["threshold"] = min(m_max, draw(st.one_of(st.integers(1, 4 * w_max + 2),
-                                                            st.integers(1, m_max))))
-        return CoreConfig.from_dict(fields)
-
-    return draw_config()
+    return st.builds(lambda rule, seed: random_config(np.random.default_rng(seed), rule),
+                     st.sampled_from(list(rules)), st.integers(0, (1 << 32) - 1))
 
 
 def _register_writes(config: CoreConfig):
@@ -205,141 +243,191 @@ def _stream_steps(config: CoreConfig, rng: np.random.Generator, *, ticks: int,
     return steps
 
 
-def fuzz_jobs(config: CoreConfig, streams: int):
-    """A Hypothesis strategy of jobs for :func:`plasticore.sim.runner.run_streams`: initial
-    weights (and biases) and ``streams`` event streams with host writes between ticks.
+def random_job(config: CoreConfig, rng: np.random.Generator, streams: int) -> dict:
+    """A job for :func:`plasticore.sim.runner.run_streams`: initial weights (and biases)
+    and ``streams`` event streams with host writes between ticks.
 
-    Hypothesis draws each stream's knobs (ticks, largest event count, bursts, host
-    writes, a state check, back-pressure and a seed); the events and writes come from the
-    seed. Shrinking a failure drops streams, ticks, events and writes.
+    Each stream draws its knobs (ticks, largest event count, bursts, host writes, a state
+    check, back-pressure) and then its events and writes from ``rng``.
     """
-    st = _strategies()
-
-    @st.composite
-    def stream(draw, first: bool):
-        knobs = dict(ticks=draw(st.integers(1, 3)),
-                     max_events=draw(st.integers(0, min(8, max(4, config.n_inputs)))),
-                     burst=draw(st.booleans()), host_writes=draw(st.integers(0, 3)))
-        rng = np.random.default_rng(draw(st.integers(0, (1 << 32) - 1)))
-        steps = _stream_steps(config, rng, first=first, **knobs)
-        if draw(st.integers(0, 7)) == 0:       # the whole state, now and then
+    if config.rule == "decolle":
+        from plasticore.sim.decolle_case import random_case
+        case = random_case(config, rng, 0)
+        weights, biases = case["weights"], case["biases"]
+    else:
+        from plasticore.sim.random_case import case_weights
+        weights, biases = case_weights(config, rng), None
+    job_streams = []
+    for index in range(streams):
+        knobs = dict(ticks=_between(rng, 1, 3),
+                     max_events=_between(rng, 0, min(8, max(4, config.n_inputs))),
+                     burst=bool(rng.integers(0, 2)), host_writes=_between(rng, 0, 3))
+        steps = _stream_steps(config, rng, first=index == 0, **knobs)
+        if rng.random() < 1 / 8:                # the whole state, now and then
             steps.append(["check"])
-        return {"ready_probability": draw(st.sampled_from([1.0, 0.8, 0.5, 0.25])),
-                "seed": int(rng.integers(0, 1 << 16)), "steps": steps}
-
-    @st.composite
-    def job(draw):
-        rng = np.random.default_rng(draw(st.integers(0, (1 << 32) - 1)))
-        if config.rule == "decolle":
-            from plasticore.sim.decolle_case import random_case
-            case = random_case(config, rng, 0)
-            weights, biases = case["weights"], case["biases"]
-        else:
-            from plasticore.sim.random_case import case_weights
-            weights, biases = case_weights(config, rng), None
-        return {"weights": [w.tolist() for w in weights],
-                "biases": None if biases is None else [b.tolist() for b in biases],
-                "streams": [draw(stream(index == 0)) for index in range(streams)]}
-
-    return job()
+        job_streams.append({"ready_probability": float(rng.choice([1.0, 0.8, 0.5, 0.25])),
+                            "seed": int(rng.integers(0, 1 << 16)), "steps": steps})
+    return {"weights": [w.tolist() for w in weights],
+            "biases": None if biases is None else [b.tolist() for b in biases],
+            "streams": job_streams}
 
 
-def _size(failure) -> tuple:
-    config, job = failure["config"], failure
-    ticks = sum(1 for s in job["streams"] for step in s["steps"] if step[0] == "tick")
-    return (CoreConfig.from_dict(config).n_synapses, len(job["streams"]), ticks)
+def _ticks(job) -> int:
+    return sum(1 for stream in job["streams"] for step in stream["steps"] if step[0] == "tick")
+
+
+def _smaller_jobs(job):
+    """Jobs one step smaller than ``job``, the largest cuts first: a stream, a tick or host
+    write, then half or one of a tick's events."""
+    streams = job["streams"]
+    for index in range(len(streams) - 1):            # the last one holds the failure
+        yield dict(job, streams=streams[:index] + streams[index + 1:])
+    for index, stream in enumerate(streams):
+        steps = stream["steps"]
+        for at in range(len(steps)):
+            smaller = steps[:at] + steps[at + 1:]
+            if any(step[0] == "tick" for step in smaller):
+                yield dict(job, streams=streams[:index] + [dict(stream, steps=smaller)]
+                           + streams[index + 1:])
+        for at, step in enumerate(steps):
+            if step[0] != "tick" or not step[1]:
+                continue
+            events = step[1]
+            cuts = [events[:len(events) // 2], events[len(events) // 2:]] if len(events) > 1 \
+                else [[]]
+            cuts += [events[:k] + events[k + 1:] for k in range(len(events))] \
+                if len(events) <= 4 else []
+            for cut in cuts:
+                new_steps = steps[:at] + [["tick", cut]] + steps[at + 1:]
+                yield dict(job, streams=streams[:index] + [dict(stream, steps=new_steps)]
+                           + streams[index + 1:])
+
+
+def shrink(config: CoreConfig, job: dict, mismatch: dict, run, budget: int, log=None):
+    """Make a failing ``job`` smaller while it still fails, greedily, within ``budget``
+    runs of ``run(job)`` (which returns a mismatch or None).
+
+    Returns
+    -------
+    (dict, dict, int)
+        The smallest failing job found, its mismatch, and the runs spent.
+    """
+    job = dict(job, streams=job["streams"][:mismatch["stream"] + 1])
+    spent = 0
+    progress = True
+    while progress and spent < budget:
+        progress = False
+        for candidate in _smaller_jobs(job):
+            if spent >= budget:
+                break
+            spent += 1
+            found = run(candidate)
+            if found is not None:
+                job = dict(candidate, streams=candidate["streams"][:found["stream"] + 1])
+                mismatch = found
+                progress = True
+                if log:
+                    log(f"  shrunk to {len(job['streams'])} streams, {_ticks(job)} ticks")
+                break
+    return job, mismatch, spent
 
 
 def fuzz(cases: int, *, rules=FUZZ_RULES, streams_per_config: int = 50,
          simulator: str = "icarus", build_root="build/sim", seed: int = 0,
-         shrink_runs: int = 30, mutant: str | None = None, log=None) -> dict:
+         shrink_runs: int = 30, mutant: str | None = None, log=None,
+         draw_only: bool = False) -> dict:
     """Run a campaign of about ``cases`` cases; return its figures and the smallest failure.
+
+    Configuration ``k`` of the campaign has rule ``rules[k % len(rules)]`` and is drawn by
+    :func:`random_config` from the seed ``(seed, k)``, then its cases by
+    :func:`random_job`: every configuration is new, and any one can be drawn again alone.
 
     Parameters
     ----------
     cases : int
         Cases (streams) to run, in configurations of ``streams_per_config`` cases each.
     rules : sequence of str
-        Rules the configurations are drawn from.
+        Rules the configurations are drawn from, in turn.
     simulator, build_root
         As for :func:`plasticore.sim.runner.run_streams`.
     seed : int
-        Seed of Hypothesis's drawing: the same seed draws the same campaign.
+        Seed of the campaign: the same seed draws the same campaign.
     shrink_runs : int
-        Simulator runs Hypothesis may spend shrinking a failure.
+        Simulator runs that may be spent shrinking a failure.
     mutant : str, optional
         Run a deliberately broken core (a test of the campaign itself).
     log : callable, optional
         Receives one line of progress per configuration.
+    draw_only : bool
+        Draw the campaign's configurations and cases without simulating them (the
+        figures then count the cases drawn, and no ticks).
 
     Returns
     -------
     dict
-        ``cases``, ``configs``, ``ticks``, ``per_rule`` (cases per rule), ``seconds`` and
+        ``cases``, ``configs``, ``distinct_configs``, ``ticks``, ``seconds``, the counts
+        ``per_rule`` (cases), ``per_depth`` and ``per_lanes`` (configurations), and
         ``failure`` (None, or the smallest failing job: ``config``, ``weights``,
         ``biases``, ``streams``, ``mismatch``, ``mutant``).
     """
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-    from hypothesis import seed as hypothesis_seed
-    from hypothesis import strategies as st
-
     from plasticore.sim.runner import run_streams
 
+    for rule in rules:
+        if rule not in FUZZ_RULES:
+            raise ConfigError("rules", rule, f"must be among {', '.join(FUZZ_RULES)}")
     log = log or (lambda line: None)
-    figures = {"cases": 0, "configs": 0, "ticks": 0, "per_rule": {r: 0 for r in rules},
+    figures = {"cases": 0, "configs": 0, "distinct_configs": 0, "ticks": 0,
+               "per_rule": {r: 0 for r in rules}, "per_depth": {}, "per_lanes": {},
+               "features": {"one_neuron_layer": 0, "recurrent": 0, "refractory_over_5": 0,
+                            "reset_zero": 0, "reset_subtract": 0},
                "failure": None, "shrink_runs": 0}
+    shapes = set()
     start = time.perf_counter()
-
-    class CaseFailed(AssertionError):
-        pass
-
-    @hypothesis_seed(seed)
-    @settings(max_examples=max(1, math.ceil(cases / streams_per_config)), database=None,
-              deadline=None, phases=(Phase.generate, Phase.shrink), derandomize=False,
-              suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
-              report_multiple_bugs=False)
-    @given(st.data())
-    def campaign(data):
-        shrinking = figures["failure"] is not None
-        if shrinking and figures["shrink_runs"] >= shrink_runs:
-            return                          # budget spent: stop shrinking here
-        config = data.draw(core_configs(rules), label="config")
-        job = data.draw(fuzz_jobs(config, streams_per_config), label="job")
-        result = run_streams(config, job, simulator=simulator, build_root=build_root,
+    for index in range(max(1, math.ceil(cases / streams_per_config))):
+        rng = np.random.default_rng([seed, index])
+        config = random_config(rng, rules[index % len(rules)])
+        job = random_job(config, rng, streams_per_config)
+        result = {"streams": streams_per_config, "ticks": 0, "host_writes": 0,
+                  "refused_writes": 0, "state_checks": 0, "mismatch": None} if draw_only \
+            else run_streams(config, job, simulator=simulator, build_root=build_root,
                              mutant=mutant)
         mismatch = result["mismatch"]
         ran = result["streams"] + (mismatch is not None)
-        if shrinking:
-            figures["shrink_runs"] += 1
-        else:
-            figures["configs"] += 1
-            figures["cases"] += ran
-            figures["ticks"] += result["ticks"]
-            figures["per_rule"][config.rule] += ran
-            log(f"[{figures['cases']:>6} cases, {time.perf_counter() - start:7.1f} s] "
-                f"{config.rule:<7} layers {list(config.layers)} w{config.weight_bits} "
-                f"m{config.membrane_bits} lanes {config.lanes} refractory "
-                f"{config.refractory_ticks} {config.reset}: {result['ticks']} ticks, "
-                f"{result['host_writes']} host writes ({result['refused_writes']} refused), "
-                f"{result['state_checks']} state checks: "
-                f"{'MISMATCH ' + json.dumps(mismatch) if mismatch else 'bit-exact'}")
+        shapes.add(config_shape(config))
+        figures["configs"] += 1
+        figures["distinct_configs"] = len(shapes)
+        figures["cases"] += ran
+        figures["ticks"] += result["ticks"]
+        figures["per_rule"][config.rule] += ran
+        depth = len(config.neuron_layers)
+        figures["per_depth"][depth] = figures["per_depth"].get(depth, 0) + 1
+        figures["per_lanes"][config.lanes] = figures["per_lanes"].get(config.lanes, 0) + 1
+        features = figures["features"]
+        features["one_neuron_layer"] += 1 in config.layers
+        features["recurrent"] += bool(config.recurrent)
+        features["refractory_over_5"] += config.refractory_ticks > 5
+        features["reset_" + config.reset] += 1
+        log(f"[{figures['cases']:>6} cases, {time.perf_counter() - start:7.1f} s] "
+            f"#{index} {config.rule:<7} layers {list(config.layers)}"
+            f"{' recurrent ' + str([list(p) for p in config.recurrent]) if config.recurrent else ''}"
+            f" w{config.weight_bits} m{config.membrane_bits} lanes {config.lanes} refractory "
+            f"{config.refractory_ticks} {config.reset}: {result['ticks']} ticks, "
+            f"{result['host_writes']} host writes ({result['refused_writes']} refused), "
+            f"{result['state_checks']} state checks: "
+            f"{'MISMATCH ' + json.dumps(mismatch) if mismatch else 'bit-exact'}")
         if mismatch is None:
-            return
-        failing = {"config": config.to_dict(), "weights": job["weights"],
-                   "biases": job["biases"], "streams": job["streams"][:mismatch["stream"] + 1],
-                   "mismatch": mismatch, "mutant": mutant}
-        if figures["failure"] is None or _size(failing) < _size(figures["failure"]):
-            figures["failure"] = failing
-            if shrinking:
-                log(f"  shrunk to layers {list(config.layers)}, "
-                    f"{len(failing['streams'])} streams, {_size(failing)[2]} ticks")
-        raise CaseFailed(json.dumps(mismatch))
+            continue
 
-    try:
-        campaign()
-    except Exception:   # the failure (or Hypothesis's report of a flaky end) is recorded
-        if figures["failure"] is None:
-            raise
+        def run(candidate):
+            return run_streams(config, candidate, simulator=simulator, build_root=build_root,
+                               mutant=mutant)["mismatch"]
+
+        job, mismatch, spent = shrink(config, job, mismatch, run, shrink_runs, log)
+        figures["shrink_runs"] = spent
+        figures["failure"] = {"config": config.to_dict(), "weights": job["weights"],
+                              "biases": job["biases"], "streams": job["streams"],
+                              "mismatch": mismatch, "mutant": mutant, "campaign": [seed, index]}
+        break
     figures["seconds"] = time.perf_counter() - start
     return figures
 
@@ -354,15 +442,36 @@ def replay(path, *, simulator: str, build_root) -> dict:
                        mutant=job.get("mutant"))
 
 
+def distribution(figures: dict) -> str:
+    """The lines of a campaign's figures that say what it covered."""
+    def counts(table):
+        return ", ".join(f"{key} {value}" for key, value in sorted(table.items()))
+
+    features = figures["features"]
+    return "\n".join([
+        f"cases by rule: {', '.join(f'{r} {n}' for r, n in figures['per_rule'].items())}",
+        f"configurations: {figures['configs']} ({figures['distinct_configs']} distinct)",
+        f"configurations by neuron layers: {counts(figures['per_depth'])}",
+        f"configurations by lanes: {counts(figures['per_lanes'])}",
+        f"configurations with a 1-neuron layer {features['one_neuron_layer']}, recurrent "
+        f"projections {features['recurrent']}, refractory > 5 {features['refractory_over_5']}, "
+        f"reset zero {features['reset_zero']}, reset subtract {features['reset_subtract']}"])
+
+
 def _fuzz_command(args) -> int:
     rules = tuple(args.rules)
     figures = fuzz(args.cases, rules=rules, streams_per_config=args.streams_per_config,
                    simulator=args.simulator, build_root=args.build_dir, seed=args.seed,
-                   shrink_runs=args.shrink_runs,
+                   shrink_runs=args.shrink_runs, draw_only=args.stats,
                    log=None if args.quiet else (lambda line: print(line, flush=True)))
+    print(distribution(figures))
+    if args.stats:
+        print(f"{figures['cases']} cases drawn, none simulated (--stats)")
+        return 0
     per_rule = ", ".join(f"{rule} {count}" for rule, count in figures["per_rule"].items())
-    print(f"{figures['cases']} cases ({per_rule}) in {figures['configs']} configurations, "
-          f"{figures['ticks']} ticks, {figures['seconds']:.0f} s on {args.simulator}: "
+    print(f"{figures['cases']} cases ({per_rule}) in {figures['configs']} configurations "
+          f"({figures['distinct_configs']} distinct), {figures['ticks']} ticks, "
+          f"{figures['seconds']:.0f} s on {args.simulator}: "
           + ("no mismatch" if figures["failure"] is None else "MISMATCH"))
     if figures["failure"] is None:
         return 0
@@ -384,7 +493,7 @@ def register(subparsers) -> None:
     from plasticore.flow import _positive
 
     parser.add_argument("--cases", type=_positive, default=1000, help="event streams to run")
-    parser.add_argument("--streams-per-config", type=_positive, default=50,
+    parser.add_argument("--streams-per-config", type=_positive, default=40,
                         help="cases run through one build of each configuration")
     parser.add_argument("--rules", nargs="+", choices=FUZZ_RULES, default=list(FUZZ_RULES))
     parser.add_argument("--simulator", choices=SIMULATORS, default="icarus",
@@ -396,4 +505,6 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", default="build/fuzz-failure.json",
                         help="where the smallest failing case is written")
     parser.add_argument("--quiet", action="store_true", help="no line per configuration")
+    parser.add_argument("--stats", action="store_true",
+                        help="only draw the campaign and print what it covers (no simulation)")
     parser.set_defaults(handler=_fuzz_command)

@@ -92,6 +92,10 @@ class Status(enum.IntEnum):
     #: WRITE: the core refused a word (a value that does not fit its field, or a read-only
     #: register). The words before it were written; the payload (u16) says how many.
     REFUSED = 0x07
+    #: Bytes arrived faster than the bridge took them (sent while it was executing or
+    #: answering a request), so the receiver lost at least one. The bytes up to the next
+    #: idle line were dropped unexecuted; the reply's command byte is 0.
+    OVERRUN = 0x08
 
 
 class ProtocolError(ValueError):

@@ -180,6 +180,73 @@ async def malformed_frames_change_nothing(dut):
     assert (await request(uart, Command.STATUS)).status == Status.OK
 
 
+async def reply_within(uart, bits: int):
+    """The next reply, waiting at most ``bits`` bit times for its header."""
+    header = await uart.read(5, timeout_bits=bits)
+    return decode_reply(header + await uart.read(2 + (header[3] | header[4] << 8)))
+
+
+def random_frame(rng, target: int) -> bytes:
+    """A request that would change the state if it were executed, or a malformed one."""
+    kind = int(rng.integers(0, 5))
+    if kind == 0:
+        return encode_request(Command.WRITE, write_payload(
+            target, [int(w) & 0xFFFF_FFFF for w in rng.integers(-4, 5, size=int(rng.integers(1, 4)))]))
+    if kind == 1:
+        return encode_request(Command.PUSH_EVENTS, events_payload(
+            rng.integers(0, CONFIG.n_inputs, size=int(rng.integers(1, 6))).tolist()))
+    if kind == 2:
+        return encode_request(Command.RUN_TICKS, run_payload(int(rng.integers(1, 3))))
+    if kind == 3:
+        frame = bytearray(encode_request(Command.WRITE, write_payload(target, [3])))
+        frame[-1] ^= 0x5A              # a bad CRC
+        return bytes(frame)
+    return bytes(rng.integers(0, 256, size=int(rng.integers(2, 12))).tolist())
+
+
+@cocotb.test()
+async def overrun_frames_answered_and_change_nothing(dut):
+    """Frames sent while the bridge answers a request overrun the receiver: the request is
+    answered as usual, then everything sent meanwhile with one OVERRUN, the state kept."""
+    uart = await start(dut)
+    await load_weights(uart, make_weights(7))
+    for events in make_events(8, 3):       # some non-zero membrane state to protect
+        if len(events):
+            await request(uart, Command.PUSH_EVENTS, events_payload(events.tolist()))
+        await request(uart, Command.RUN_TICKS, run_payload(1))
+    await request(uart, Command.READ_SPIKES, read_spikes_payload(1000))
+    before = await snapshot(uart) + await read_words(uart, LAYOUT.register_address("tick"), 3)
+    rng = np.random.default_rng(int(os.environ.get("PLASTICORE_TB_SEED", "14")))
+    rounds = int(os.environ.get("PLASTICORE_TB_OVERRUN_ROUNDS", "16"))
+    drain_bits = TIMEOUT_CYCLES // DIVISOR
+    for round_ in range(rounds):
+        # A read-only request whose reply takes at least seven bytes on the line...
+        first = [encode_request(Command.STATUS),
+                 encode_request(Command.READ, read_payload(
+                     LAYOUT.weight_address(1, 0, 0), int(rng.integers(1, 6)))),
+                 encode_request(Command.READ_SPIKES, read_spikes_payload(8))][round_ % 3]
+        # ...then, before its reply is out, one to three more frames, back to back or
+        # a few bits apart: two bytes arrive while the bridge is busy, one is lost.
+        late = [random_frame(rng, LAYOUT.weight_address(1, int(rng.integers(0, 8)), 0))
+                for _ in range(int(rng.integers(1, 4)))]
+        await uart.send(first)
+        for frame in late:
+            await uart.send(frame, gap_bits=int(rng.integers(0, 3)))
+        reply = await reply_within(uart, 20 * drain_bits)
+        assert reply.command == first[1] and reply.status in (Status.OK, Status.SPIKES_LOST), \
+            f"round {round_}: {reply}"
+        reply = await reply_within(uart, 20 * drain_bits)
+        assert reply.status == Status.OVERRUN and reply.command == 0 and not reply.payload, \
+            f"round {round_}: {reply} after {[frame.hex() for frame in late]}"
+        await uart.idle(4)
+        assert not uart.pending(), f"round {round_}: a third reply"
+    assert uart.framing_errors == 0
+    after = await snapshot(uart) + await read_words(uart, LAYOUT.register_address("tick"), 3)
+    assert after == before
+    assert (await request(uart, Command.STATUS)).status == Status.OK
+    dut._log.info("%d overrun rounds answered OVERRUN, state and registers unchanged", rounds)
+
+
 @cocotb.test()
 async def host_driver_over_socket(dut):
     """The pyserial driver, through a socket:// URL, runs the golden script unchanged."""

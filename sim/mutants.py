@@ -18,18 +18,41 @@ one rule that a checker claims to enforce:
 ``late_ack``
     Holds a host request back for 40 cycles before the core sees it: the host is not
     acknowledged within the promised bound.
+
+Two more break rules inside a core, for the core's own assertions (``checks=True``),
+which no wrapper at the ports can reach:
+
+``wrapping_sum`` (:data:`ELABORATION_MUTANTS`)
+    The lane accumulator adds without saturating (it wraps) and never reports a clamp:
+    breaks *saturating arithmetic never wraps*. The part is swapped while the core
+    elaborates (:func:`elaboration_mutant`).
+``double_owner`` (:data:`NETLIST_MUTANTS`)
+    The update pass's read enable stuck at one, so it reads the accumulators while the
+    event walk does: breaks *no memory port driven by two owners in a cycle*. A Yosys
+    edit of the elaborated netlist, for the formal harness.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 
 from plasticore.hdl.interfaces import core_ports
 
-__all__ = ["MUTANTS", "MutantCore", "make_mutant"]
+__all__ = ["MUTANTS", "ELABORATION_MUTANTS", "NETLIST_MUTANTS", "MutantCore", "make_mutant",
+           "elaboration_mutant"]
 
 MUTANTS = ("wrong_spike", "unstable_output", "lost_input", "late_ack")
+
+#: Mutants that swap a part the core builds: name -> (module of the core, part's name).
+ELABORATION_MUTANTS = {"wrapping_sum": ("plasticore.hdl.core", "LaneAccumulate")}
+
+#: Mutants made by Yosys commands on the formal harness's netlist (the core is the
+#: ``properties.core`` module there), run after ``prep``.
+NETLIST_MUTANTS = {"double_owner": ("cd properties.core", "connect -set update_enable 1'1",
+                                    "cd ..")}
 
 
 class MutantCore(wiring.Component):
@@ -93,3 +116,38 @@ class MutantCore(wiring.Component):
 def make_mutant(core, mutation: str) -> MutantCore:
     """Return ``core`` wrapped with the deliberate bug ``mutation``."""
     return MutantCore(core, mutation)
+
+
+def _wrapping_lane_accumulate(base):
+    """A subclass of the lane accumulator ``base`` that wraps instead of saturating."""
+
+    class WrappingLaneAccumulate(base):
+        def elaborate(self, platform):
+            m = Module()
+            for lane in range(len(self.saturated)):
+                total = self.accumulators[lane] + (self.weights[lane] << self._gain_shift)
+                # Keep the low bits: the sum wraps, and no clamp is reported.
+                m.d.comb += [self.sums[lane].eq(total[:len(self.sums[lane])]),
+                             self.saturated[lane].eq(0)]
+            return m
+
+    return WrappingLaneAccumulate
+
+
+@contextlib.contextmanager
+def elaboration_mutant(mutation: str | None):
+    """Within the block, cores elaborate with the part of ``mutation`` swapped (a mutation
+    not in :data:`ELABORATION_MUTANTS`, or None, changes nothing)."""
+    if mutation not in ELABORATION_MUTANTS:
+        yield
+        return
+    import importlib
+
+    module_name, part = ELABORATION_MUTANTS[mutation]
+    module = importlib.import_module(module_name)
+    original = getattr(module, part)
+    setattr(module, part, _wrapping_lane_accumulate(original))
+    try:
+        yield
+    finally:
+        setattr(module, part, original)

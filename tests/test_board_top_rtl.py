@@ -76,4 +76,4 @@ def test_board_top_against_golden():
             "PLASTICORE_TB_TICKS": "10",
         })
     tests, failed = get_results(results)
-    assert tests == 3 and failed == 0, f"{failed} of {tests} cocotb tests failed; see {results}"
+    assert tests == 4 and failed == 0, f"{failed} of {tests} cocotb tests failed; see {results}"

@@ -35,7 +35,7 @@ def payloads(draw, command):
     if command == Command.READ:
         return read_payload(draw(ADDRESSES) & 0xFFFFFFFF, draw(st.integers(0, 20)))
     if command == Command.PUSH_EVENTS:
-        return events_payload(draw(st.lists(st.integers(0, 0xFFFF), max_size=8)))
+        return events_payload(draw(st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=8)))
     if command == Command.RUN_TICKS:
         return run_payload(draw(st.integers(0, 3)))
     if command == Command.READ_SPIKES:
