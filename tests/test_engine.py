@@ -129,6 +129,29 @@ def test_erbp_tick_by_tick(block):
     assert weight_limits == {"low", "high"}
 
 
+@pytest.mark.parametrize("row_draws", ["always", "never"])
+def test_erbp_row_draw_paths(row_draws):
+    """The two ways the kernel draws a delivered row (the whole row in one SIMD pass, or
+    only the learning neurons' synapses), each forced on 40 random sessions: both are the
+    specification, whatever share of a row learns."""
+    from plasticore.golden.engine import _lif_kernel as kernel
+    mode = {"always": kernel.ROW_DRAWS_ALWAYS, "never": kernel.ROW_DRAWS_NEVER}[row_draws]
+    changed = 0
+    for seed in range(1000, 1040):
+        config, weights, session = erbp_case(seed)
+        initial = [np.array(w) for w in weights]
+        spec = GoldenErbpCore(config, weights)
+        fast = erbp_core(config, weights, engine="fast")
+        fast._constants[kernel.C_ROW_DRAWS] = mode
+        for tick, (writes, events) in enumerate(session):
+            apply_erbp_writes(spec, writes)
+            apply_erbp_writes(fast, writes)
+            assert_same_spikes(fast.tick(events), spec.tick(events), f"seed {seed} tick {tick}")
+            assert_same_state(fast, spec, f"seed {seed} tick {tick}")
+        changed += sum(int((w != w0).sum()) for w, w0 in zip(spec.weights, initial))
+    assert changed > 100        # the sessions learn: the draws decide many updates
+
+
 @pytest.mark.parametrize("block", range(2))
 def test_inference_tick_by_tick(block):
     """75 random inference cores per block, every state compared every tick."""
@@ -267,8 +290,9 @@ def test_decolle_samples_and_parallel_batches():
 
 
 def test_compiled_threefry_is_the_reference():
-    """The engine's Threefry-2x32 against plasticore.golden.prng, for every round count."""
-    from plasticore.golden.engine._threefry import threefry_words
+    """The engine's Threefry-2x32 against plasticore.golden.prng, for every round count, on
+    arbitrary counters and on a row of consecutive ones."""
+    from plasticore.golden.engine._threefry import threefry_row, threefry_words
     from plasticore.golden.prng import threefry2x32
     rng = np.random.default_rng(5)
     counters = rng.integers(-(1 << 40), 1 << 40, size=301)
@@ -278,6 +302,13 @@ def test_compiled_threefry_is_the_reference():
         threefry_words(key0, key1, counter0, counters, counters.size, rounds, word0, word1)
         want0, want1 = threefry2x32(key0, key1, counter0, counters, rounds)
         assert np.array_equal(word0, want0) and np.array_equal(word1, want1), rounds
+        # a row of consecutive counters, crossing 2**32 (the counter wraps)
+        count = int(rng.integers(1, 301))
+        first = (1 << 32) - int(rng.integers(0, 2 * count))
+        threefry_row(key0, key1, counter0, first, count, rounds, word0, word1)
+        want0, want1 = threefry2x32(key0, key1, counter0, first + np.arange(count), rounds)
+        assert np.array_equal(word0[:count], want0), rounds
+        assert np.array_equal(word1[:count], want1), rounds
 
 
 @pytest.mark.parametrize("example", ["examples/erbp-digits.toml", "examples/decolle-digits.toml"])

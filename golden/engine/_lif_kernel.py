@@ -11,12 +11,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._threefry import clamp_flag, threefry_words
+from ._threefry import clamp_flag, threefry_row, threefry_words
 
 # Indices of the constant vector (see ``lif_constants`` in lif.py).
 (C_ERBP, C_GAIN, C_LEAK, C_THRESHOLD, C_RESET_ZERO, C_REFRACTORY, C_M_LOW, C_M_HIGH,
  C_W_LOW, C_W_HIGH, C_GATE_LOW, C_GATE_HIGH, C_SEED, C_ROUNDS, C_ERROR_THRESHOLD,
- C_ERROR_WEIGHT, C_DENDRITE_SHIFT, C_COUNTERS_SATURATE, C_SIZE) = range(19)
+ C_ERROR_WEIGHT, C_DENDRITE_SHIFT, C_COUNTERS_SATURATE, C_ROW_DRAWS, C_SIZE) = range(20)
+# C_ROW_DRAWS: when a delivered row's draws are computed for the whole row (see run_ticks).
+ROW_DRAWS_AUTO, ROW_DRAWS_ALWAYS, ROW_DRAWS_NEVER = 0, 1, 2
 # Indices of the register vector.
 (R_TICK, R_SAMPLE_TICK, R_DROPPED, R_FLAGS, R_LEARNING, R_BURN_IN, R_SHIFT, R_SIZE) = range(8)
 
@@ -59,6 +61,11 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
     active_step = np.empty(total, dtype=np.int64)
     active_frac = np.empty(total, dtype=np.int64)
     n_active = np.zeros(n_layers, dtype=np.int64)
+    # The same signals per neuron (zero step and fraction where the weights keep still),
+    # for rows where most neurons learn: one SIMD pass then draws and updates the whole row.
+    row_step = np.zeros(total, dtype=np.int64)
+    row_frac = np.zeros(total, dtype=np.int64)
+    row_learns = np.zeros(total, dtype=np.bool_)
     counters = np.empty(widest, dtype=np.int64)
     word0 = np.empty(widest, dtype=np.uint32)
     word1 = np.empty(widest, dtype=np.uint32)
@@ -92,6 +99,9 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
                 count = 0
                 for i in range(layers[layer + 1]):
                     v = V[base + i]
+                    row_step[base + i] = 0
+                    row_frac[base + i] = 0
+                    row_learns[base + i] = False
                     if gate_low < v < gate_high:
                         u = U[base + i]
                         step = u >> shift
@@ -100,6 +110,9 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
                             active[base + count] = i
                             active_step[base + count] = step
                             active_frac[base + count] = frac
+                            row_step[base + i] = step
+                            row_frac[base + i] = frac
+                            row_learns[base + i] = True
                             count += 1
                 n_active[layer] = count
         flags = regs[R_FLAGS]
@@ -114,10 +127,42 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
                 acc[i] = 0
             clamped = 0
             count = n_active[layer] if learning else 0
+            # Draw the whole row when at least half its neurons learn: computing a draw
+            # nobody uses changes nothing (a draw depends only on tick and synapse).
+            # (C_ROW_DRAWS forces either way, for the tests of both paths.)
+            row_draws = C[C_ROW_DRAWS]
+            dense = row_draws == ROW_DRAWS_ALWAYS or (row_draws == ROW_DRAWS_AUTO
+                                                      and 2 * count >= n_post)
+            # Row and layer views: indexed from 0 by a range variable, the loops below
+            # compile to SIMD code (an index like ``row + i`` could be negative, and
+            # Numba's wraparound check for it keeps a loop scalar).
+            step_of = row_step[base:base + n_post]
+            frac_of = row_frac[base:base + n_post]
+            learns_of = row_learns[base:base + n_post]
             for p in range(n_pre):
                 row = w_base + presynaptic[p] * n_post
+                weights = W[row:row + n_post]
+                if count and dense:
+                    threefry_row(C[C_SEED], 0, regs[R_TICK], row, n_post, C[C_ROUNDS],
+                                 word0, word1)
+                    weight_clamped = False
+                    for i in range(n_post):
+                        w = weights[i]
+                        raw = acc[i] + (w << gain)
+                        value = min(max(raw, m_low), m_high)
+                        clamped |= raw != value
+                        acc[i] = value
+                        # delivery reads the weight before this event's update, as above
+                        raw = w + step_of[i] + ((np.int64(word0[i]) & mask) < frac_of[i])
+                        value = min(max(raw, w_low), w_high)
+                        learns = learns_of[i]
+                        weight_clamped |= learns & (raw != value)
+                        weights[i] = value if learns else w
+                    if weight_clamped:
+                        flags |= F_WEIGHT
+                    continue
                 for i in range(n_post):
-                    raw = acc[i] + (W[row + i] << gain)
+                    raw = acc[i] + (weights[i] << gain)
                     value = min(max(raw, m_low), m_high)
                     clamped |= raw != value
                     acc[i] = value
@@ -128,8 +173,8 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
                                    word0, word1)
                     for k in range(count):
                         i = active[base + k]
-                        W[row + i], flags = clamp_flag(
-                            W[row + i] + active_step[base + k]
+                        weights[i], flags = clamp_flag(
+                            weights[i] + active_step[base + k]
                             + ((np.int64(word0[k]) & mask) < active_frac[base + k]),
                             w_low, w_high, flags, F_WEIGHT)
             if clamped:
