@@ -68,32 +68,38 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
         g_base = 0
         for layer in range(n_layers):
             n_pre, n_post = layers[layer], layers[layer + 1]
+            # The layer's views, indexed from 0 by range variables: the loops compile to
+            # SIMD code (Numba's wraparound check on an index like base + i would not).
+            q_of, p_of = Q[q_base:q_base + n_pre], P[q_base:q_base + n_pre]
+            r_of, s_of = R[n_base:n_base + n_post], S[n_base:n_base + n_post]
+            u_of, b_of = U[n_base:n_base + n_post], B[n_base:n_base + n_post]
             # 1. traces (P follows the old Q)
             for j in range(n_pre):
-                q_old = Q[q_base + j]
+                q_old = q_of[j]
                 gap = ((1 << tb) if inputs[j] else 0) - q_old
-                Q[q_base + j] = _decay(q_old, gap, q_shifts)
-                P[q_base + j] = _decay(P[q_base + j], q_old - P[q_base + j], p_shifts)
+                q_of[j] = _decay(q_old, gap, q_shifts)
+                p_of[j] = _decay(p_of[j], q_old - p_of[j], p_shifts)
             # 2. refractory, from the neuron's spike of the previous tick
             for i in range(n_post):
-                kick = -C[C_REFRACTORY_WEIGHT] if S[n_base + i] else 0
-                R[n_base + i] = _decay(R[n_base + i], kick - R[n_base + i], r_shifts)
+                kick = -C[C_REFRACTORY_WEIGHT] if s_of[i] else 0
+                r_of[i] = _decay(r_of[i], kick - r_of[i], r_shifts)
             # 3. membrane: the exact dot product, shifted, then clamped
             # In float64, as the NumPy model does: every partial sum is an integer below
             # 2**53 (the constructor checks the bound), so the sum is exact in any order.
             for i in range(n_post):
                 acc[i] = 0.0
             for j in range(n_pre):
-                trace = P[q_base + j]
+                trace = p_of[j]
                 if trace != 0:
                     row = w_base + j * n_post
+                    weights = W_float[row:row + n_post]
                     for i in range(n_post):
-                        acc[i] += trace * W_float[row + i]
+                        acc[i] += trace * weights[i]
             for i in range(n_post):
-                value, flags = clamp_flag((np.int64(acc[i]) >> tb) + B[n_base + i] + R[n_base + i],
-                                      m_low, m_high, flags, F_MEMBRANE)
-                U[n_base + i] = value
-                S[n_base + i] = value > 0      # 4. spike
+                value, flags = clamp_flag((np.int64(acc[i]) >> tb) + b_of[i] + r_of[i],
+                                          m_low, m_high, flags, F_MEMBRANE)
+                u_of[i] = value
+                s_of[i] = value > 0      # 4. spike
             # 5. learning
             if learn[t]:
                 flags = _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts,
@@ -102,10 +108,10 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
                                word0, word1, draws, flags)
             if layer == n_layers - 1 and t >= count_from:
                 for i in range(n_post):
-                    counts[i] += S[n_base + i]
-                    sums[i] += U[n_base + i]
+                    counts[i] += s_of[i]
+                    sums[i] += u_of[i]
             for i in range(n_post):
-                inputs[i] = S[n_base + i]
+                inputs[i] = s_of[i]
             q_base += n_pre
             n_base += n_post
             w_base += n_pre * n_post
@@ -197,34 +203,37 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
         bias_row = j == n_pre
         trace = (1 << tb) if bias_row else P[q_base + j]
         row = n_base if bias_row else w_base + j * n_post
-        store = B if bias_row else W
+        # views of the row (see run_sample: SIMD loops)
+        store = B[row:row + n_post] if bias_row else W[row:row + n_post]
+        store_float = W_float[row:row + n_post]
         if whole_rows:
             # Every column, without gathers (vectorized): a zero error leaves a weight as it
             # is, since (draw >> (16 - lr)) >> lr is 0 for a 16-bit draw.
             first = syn_base - 4 * first_block + j * n_post
+            row_draws = draws[first:first + n_post]
             for i in range(n_post):
                 x = -trace * error_dense[i]
                 if rounding:
-                    x += draws[first + i] >> drop
-                raw = store[row + i] + (x >> lr)
+                    x += row_draws[i] >> drop
+                raw = store[i] + (x >> lr)
                 value = min(max(raw, w_low), w_high)
                 clamped |= value != raw
-                store[row + i] = value
+                store[i] = value
             if not bias_row:
                 for i in range(n_post):
-                    W_float[row + i] = W[row + i]
+                    store_float[i] = store[i]
             continue
         for c in range(n_columns):
             i = columns[c]
             x = -trace * error_q[c]
             if rounding:
                 x += draws[j * n_columns + c] >> drop
-            raw = store[row + i] + (x >> lr)
+            raw = store[i] + (x >> lr)
             value = min(max(raw, w_low), w_high)
             clamped |= value != raw
-            store[row + i] = value
+            store[i] = value
             if not bias_row:
-                W_float[row + i] = value
+                store_float[i] = value
     if clamped:
         flags |= F_WEIGHT
     return flags
