@@ -180,20 +180,21 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
             if clamped:
                 flags |= F_ACCUMULATOR
             n_spikes = 0
+            membrane = V[base:base + n_post]
+            hold = REF[base:base + n_post]
             for i in range(n_post):
-                g = base + i
-                if REF[g] > 0:
-                    REF[g] -= 1
+                if hold[i] > 0:
+                    hold[i] -= 1
                     continue
-                v = V[g]
+                v = membrane[i]
                 raw = v - (v >> leak_shift) + acc[i] if leak_shift else v + acc[i]
                 raw, flags = clamp_flag(raw, m_low, m_high, flags, F_MEMBRANE)
                 if raw >= threshold:
                     spiked[n_spikes] = i
                     n_spikes += 1
                     raw = 0 if reset_zero else raw - threshold
-                    REF[g] = refractory
-                V[g] = raw
+                    hold[i] = refractory
+                membrane[i] = raw
             if record:
                 for k in range(n_spikes):
                     out_spikes[position + k] = spiked[k]
@@ -266,17 +267,19 @@ def _error_and_dendrites(C, layers, n_off, f_off, U, E, F, label_count, predicte
                 for k in range(n_out):
                     if error_spikes[sign, k]:
                         row = f_base + k * n_post
+                        feedback = F[row:row + n_post]     # a view: SIMD (see run_ticks)
                         for i in range(n_post):
-                            raw = fb[i] + F[row + i] if sign == 0 else fb[i] - F[row + i]
+                            raw = fb[i] + feedback[i] if sign == 0 else fb[i] - feedback[i]
                             value = min(max(raw, m_low), m_high)
                             clamped |= raw != value
                             fb[i] = value
             if clamped:
                 flags |= F_DENDRITE
+        dendrite = U[base:base + n_post]
         for i in range(n_post):
-            u = U[base + i]
+            u = dendrite[i]
             leak = u >> shift
             if u > 0 and leak == 0:
                 leak = 1
-            U[base + i], flags = clamp_flag(u - leak + fb[i], m_low, m_high, flags, F_DENDRITE)
+            dendrite[i], flags = clamp_flag(u - leak + fb[i], m_low, m_high, flags, F_DENDRITE)
     return flags
