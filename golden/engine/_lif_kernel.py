@@ -145,27 +145,14 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
                 if count and dense:
                     threefry_row(C[C_SEED], 0, regs[R_TICK], row, n_post, C[C_ROUNDS],
                                  word0, word1)
-                    weight_clamped = False
-                    for i in range(n_post):
-                        w = weights[i]
-                        raw = acc[i] + (w << gain)
-                        value = min(max(raw, m_low), m_high)
-                        clamped |= raw != value
-                        acc[i] = value
-                        # delivery reads the weight before this event's update, as above
-                        raw = w + step_of[i] + ((np.int64(word0[i]) & mask) < frac_of[i])
-                        value = min(max(raw, w_low), w_high)
-                        learns = learns_of[i]
-                        weight_clamped |= learns & (raw != value)
-                        weights[i] = value if learns else w
+                    accumulator_clamped, weight_clamped = _deliver_and_learn(
+                        weights, acc, step_of, frac_of, learns_of, word0, mask, gain,
+                        m_low, m_high, w_low, w_high)
+                    clamped |= accumulator_clamped
                     if weight_clamped:
                         flags |= F_WEIGHT
                     continue
-                for i in range(n_post):
-                    raw = acc[i] + (weights[i] << gain)
-                    value = min(max(raw, m_low), m_high)
-                    clamped |= raw != value
-                    acc[i] = value
+                clamped |= _deliver(weights, acc, gain, m_low, m_high)
                 if count:
                     for k in range(count):
                         counters[k] = row + active[base + k]
@@ -215,6 +202,43 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
             regs[R_SAMPLE_TICK] = min(COUNTER_MAX, regs[R_SAMPLE_TICK] + 1)
         else:
             regs[R_TICK] += 1
+
+
+# The two row loops are functions of their own: inside the large run_ticks, LLVM keeps
+# them scalar; alone, each compiles to one SIMD loop.
+@njit(cache=True, nogil=True)
+def _deliver(weights, acc, gain, m_low, m_high):
+    """Add a row's weights (shifted by ``gain``) to the accumulators, saturating in arrival
+    order; return whether one saturated."""
+    clamped = False
+    for i in range(weights.size):
+        raw = acc[i] + (weights[i] << gain)
+        value = min(max(raw, m_low), m_high)
+        clamped |= raw != value
+        acc[i] = value
+    return clamped
+
+
+@njit(cache=True, nogil=True)
+def _deliver_and_learn(weights, acc, step, frac, learns, word0, mask, gain, m_low, m_high,
+                       w_low, w_high):
+    """:func:`_deliver`, then each learning synapse's update with its rounding draw
+    (``word0``, the row's draws); return whether an accumulator and whether a weight
+    saturated."""
+    clamped = False
+    weight_clamped = False
+    for i in range(weights.size):
+        w = weights[i]
+        raw = acc[i] + (w << gain)
+        value = min(max(raw, m_low), m_high)
+        clamped |= raw != value
+        acc[i] = value
+        # delivery reads the weight before this event's update
+        raw = w + step[i] + ((np.int64(word0[i]) & mask) < frac[i])
+        value = min(max(raw, w_low), w_high)
+        weight_clamped |= learns[i] & (raw != value)
+        weights[i] = value if learns[i] else w
+    return clamped, weight_clamped
 
 
 @njit(cache=True, nogil=True)
