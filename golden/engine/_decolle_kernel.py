@@ -23,13 +23,6 @@ F_WEIGHT = 1 << 1
 
 
 @njit(cache=True, nogil=True)
-def _decay(x, gap, shifts):
-    for k in shifts:
-        x += gap >> k
-    return x
-
-
-@njit(cache=True, nogil=True)
 def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts, W, W_float,
                B, G, g, Q, P, R, S, U, raster, targets, learn, tick0, count_from, counts, sums):
     """Run the ticks of ``raster`` (``(ticks, n_in)``) on one sample's state; return the flags.
@@ -46,6 +39,8 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
     acc = np.empty(widest, dtype=np.float64)
     inputs = np.empty(widest, dtype=np.bool_)
     error_q = np.empty(widest, dtype=np.int64)
+    gap_q = np.empty(widest, dtype=np.int64)
+    gap_p = np.empty(widest, dtype=np.int64)
     error_dense = np.empty(widest, dtype=np.int64)
     columns = np.empty(widest, dtype=np.int64)
     readout = np.empty(n_out, dtype=np.int64)
@@ -74,15 +69,9 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
             r_of, s_of = R[n_base:n_base + n_post], S[n_base:n_base + n_post]
             u_of, b_of = U[n_base:n_base + n_post], B[n_base:n_base + n_post]
             # 1. traces (P follows the old Q)
-            for j in range(n_pre):
-                q_old = q_of[j]
-                gap = ((1 << tb) if inputs[j] else 0) - q_old
-                q_of[j] = _decay(q_old, gap, q_shifts)
-                p_of[j] = _decay(p_of[j], q_old - p_of[j], p_shifts)
+            _traces(q_of, p_of, inputs, 1 << tb, q_shifts, p_shifts, gap_q, gap_p)
             # 2. refractory, from the neuron's spike of the previous tick
-            for i in range(n_post):
-                kick = -C[C_REFRACTORY_WEIGHT] if s_of[i] else 0
-                r_of[i] = _decay(r_of[i], kick - r_of[i], r_shifts)
+            _refractory(r_of, s_of, C[C_REFRACTORY_WEIGHT], r_shifts, gap_q)
             # 3. membrane: the exact dot product, shifted, then clamped
             # In float64, as the NumPy model does: every partial sum is an integer below
             # 2**53 (the constructor checks the bound), so the sum is exact in any order.
@@ -92,9 +81,7 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
                 trace = p_of[j]
                 if trace != 0:
                     row = w_base + j * n_post
-                    weights = W_float[row:row + n_post]
-                    for i in range(n_post):
-                        acc[i] += trace * weights[i]
+                    _axpy(acc, float(trace), W_float[row:row + n_post])
             for i in range(n_post):
                 value, flags = clamp_flag((np.int64(acc[i]) >> tb) + b_of[i] + r_of[i],
                                           m_low, m_high, flags, F_MEMBRANE)
@@ -210,18 +197,10 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
             # Every column, without gathers (vectorized): a zero error leaves a weight as it
             # is, since (draw >> (16 - lr)) >> lr is 0 for a 16-bit draw.
             first = syn_base - 4 * first_block + j * n_post
-            row_draws = draws[first:first + n_post]
-            for i in range(n_post):
-                x = -trace * error_dense[i]
-                if rounding:
-                    x += row_draws[i] >> drop
-                raw = store[i] + (x >> lr)
-                value = min(max(raw, w_low), w_high)
-                clamped |= value != raw
-                store[i] = value
+            clamped |= _update_row(store, trace, error_dense, draws[first:first + n_post],
+                                   rounding, drop, lr, w_low, w_high)
             if not bias_row:
-                for i in range(n_post):
-                    store_float[i] = store[i]
+                _copy_float(store_float, store)
             continue
         for c in range(n_columns):
             i = columns[c]
@@ -237,6 +216,64 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
     if clamped:
         flags |= F_WEIGHT
     return flags
+
+
+# The decay of the specification (x + sum of gap >> shift), one shift at a time over a layer (integer sums: the order is free), so that
+# each pass is a SIMD loop.
+@njit(cache=True, nogil=True)
+def _traces(q, p, inputs, one, q_shifts, p_shifts, gap_q, gap_p):
+    """Step 1 on a layer's input traces (P follows the old Q)."""
+    n = q.size
+    for j in range(n):
+        gap_q[j] = (one if inputs[j] else 0) - q[j]
+        gap_p[j] = q[j] - p[j]
+    for k in q_shifts:
+        for j in range(n):
+            q[j] += gap_q[j] >> k
+    for k in p_shifts:
+        for j in range(n):
+            p[j] += gap_p[j] >> k
+
+
+@njit(cache=True, nogil=True)
+def _refractory(r, spikes, weight, r_shifts, gap):
+    """Step 2 on a layer's refractory states, from its spikes of the previous tick."""
+    n = r.size
+    for i in range(n):
+        gap[i] = (-weight if spikes[i] else 0) - r[i]
+    for k in r_shifts:
+        for i in range(n):
+            r[i] += gap[i] >> k
+
+
+# The row loops are functions of their own: inside the large kernels LLVM keeps them
+# scalar; alone, each compiles to one SIMD loop.
+@njit(cache=True, nogil=True)
+def _axpy(acc, trace, weights):
+    """``acc += trace * weights`` (exact: integers below 2**53)."""
+    for i in range(weights.size):
+        acc[i] += trace * weights[i]
+
+
+@njit(cache=True, nogil=True)
+def _update_row(store, trace, error, draws, rounding, drop, lr, w_low, w_high):
+    """Step 5c on a whole row (``store``, a view): return whether a weight saturated."""
+    clamped = False
+    for i in range(store.size):
+        x = -trace * error[i]
+        if rounding:
+            x += draws[i] >> drop
+        raw = store[i] + (x >> lr)
+        value = min(max(raw, w_low), w_high)
+        clamped |= value != raw
+        store[i] = value
+    return clamped
+
+
+@njit(cache=True, nogil=True)
+def _copy_float(target, source):
+    for i in range(source.size):
+        target[i] = source[i]
 
 
 @njit(cache=True, nogil=True)
