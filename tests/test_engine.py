@@ -289,6 +289,31 @@ def test_decolle_samples_and_parallel_batches():
     assert_same_decolle(fast, spec, "after the batch")
 
 
+def test_decolle_silent_rows_and_weights_out_of_range():
+    """A row whose input never spikes (trace 0) cannot change, so the engine skips it, but
+    only while every weight is in range: a weight written out of range through the views
+    is clamped by the update, with the weight flag, exactly as the specification does."""
+    from plasticore.golden.decolle import FLAG_WEIGHT_SATURATED, GoldenDecolle
+    config = load_config("examples/decolle-digits.toml")
+    rng = np.random.default_rng(4)
+    raster = rng.random((config.learning.ticks_per_sample, config.n_inputs)) < 0.3
+    raster[:, :8] = False                        # inputs 0 to 7 never spike: silent rows
+    for out_of_range in (False, True):
+        spec, fast = GoldenDecolle(config), decolle_model(config, engine="fast")
+        if out_of_range:
+            high = config.weight_range[1]
+            for model in (spec, fast):
+                model.weights[0][3, :] = high + 7    # a silent row, beyond the limit
+        for label in range(2):
+            for a, b in zip(fast.run_sample(raster, label, learn=True),
+                            spec.run_sample(raster, label, learn=True)):
+                assert np.array_equal(a, b)
+        assert_same_decolle(fast, spec, f"out of range: {out_of_range}")
+        assert bool(spec.flags & FLAG_WEIGHT_SATURATED) == out_of_range
+        if out_of_range:
+            assert (spec.weights[0][3] == high).any()   # the update clamped the silent row
+
+
 def test_compiled_threefry_is_the_reference():
     """The engine's Threefry-2x32 against plasticore.golden.prng, for every round count, on
     arbitrary counters and on a row of consecutive ones."""

@@ -16,7 +16,9 @@ from ._threefry import clamp_flag, threefry_words
 
 (C_TRACE_BITS, C_UNIT_BITS, C_REFRACTORY_WEIGHT, C_WINDOW, C_ERROR_LIMIT, C_LEARN_BIAS,
  C_STOCHASTIC, C_ROUNDS, C_SEED, C_STREAM, C_M_LOW, C_M_HIGH, C_W_LOW, C_W_HIGH,
- C_SIZE) = range(15)
+ C_WEIGHTS_IN_RANGE, C_SIZE) = range(16)
+# C_WEIGHTS_IN_RANGE: the caller checked that every weight lies in [w_low, w_high] (as the
+# model keeps them); then a row whose trace is 0 is skipped, as it cannot change (see _learn).
 
 F_MEMBRANE = 1 << 0
 F_WEIGHT = 1 << 1
@@ -186,9 +188,14 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
                     draws[position] = (word >> (16 * (field & 1))) & 0xFFFF
     drop = 16 - lr
     clamped = False
+    skip_silent = C[C_WEIGHTS_IN_RANGE] != 0
     for j in range(rows):
         bias_row = j == n_pre
         trace = (1 << tb) if bias_row else P[q_base + j]
+        # With a zero trace the change is (draw >> (16 - lr)) >> lr = 0 for every column,
+        # and a weight within its range is written back unchanged: nothing to do.
+        if trace == 0 and skip_silent:
+            continue
         row = n_base if bias_row else w_base + j * n_post
         # views of the row (see run_sample: SIMD loops)
         store = B[row:row + n_post] if bias_row else W[row:row + n_post]
