@@ -314,6 +314,63 @@ def test_decolle_silent_rows_and_weights_out_of_range():
             assert (spec.weights[0][3] == high).any()   # the update clamped the silent row
 
 
+def _erbp_state(model) -> list:
+    return ([np.concatenate(model.membrane), np.concatenate(model.refractory),
+             np.concatenate(model.dendrite), model.error_state.copy(),
+             model.last_error_spikes.copy()]
+            + [getattr(model, name) for name in ("tick_count", "sample_tick", "flags",
+                                                  "dropped_events", "learning_enabled")])
+
+
+def _same_as_one_after_the_other(config, weights, rasters, workers, warm_up=None):
+    """run_samples on ``workers`` cores against a loop of run_sample: the same counts,
+    final state and registers. Returns how many samples the speculation got right."""
+    sequential = erbp_core(config, weights, engine="fast")
+    parallel = erbp_core(config, weights, engine="fast")
+    for model in (sequential, parallel):
+        model.flags = 0b10000                   # a flag raised before stays raised
+        if warm_up is not None:
+            model.run_sample(warm_up, None, learn=True)
+    want = [sequential.run_sample(r, None, learn=False) for r in rasters]
+    have = parallel.run_samples(rasters, workers=workers)
+    assert np.array_equal(have, np.array(want).reshape(len(rasters), -1))
+    for a, b in zip(_erbp_state(parallel), _erbp_state(sequential)):
+        assert np.array_equal(a, b)
+    return parallel._taken
+
+
+def test_erbp_parallel_evaluation_is_the_sequential_one():
+    """eRBP does not reset its neurons between samples, so evaluation in parallel must give
+    what running the samples one after the other gives: on the digits network (long test
+    samples: the speculative ranges agree after their first sample) and on random cores
+    with samples of 1 to 80 ticks (start states that differ: samples are run again)."""
+    from plasticore.datasets import as_split, load_digits_split
+    config = load_config("examples/erbp-digits.toml")
+    split = as_split(load_digits_split()).test
+    rng = np.random.default_rng(0)
+    params = config.learning
+    rasters = [split.raster(k, params.test_ticks_per_sample, params.input_rate, rng)
+               for k in range(9)]
+    for workers in (2, 3):
+        # all but the first sample of each speculative range are taken
+        speculative = 9 - 9 // workers
+        assert (_same_as_one_after_the_other(config, None, rasters, workers)
+                == speculative - (workers - 1))
+    taken = run_again = 0
+    for seed in range(30):
+        config, weights, _ = erbp_case(seed)
+        rng = np.random.default_rng(seed)
+        activity = rng.uniform(0.2, 0.9)
+        rasters = [rng.random((int(rng.integers(1, 80)), config.n_inputs)) < activity
+                   for _ in range(int(rng.integers(1, 12)))]
+        warm_up = rng.random((20, config.n_inputs)) < activity
+        workers = int(rng.integers(2, 5))
+        count = _same_as_one_after_the_other(config, weights, rasters, workers, warm_up)
+        taken += count
+        run_again += len(rasters) - len(rasters) // workers - count
+    assert taken > 0 and run_again > 0      # both ways of ending a speculation are tested
+
+
 def test_compiled_threefry_is_the_reference():
     """The engine's Threefry-2x32 against plasticore.golden.prng, for every round count, on
     arbitrary counters and on a row of consecutive ones."""
