@@ -330,7 +330,9 @@ def _same_as_one_after_the_other(config, weights, rasters, workers, warm_up=None
     for model in (sequential, parallel):
         model.flags = 0b10000                   # a flag raised before stays raised
         if warm_up is not None:
-            model.run_sample(warm_up, None, learn=True)
+            labels = np.zeros((len(warm_up), config.layers[-1]), dtype=bool)
+            labels[::5, -1] = True
+            model.run_sample(warm_up, labels, learn=True)
     want = [sequential.run_sample(r, None, learn=False) for r in rasters]
     have = parallel.run_samples(rasters, workers=workers)
     assert np.array_equal(have, np.array(want).reshape(len(rasters), -1))
@@ -356,6 +358,12 @@ def test_erbp_parallel_evaluation_is_the_sequential_one():
         speculative = 9 - 9 // workers
         assert (_same_as_one_after_the_other(config, None, rasters, workers)
                 == speculative - (workers - 1))
+    # After learning, the error and dendrite states keep their history (only the
+    # membranes agree): they are replayed from the recorded spikes.
+    train = as_split(load_digits_split()).train
+    warm_up = np.concatenate([train.raster(k, params.ticks_per_sample, params.input_rate, rng)
+                              for k in range(12)])
+    assert _same_as_one_after_the_other(config, None, rasters, 2, warm_up) > 0
     taken = run_again = 0
     for seed in range(30):
         config, weights, _ = erbp_case(seed)

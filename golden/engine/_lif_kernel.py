@@ -307,3 +307,29 @@ def _error_and_dendrites(C, layers, n_off, f_off, U, E, F, label_count, predicte
                 leak = 1
             dendrite[i], flags = clamp_flag(u - leak + fb[i], m_low, m_high, flags, F_DENDRITE)
     return flags
+
+
+@njit(cache=True, nogil=True)
+def replay_error_and_dendrites(C, layers, n_off, f_off, U, E, F, spikes, spike_offsets,
+                               n_ticks, error_spikes):
+    """Steps 4 and 5 of ``n_ticks`` ticks without labels, from the prediction layer's spikes
+    recorded by :func:`run_ticks` (``spikes``, ``spike_offsets``); return the flags raised.
+
+    With learning off these steps do not act on the membranes: a recorded run gives the
+    error and dendrite states of any start, without running the network again.
+    """
+    n_layers = layers.size - 1
+    n_out = layers[n_layers]
+    label_count = np.zeros(n_out, dtype=np.int64)
+    predicted = np.zeros(n_out, dtype=np.int64)
+    fired = np.empty(n_out, dtype=np.int64)
+    fb = np.empty(max(1, layers.max()), dtype=np.int64)
+    flags = 0
+    for t in range(n_ticks):
+        start = spike_offsets[t * n_layers + n_layers - 1]
+        count = spike_offsets[t * n_layers + n_layers] - start
+        for k in range(count):
+            fired[k] = spikes[start + k]
+        flags = _error_and_dendrites(C, layers, n_off, f_off, U, E, F, label_count,
+                                     predicted, fired, count, error_spikes, fb, flags)
+    return flags

@@ -38,6 +38,13 @@ def unpack_spikes(spikes: np.ndarray, offsets: np.ndarray, n_ticks: int,
             for t in range(n_ticks)]
 
 
+def _pack_raster(raster: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A boolean ``(ticks, addresses)`` raster as packed events (:func:`pack_events`)."""
+    tick_of, events = raster.nonzero()
+    offsets = np.searchsorted(tick_of, np.arange(raster.shape[0] + 1)).astype(np.int64)
+    return events.astype(np.int64), offsets
+
+
 class _FlatState:
     """Per-layer views of flat arrays, as the NumPy models' lists of arrays."""
 
@@ -275,9 +282,7 @@ class FastErbpCore(FastCore):
                 raise ValueError(f"label_raster: shape {label_raster.shape}, expected "
                                  f"{(raster.shape[0], n_out)}")
             raster = np.concatenate([raster, label_raster], axis=1)
-        tick_of, events = raster.nonzero()
-        offsets = np.searchsorted(tick_of, np.arange(raster.shape[0] + 1)).astype(np.int64)
-        events = events.astype(np.int64)
+        events, offsets = _pack_raster(raster)
         self.start_sample()
         self.learning_enabled = learn
         try:
@@ -294,11 +299,10 @@ class FastErbpCore(FastCore):
 
     # --- parallel evaluation -------------------------------------------------------------
 
-    def _state(self) -> tuple:
-        """The state a sample with learning off starts from: everything its results and the
-        state after it depend on (the weights do not change with learning off)."""
-        return (self._membrane.flat, self._refractory.flat, self._dendrite.flat,
-                self._error_state)
+    def _network_state(self) -> tuple:
+        """The state that, with learning off, decides a sample's spikes and counts (the
+        error and dendrite states do not act on the membranes then)."""
+        return self._membrane.flat, self._refractory.flat
 
     def _clone(self) -> "FastErbpCore":
         """A copy with its own neuron state and registers, sharing the weights (read only
@@ -312,19 +316,20 @@ class FastErbpCore(FastCore):
         return clone
 
     def _speculate(self, rasters, count_from):
-        """Run ``rasters`` with learning off on this clone; per sample, record the state it
-        started from, its counts, and the flags and dropped events it raised."""
-        starts, counts, flags, dropped = [], [], [], []
+        """Run ``rasters`` with learning off on this clone; per sample, record the network
+        state it started from, its counts, the flags it raised and its recorded spikes."""
+        runs = []
+        count_from = self.params.burn_in_ticks if count_from is None else count_from
         for raster in rasters:
-            starts.append(tuple(array.copy() for array in self._state()))
+            start = tuple(array.copy() for array in self._network_state())
+            events, offsets = _pack_raster(np.asarray(raster, dtype=bool))
+            self.start_sample()
             self.flags = 0
-            before = self.dropped_events
             self.dropped_events = 0
-            counts.append(self.run_sample(raster, None, learn=False, count_from=count_from))
-            flags.append(self.flags)
-            dropped.append(self.dropped_events)
-            self.dropped_events = before
-        return starts, counts, flags, dropped
+            counts, spikes, spike_offsets = self._run(events, offsets, count_from=count_from)
+            runs.append((start, counts, self.flags, self.dropped_events, spikes,
+                         spike_offsets, offsets.size - 1))
+        return runs
 
     def run_samples(self, rasters, *, count_from: int | None = None,
                     workers: int | None = None) -> np.ndarray:
@@ -334,14 +339,14 @@ class FastErbpCore(FastCore):
 
         The neurons are not reset between samples, so a sample's start state is known only
         once the samples before it have run. The samples are cut into one range per core;
-        the first range runs on this core, the others speculatively, each on a copy that
-        starts from this core's current state. Then, in order, the true state at the start
-        of each speculative sample is compared with the one the copy started from: from the
-        first sample where they are equal, the copy computed exactly the true trajectory
-        (the same state, inputs and weights give the same integers) and its results are
-        taken; before it, the samples are run again from the true state. With learning off
-        the transient of a sample's start state dies out within the sample on the digits
-        networks, so the second sample of a range already agrees.
+        the first range runs on this model, the others speculatively, each on a copy that
+        starts from this model's current state. Then, in order, the true membranes and
+        refractory counters at the start of each speculative sample are compared with the
+        copy's: from the first sample where they are equal, the copy computed the true
+        spikes and counts (with learning off nothing else acts on them), and the error and
+        dendrite states are brought along by replaying steps 4 and 5 of the tick on the
+        recorded prediction spikes; before it, the samples are run again. On the trained
+        digits network the copies agree from their second sample on.
 
         Returns
         -------
@@ -368,25 +373,39 @@ class FastErbpCore(FastCore):
                 results[k] = self.run_sample(rasters[k], None, learn=False,
                                              count_from=count_from)
             speculations = [future.result() for future in futures]
-        for clone, (starts, counts, flags, dropped), first, stop in zip(
-                clones, speculations, bounds[1:-1], bounds[2:]):
+        # the flags that steps 4 and 5 raise: from the replay, not from the copy
+        network_flags = ~(kernel.F_DENDRITE | kernel.F_ERROR)
+        for clone, runs, first, stop in zip(clones, speculations, bounds[1:-1], bounds[2:]):
             for k in range(first, stop):
-                index = k - first
-                if all(np.array_equal(a, b) for a, b in zip(self._state(), starts[index])):
-                    # The clone's trajectory is the true one from sample k on.
-                    self._taken += stop - k
-                    for j in range(index, stop - first):
-                        results[first + j] = counts[j]
-                        self.flags = self.flags | flags[j]
-                        self.dropped_events = min(kernel.COUNTER_MAX,
-                                                  self.dropped_events + dropped[j])
-                    for mine, theirs in zip(self._state(), clone._state()):
-                        mine[...] = theirs
-                    self._error_spikes[...] = clone._error_spikes
-                    ticks = sum(len(r) for r in rasters[k:stop])
-                    self.tick_count = min(kernel.COUNTER_MAX, self.tick_count + ticks)
-                    self.sample_tick = clone.sample_tick
+                if all(np.array_equal(a, b)
+                       for a, b in zip(self._network_state(), runs[k - first][0])):
+                    self._take(clone, runs[k - first:], results, k, network_flags)
                     break
                 results[k] = self.run_sample(rasters[k], None, learn=False,
                                              count_from=count_from)
         return np.array(results, dtype=np.int64).reshape(n, -1)
+
+    def _take(self, clone, runs, results, first, network_flags) -> None:
+        """Take the copy's runs from sample ``first`` on: its counts, membranes and
+        refractory counters; replay the error and dendrite steps on this model's state."""
+        flags = self.flags
+        ticks = 0
+        dropped = self.dropped_events
+        for k, (_, counts, run_flags, run_dropped, spikes, spike_offsets,
+                n_ticks) in enumerate(runs):
+            results[first + k] = counts
+            flags |= run_flags & network_flags
+            dropped = min(kernel.COUNTER_MAX, dropped + run_dropped)
+            flags |= kernel.replay_error_and_dendrites(
+                self._constants, self._layers, self._n_off, self._f_off, self._dendrite.flat,
+                self._error_state, self._feedback.flat, spikes, spike_offsets, n_ticks,
+                self._error_spikes)
+            ticks += n_ticks
+        self.flags = flags
+        self.dropped_events = dropped
+        self._membrane.flat[...] = clone._membrane.flat
+        self._refractory.flat[...] = clone._refractory.flat
+        # registers as the samples leave them (learning off: the tick counter draws nothing)
+        self.tick_count = min(kernel.COUNTER_MAX, self.tick_count + ticks)
+        self.sample_tick = clone.sample_tick
+        self._taken += len(runs)
