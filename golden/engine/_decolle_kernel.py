@@ -120,13 +120,15 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
     # a. readout error (below the top layer) and b. quantized, gated error
     top = layer == n_layers - 1
     if not top:
+        # the readout matrix of the layer, (n_post, n_out); the sums have no saturation
+        # before their end, so they add the rows of the spiking neurons
+        G_layer = G[g_base:g_base + n_post * n_out].reshape((n_post, n_out))
+        _readout_totals(G_layer, S[n_base:n_base + n_post],
+                        g[layer * n_out:(layer + 1) * n_out], readout)
         for k in range(n_out):
-            total = g[layer * n_out + k]
-            for i in range(n_post):
-                if S[n_base + i]:
-                    total += G[g_base + i * n_out + k]
-            total, flags = clamp_flag(total, m_low, m_high, flags, F_MEMBRANE)
+            total, flags = clamp_flag(readout[k], m_low, m_high, flags, F_MEMBRANE)
             readout[k] = min(max(total - (target[k] << ub), -(1 << ub)), 1 << ub)
+        _feedback_errors(G_layer, readout, error_dense)
     shift = error_shifts[layer]
     half = (1 << (shift - 1)) if shift else 0
     limit = C[C_ERROR_LIMIT]
@@ -136,9 +138,7 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
         if top:
             error = ((1 if S[n_base + i] else 0) - target[i]) << ub
         else:
-            error = 0
-            for k in range(n_out):
-                error += readout[k] * G[g_base + i * n_out + k]
+            error = error_dense[i]
         quantized = min(max((error + half) >> shift, -limit), limit)
         membrane = U[n_base + i]
         if not -window < membrane <= window:
@@ -251,6 +251,28 @@ def _refractory(r, spikes, weight, r_shifts, gap):
     for k in r_shifts:
         for i in range(n):
             r[i] += gap[i] >> k
+
+
+@njit(cache=True, nogil=True)
+def _readout_totals(G_layer, spikes, g, totals):
+    """``totals[k] = g[k] + sum of G_layer[i, k] over the spiking neurons i`` (unclamped)."""
+    n_out = totals.size
+    for k in range(n_out):
+        totals[k] = g[k]
+    for i in range(spikes.size):
+        if spikes[i]:
+            for k in range(n_out):
+                totals[k] += G_layer[i, k]
+
+
+@njit(cache=True, nogil=True)
+def _feedback_errors(G_layer, readout, errors):
+    """``errors[i] = sum over k of readout[k] * G_layer[i, k]``."""
+    for i in range(G_layer.shape[0]):
+        error = 0
+        for k in range(readout.size):
+            error += readout[k] * G_layer[i, k]
+        errors[i] = error
 
 
 # The row loops are functions of their own: inside the large kernels LLVM keeps them
