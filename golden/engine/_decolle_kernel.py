@@ -225,8 +225,8 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
     return flags
 
 
-# The decay of the specification (x + sum of gap >> shift), one shift at a time over a layer (integer sums: the order is free), so that
-# each pass is a SIMD loop.
+# The decay of the specification (x + sum of gap >> shift), one shift at a time over a
+# layer (integer sums: the order is free), so that each pass is a SIMD loop.
 @njit(cache=True, nogil=True)
 def _traces(q, p, inputs, one, q_shifts, p_shifts, gap_q, gap_p):
     """Step 1 on a layer's input traces (P follows the old Q)."""
