@@ -46,6 +46,11 @@ def _progress(iterable, enabled: bool, **options):
     return tqdm(iterable, **options)
 
 
+#: Test samples drawn and evaluated at a time by the fast engine (bounds the rasters held:
+#: 100 MNIST samples of 800 ticks are 63 MB).
+_EVALUATION_CHUNK = 100
+
+
 def evaluate(model, samples, *, seed: int, progress: bool = False, desc: str = "test",
              stream: int = 0) -> float:
     """Return the accuracy of ``model`` on ``samples`` with learning off.
@@ -56,6 +61,18 @@ def evaluate(model, samples, *, seed: int, progress: bool = False, desc: str = "
     params = model.params
     rng = np.random.default_rng([seed, stream])
     correct = 0
+    if hasattr(model, "run_samples"):
+        # The fast engine spreads a chunk of samples over the CPU cores, with the results
+        # of running them one after the other (FastErbpCore.run_samples).
+        chunk = _EVALUATION_CHUNK
+        bar = _progress(range(0, len(samples), chunk), progress, desc=desc, leave=False)
+        for start in bar:
+            indices = range(start, min(start + chunk, len(samples)))
+            rasters = [samples.raster(index, params.test_ticks_per_sample, params.input_rate,
+                                      rng) for index in indices]
+            for index, counts in zip(indices, model.run_samples(rasters)):
+                correct += int(np.argmax(counts) == samples.labels[index])
+        return correct / max(1, len(samples))
     for index in _progress(range(len(samples)), progress, total=len(samples), desc=desc, leave=False):
         raster = samples.raster(index, params.test_ticks_per_sample, params.input_rate, rng)
         counts = model.run_sample(raster, None, learn=False)

@@ -129,6 +129,29 @@ def test_erbp_tick_by_tick(block):
     assert weight_limits == {"low", "high"}
 
 
+@pytest.mark.parametrize("row_draws", ["always", "never"])
+def test_erbp_row_draw_paths(row_draws):
+    """The two ways the kernel draws a delivered row (the whole row in one SIMD pass, or
+    only the learning neurons' synapses), each forced on 40 random sessions: both are the
+    specification, whatever share of a row learns."""
+    from plasticore.golden.engine import _lif_kernel as kernel
+    mode = {"always": kernel.ROW_DRAWS_ALWAYS, "never": kernel.ROW_DRAWS_NEVER}[row_draws]
+    changed = 0
+    for seed in range(1000, 1040):
+        config, weights, session = erbp_case(seed)
+        initial = [np.array(w) for w in weights]
+        spec = GoldenErbpCore(config, weights)
+        fast = erbp_core(config, weights, engine="fast")
+        fast._constants[kernel.C_ROW_DRAWS] = mode
+        for tick, (writes, events) in enumerate(session):
+            apply_erbp_writes(spec, writes)
+            apply_erbp_writes(fast, writes)
+            assert_same_spikes(fast.tick(events), spec.tick(events), f"seed {seed} tick {tick}")
+            assert_same_state(fast, spec, f"seed {seed} tick {tick}")
+        changed += sum(int((w != w0).sum()) for w, w0 in zip(spec.weights, initial))
+    assert changed > 100        # the sessions learn: the draws decide many updates
+
+
 @pytest.mark.parametrize("block", range(2))
 def test_inference_tick_by_tick(block):
     """75 random inference cores per block, every state compared every tick."""
@@ -266,9 +289,100 @@ def test_decolle_samples_and_parallel_batches():
     assert_same_decolle(fast, spec, "after the batch")
 
 
+def test_decolle_silent_rows_and_weights_out_of_range():
+    """A row whose input never spikes (trace 0) cannot change, so the engine skips it, but
+    only while every weight is in range: a weight written out of range through the views
+    is clamped by the update, with the weight flag, exactly as the specification does."""
+    from plasticore.golden.decolle import FLAG_WEIGHT_SATURATED, GoldenDecolle
+    config = load_config("examples/decolle-digits.toml")
+    rng = np.random.default_rng(4)
+    raster = rng.random((config.learning.ticks_per_sample, config.n_inputs)) < 0.3
+    raster[:, :8] = False                        # inputs 0 to 7 never spike: silent rows
+    for out_of_range in (False, True):
+        spec, fast = GoldenDecolle(config), decolle_model(config, engine="fast")
+        if out_of_range:
+            high = config.weight_range[1]
+            for model in (spec, fast):
+                model.weights[0][3, :] = high + 7    # a silent row, beyond the limit
+        for label in range(2):
+            for a, b in zip(fast.run_sample(raster, label, learn=True),
+                            spec.run_sample(raster, label, learn=True)):
+                assert np.array_equal(a, b)
+        assert_same_decolle(fast, spec, f"out of range: {out_of_range}")
+        assert bool(spec.flags & FLAG_WEIGHT_SATURATED) == out_of_range
+        if out_of_range:
+            assert (spec.weights[0][3] == high).any()   # the update clamped the silent row
+
+
+def _erbp_state(model) -> list:
+    return ([np.concatenate(model.membrane), np.concatenate(model.refractory),
+             np.concatenate(model.dendrite), model.error_state.copy(),
+             model.last_error_spikes.copy()]
+            + [getattr(model, name) for name in ("tick_count", "sample_tick", "flags",
+                                                  "dropped_events", "learning_enabled")])
+
+
+def _same_as_one_after_the_other(config, weights, rasters, workers, warm_up=None):
+    """run_samples on ``workers`` cores against a loop of run_sample: the same counts,
+    final state and registers. Returns how many samples the speculation got right."""
+    sequential = erbp_core(config, weights, engine="fast")
+    parallel = erbp_core(config, weights, engine="fast")
+    for model in (sequential, parallel):
+        model.flags = 0b10000                   # a flag raised before stays raised
+        if warm_up is not None:
+            labels = np.zeros((len(warm_up), config.layers[-1]), dtype=bool)
+            labels[::5, -1] = True
+            model.run_sample(warm_up, labels, learn=True)
+    want = [sequential.run_sample(r, None, learn=False) for r in rasters]
+    have = parallel.run_samples(rasters, workers=workers)
+    assert np.array_equal(have, np.array(want).reshape(len(rasters), -1))
+    for a, b in zip(_erbp_state(parallel), _erbp_state(sequential)):
+        assert np.array_equal(a, b)
+    return parallel._taken
+
+
+def test_erbp_parallel_evaluation_is_the_sequential_one():
+    """eRBP does not reset its neurons between samples, so evaluation in parallel must give
+    what running the samples one after the other gives: on the digits network (long test
+    samples: the speculative ranges agree after their first sample) and on random cores
+    with samples of 1 to 80 ticks (start states that differ: samples are run again)."""
+    from plasticore.datasets import as_split, load_digits_split
+    config = load_config("examples/erbp-digits.toml")
+    split = as_split(load_digits_split()).test
+    rng = np.random.default_rng(0)
+    params = config.learning
+    rasters = [split.raster(k, params.test_ticks_per_sample, params.input_rate, rng)
+               for k in range(9)]
+    for workers in (2, 3):
+        # all but the first sample of each speculative range are taken
+        speculative = 9 - 9 // workers
+        assert (_same_as_one_after_the_other(config, None, rasters, workers)
+                == speculative - (workers - 1))
+    # After learning, the error and dendrite states keep their history (only the
+    # membranes agree): they are replayed from the recorded spikes.
+    train = as_split(load_digits_split()).train
+    warm_up = np.concatenate([train.raster(k, params.ticks_per_sample, params.input_rate, rng)
+                              for k in range(12)])
+    assert _same_as_one_after_the_other(config, None, rasters, 2, warm_up) > 0
+    taken = run_again = 0
+    for seed in range(30):
+        config, weights, _ = erbp_case(seed)
+        rng = np.random.default_rng(seed)
+        activity = rng.uniform(0.2, 0.9)
+        rasters = [rng.random((int(rng.integers(1, 80)), config.n_inputs)) < activity
+                   for _ in range(int(rng.integers(1, 12)))]
+        warm_up = rng.random((20, config.n_inputs)) < activity
+        workers = int(rng.integers(2, 5))
+        count = _same_as_one_after_the_other(config, weights, rasters, workers, warm_up)
+        taken += count
+        run_again += len(rasters) - len(rasters) // workers - count
+    assert taken > 0 and run_again > 0      # both ways of ending a speculation are tested
+
+
 def test_compiled_threefry_is_the_reference():
-    """The engine's Threefry-2x32 against plasticore.golden.prng, for every round count."""
-    from plasticore.golden.engine._threefry import threefry_words
+    """The engine's Threefry-2x32 against plasticore.golden.prng, for every round count, on
+    arbitrary counters and on a row of consecutive ones."""
+    from plasticore.golden.engine._threefry import threefry_row, threefry_words
     from plasticore.golden.prng import threefry2x32
     rng = np.random.default_rng(5)
     counters = rng.integers(-(1 << 40), 1 << 40, size=301)
@@ -278,6 +392,13 @@ def test_compiled_threefry_is_the_reference():
         threefry_words(key0, key1, counter0, counters, counters.size, rounds, word0, word1)
         want0, want1 = threefry2x32(key0, key1, counter0, counters, rounds)
         assert np.array_equal(word0, want0) and np.array_equal(word1, want1), rounds
+        # a row of consecutive counters, crossing 2**32 (the counter wraps)
+        count = int(rng.integers(1, 301))
+        first = (1 << 32) - int(rng.integers(0, 2 * count))
+        threefry_row(key0, key1, counter0, first, count, rounds, word0, word1)
+        want0, want1 = threefry2x32(key0, key1, counter0, first + np.arange(count), rounds)
+        assert np.array_equal(word0[:count], want0), rounds
+        assert np.array_equal(word1[:count], want1), rounds
 
 
 @pytest.mark.parametrize("example", ["examples/erbp-digits.toml", "examples/decolle-digits.toml"])

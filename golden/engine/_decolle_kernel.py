@@ -16,17 +16,12 @@ from ._threefry import clamp_flag, threefry_words
 
 (C_TRACE_BITS, C_UNIT_BITS, C_REFRACTORY_WEIGHT, C_WINDOW, C_ERROR_LIMIT, C_LEARN_BIAS,
  C_STOCHASTIC, C_ROUNDS, C_SEED, C_STREAM, C_M_LOW, C_M_HIGH, C_W_LOW, C_W_HIGH,
- C_SIZE) = range(15)
+ C_WEIGHTS_IN_RANGE, C_SIZE) = range(16)
+# C_WEIGHTS_IN_RANGE: the caller checked that every weight lies in [w_low, w_high] (as the
+# model keeps them); then a row whose trace is 0 is skipped, as it cannot change (see _learn).
 
 F_MEMBRANE = 1 << 0
 F_WEIGHT = 1 << 1
-
-
-@njit(cache=True, nogil=True)
-def _decay(x, gap, shifts):
-    for k in shifts:
-        x += gap >> k
-    return x
 
 
 @njit(cache=True, nogil=True)
@@ -46,6 +41,8 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
     acc = np.empty(widest, dtype=np.float64)
     inputs = np.empty(widest, dtype=np.bool_)
     error_q = np.empty(widest, dtype=np.int64)
+    gap_q = np.empty(widest, dtype=np.int64)
+    gap_p = np.empty(widest, dtype=np.int64)
     error_dense = np.empty(widest, dtype=np.int64)
     columns = np.empty(widest, dtype=np.int64)
     readout = np.empty(n_out, dtype=np.int64)
@@ -68,32 +65,30 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
         g_base = 0
         for layer in range(n_layers):
             n_pre, n_post = layers[layer], layers[layer + 1]
+            # The layer's views, indexed from 0 by range variables: the loops compile to
+            # SIMD code (Numba's wraparound check on an index like base + i would not).
+            q_of, p_of = Q[q_base:q_base + n_pre], P[q_base:q_base + n_pre]
+            r_of, s_of = R[n_base:n_base + n_post], S[n_base:n_base + n_post]
+            u_of, b_of = U[n_base:n_base + n_post], B[n_base:n_base + n_post]
             # 1. traces (P follows the old Q)
-            for j in range(n_pre):
-                q_old = Q[q_base + j]
-                gap = ((1 << tb) if inputs[j] else 0) - q_old
-                Q[q_base + j] = _decay(q_old, gap, q_shifts)
-                P[q_base + j] = _decay(P[q_base + j], q_old - P[q_base + j], p_shifts)
+            _traces(q_of, p_of, inputs, 1 << tb, q_shifts, p_shifts, gap_q, gap_p)
             # 2. refractory, from the neuron's spike of the previous tick
-            for i in range(n_post):
-                kick = -C[C_REFRACTORY_WEIGHT] if S[n_base + i] else 0
-                R[n_base + i] = _decay(R[n_base + i], kick - R[n_base + i], r_shifts)
+            _refractory(r_of, s_of, C[C_REFRACTORY_WEIGHT], r_shifts, gap_q)
             # 3. membrane: the exact dot product, shifted, then clamped
             # In float64, as the NumPy model does: every partial sum is an integer below
             # 2**53 (the constructor checks the bound), so the sum is exact in any order.
             for i in range(n_post):
                 acc[i] = 0.0
             for j in range(n_pre):
-                trace = P[q_base + j]
+                trace = p_of[j]
                 if trace != 0:
                     row = w_base + j * n_post
-                    for i in range(n_post):
-                        acc[i] += trace * W_float[row + i]
+                    _axpy(acc, float(trace), W_float[row:row + n_post])
             for i in range(n_post):
-                value, flags = clamp_flag((np.int64(acc[i]) >> tb) + B[n_base + i] + R[n_base + i],
-                                      m_low, m_high, flags, F_MEMBRANE)
-                U[n_base + i] = value
-                S[n_base + i] = value > 0      # 4. spike
+                value, flags = clamp_flag((np.int64(acc[i]) >> tb) + b_of[i] + r_of[i],
+                                          m_low, m_high, flags, F_MEMBRANE)
+                u_of[i] = value
+                s_of[i] = value > 0      # 4. spike
             # 5. learning
             if learn[t]:
                 flags = _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts,
@@ -102,10 +97,10 @@ def run_sample(C, layers, q_shifts, p_shifts, r_shifts, error_shifts, lr_shifts,
                                word0, word1, draws, flags)
             if layer == n_layers - 1 and t >= count_from:
                 for i in range(n_post):
-                    counts[i] += S[n_base + i]
-                    sums[i] += U[n_base + i]
+                    counts[i] += s_of[i]
+                    sums[i] += u_of[i]
             for i in range(n_post):
-                inputs[i] = S[n_base + i]
+                inputs[i] = s_of[i]
             q_base += n_pre
             n_base += n_post
             w_base += n_pre * n_post
@@ -125,13 +120,15 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
     # a. readout error (below the top layer) and b. quantized, gated error
     top = layer == n_layers - 1
     if not top:
+        # the readout matrix of the layer, (n_post, n_out); the sums have no saturation
+        # before their end, so they add the rows of the spiking neurons
+        G_layer = G[g_base:g_base + n_post * n_out].reshape((n_post, n_out))
+        _readout_totals(G_layer, S[n_base:n_base + n_post],
+                        g[layer * n_out:(layer + 1) * n_out], readout)
         for k in range(n_out):
-            total = g[layer * n_out + k]
-            for i in range(n_post):
-                if S[n_base + i]:
-                    total += G[g_base + i * n_out + k]
-            total, flags = clamp_flag(total, m_low, m_high, flags, F_MEMBRANE)
+            total, flags = clamp_flag(readout[k], m_low, m_high, flags, F_MEMBRANE)
             readout[k] = min(max(total - (target[k] << ub), -(1 << ub)), 1 << ub)
+        _feedback_errors(G_layer, readout, error_dense)
     shift = error_shifts[layer]
     half = (1 << (shift - 1)) if shift else 0
     limit = C[C_ERROR_LIMIT]
@@ -141,9 +138,7 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
         if top:
             error = ((1 if S[n_base + i] else 0) - target[i]) << ub
         else:
-            error = 0
-            for k in range(n_out):
-                error += readout[k] * G[g_base + i * n_out + k]
+            error = error_dense[i]
         quantized = min(max((error + half) >> shift, -limit), limit)
         membrane = U[n_base + i]
         if not -window < membrane <= window:
@@ -193,41 +188,121 @@ def _learn(C, layer, n_layers, n_pre, n_post, n_out, tb, ub, error_shifts, lr_sh
                     draws[position] = (word >> (16 * (field & 1))) & 0xFFFF
     drop = 16 - lr
     clamped = False
+    skip_silent = C[C_WEIGHTS_IN_RANGE] != 0
     for j in range(rows):
         bias_row = j == n_pre
         trace = (1 << tb) if bias_row else P[q_base + j]
+        # With a zero trace the change is (draw >> (16 - lr)) >> lr = 0 for every column,
+        # and a weight within its range is written back unchanged: nothing to do.
+        if trace == 0 and skip_silent:
+            continue
         row = n_base if bias_row else w_base + j * n_post
-        store = B if bias_row else W
+        # views of the row (see run_sample: SIMD loops)
+        store = B[row:row + n_post] if bias_row else W[row:row + n_post]
+        store_float = W_float[row:row + n_post]
         if whole_rows:
             # Every column, without gathers (vectorized): a zero error leaves a weight as it
             # is, since (draw >> (16 - lr)) >> lr is 0 for a 16-bit draw.
             first = syn_base - 4 * first_block + j * n_post
-            for i in range(n_post):
-                x = -trace * error_dense[i]
-                if rounding:
-                    x += draws[first + i] >> drop
-                raw = store[row + i] + (x >> lr)
-                value = min(max(raw, w_low), w_high)
-                clamped |= value != raw
-                store[row + i] = value
+            clamped |= _update_row(store, trace, error_dense, draws[first:first + n_post],
+                                   rounding, drop, lr, w_low, w_high)
             if not bias_row:
-                for i in range(n_post):
-                    W_float[row + i] = W[row + i]
+                _copy_float(store_float, store)
             continue
         for c in range(n_columns):
             i = columns[c]
             x = -trace * error_q[c]
             if rounding:
                 x += draws[j * n_columns + c] >> drop
-            raw = store[row + i] + (x >> lr)
+            raw = store[i] + (x >> lr)
             value = min(max(raw, w_low), w_high)
             clamped |= value != raw
-            store[row + i] = value
+            store[i] = value
             if not bias_row:
-                W_float[row + i] = value
+                store_float[i] = value
     if clamped:
         flags |= F_WEIGHT
     return flags
+
+
+# The decay of the specification (x + sum of gap >> shift), one shift at a time over a
+# layer (integer sums: the order is free), so that each pass is a SIMD loop.
+@njit(cache=True, nogil=True)
+def _traces(q, p, inputs, one, q_shifts, p_shifts, gap_q, gap_p):
+    """Step 1 on a layer's input traces (P follows the old Q)."""
+    n = q.size
+    for j in range(n):
+        gap_q[j] = (one if inputs[j] else 0) - q[j]
+        gap_p[j] = q[j] - p[j]
+    for k in q_shifts:
+        for j in range(n):
+            q[j] += gap_q[j] >> k
+    for k in p_shifts:
+        for j in range(n):
+            p[j] += gap_p[j] >> k
+
+
+@njit(cache=True, nogil=True)
+def _refractory(r, spikes, weight, r_shifts, gap):
+    """Step 2 on a layer's refractory states, from its spikes of the previous tick."""
+    n = r.size
+    for i in range(n):
+        gap[i] = (-weight if spikes[i] else 0) - r[i]
+    for k in r_shifts:
+        for i in range(n):
+            r[i] += gap[i] >> k
+
+
+@njit(cache=True, nogil=True)
+def _readout_totals(G_layer, spikes, g, totals):
+    """``totals[k] = g[k] + sum of G_layer[i, k] over the spiking neurons i`` (unclamped)."""
+    n_out = totals.size
+    for k in range(n_out):
+        totals[k] = g[k]
+    for i in range(spikes.size):
+        if spikes[i]:
+            for k in range(n_out):
+                totals[k] += G_layer[i, k]
+
+
+@njit(cache=True, nogil=True)
+def _feedback_errors(G_layer, readout, errors):
+    """``errors[i] = sum over k of readout[k] * G_layer[i, k]``."""
+    for i in range(G_layer.shape[0]):
+        error = 0
+        for k in range(readout.size):
+            error += readout[k] * G_layer[i, k]
+        errors[i] = error
+
+
+# The row loops are functions of their own: inside the large kernels LLVM keeps them
+# scalar; alone, each compiles to one SIMD loop.
+@njit(cache=True, nogil=True)
+def _axpy(acc, trace, weights):
+    """``acc += trace * weights`` (exact: integers below 2**53)."""
+    for i in range(weights.size):
+        acc[i] += trace * weights[i]
+
+
+@njit(cache=True, nogil=True)
+def _update_row(store, trace, error, draws, rounding, drop, lr, w_low, w_high):
+    """Step 5c on a whole row (``store``, a view): return whether a weight saturated."""
+    clamped = False
+    for i in range(store.size):
+        x = -trace * error[i]
+        if rounding:
+            x += draws[i] >> drop
+        raw = store[i] + (x >> lr)
+        value = min(max(raw, w_low), w_high)
+        clamped |= value != raw
+        store[i] = value
+    return clamped
+
+
+@njit(cache=True, nogil=True)
+def _copy_float(target, source):
+    for i in range(source.size):
+        target[i] = source[i]
 
 
 @njit(cache=True, nogil=True)

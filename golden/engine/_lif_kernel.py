@@ -11,12 +11,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._threefry import clamp_flag, threefry_words
+from ._threefry import clamp_flag, threefry_row, threefry_words
 
 # Indices of the constant vector (see ``lif_constants`` in lif.py).
 (C_ERBP, C_GAIN, C_LEAK, C_THRESHOLD, C_RESET_ZERO, C_REFRACTORY, C_M_LOW, C_M_HIGH,
  C_W_LOW, C_W_HIGH, C_GATE_LOW, C_GATE_HIGH, C_SEED, C_ROUNDS, C_ERROR_THRESHOLD,
- C_ERROR_WEIGHT, C_DENDRITE_SHIFT, C_COUNTERS_SATURATE, C_SIZE) = range(19)
+ C_ERROR_WEIGHT, C_DENDRITE_SHIFT, C_COUNTERS_SATURATE, C_ROW_DRAWS, C_SIZE) = range(20)
+# C_ROW_DRAWS: when a delivered row's draws are computed for the whole row (see run_ticks).
+ROW_DRAWS_AUTO, ROW_DRAWS_ALWAYS, ROW_DRAWS_NEVER = 0, 1, 2
 # Indices of the register vector.
 (R_TICK, R_SAMPLE_TICK, R_DROPPED, R_FLAGS, R_LEARNING, R_BURN_IN, R_SHIFT, R_SIZE) = range(8)
 
@@ -59,6 +61,11 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
     active_step = np.empty(total, dtype=np.int64)
     active_frac = np.empty(total, dtype=np.int64)
     n_active = np.zeros(n_layers, dtype=np.int64)
+    # The same signals per neuron (zero step and fraction where the weights keep still),
+    # for rows where most neurons learn: one SIMD pass then draws and updates the whole row.
+    row_step = np.zeros(total, dtype=np.int64)
+    row_frac = np.zeros(total, dtype=np.int64)
+    row_learns = np.zeros(total, dtype=np.bool_)
     counters = np.empty(widest, dtype=np.int64)
     word0 = np.empty(widest, dtype=np.uint32)
     word1 = np.empty(widest, dtype=np.uint32)
@@ -92,6 +99,9 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
                 count = 0
                 for i in range(layers[layer + 1]):
                     v = V[base + i]
+                    row_step[base + i] = 0
+                    row_frac[base + i] = 0
+                    row_learns[base + i] = False
                     if gate_low < v < gate_high:
                         u = U[base + i]
                         step = u >> shift
@@ -100,6 +110,9 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
                             active[base + count] = i
                             active_step[base + count] = step
                             active_frac[base + count] = frac
+                            row_step[base + i] = step
+                            row_frac[base + i] = frac
+                            row_learns[base + i] = True
                             count += 1
                 n_active[layer] = count
         flags = regs[R_FLAGS]
@@ -114,13 +127,32 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
                 acc[i] = 0
             clamped = 0
             count = n_active[layer] if learning else 0
+            # Draw the whole row when at least half its neurons learn: computing a draw
+            # nobody uses changes nothing (a draw depends only on tick and synapse).
+            # (C_ROW_DRAWS forces either way, for the tests of both paths.)
+            row_draws = C[C_ROW_DRAWS]
+            dense = row_draws == ROW_DRAWS_ALWAYS or (row_draws == ROW_DRAWS_AUTO
+                                                      and 2 * count >= n_post)
+            # Row and layer views: indexed from 0 by a range variable, the loops below
+            # compile to SIMD code (an index like ``row + i`` could be negative, and
+            # Numba's wraparound check for it keeps a loop scalar).
+            step_of = row_step[base:base + n_post]
+            frac_of = row_frac[base:base + n_post]
+            learns_of = row_learns[base:base + n_post]
             for p in range(n_pre):
                 row = w_base + presynaptic[p] * n_post
-                for i in range(n_post):
-                    raw = acc[i] + (W[row + i] << gain)
-                    value = min(max(raw, m_low), m_high)
-                    clamped |= raw != value
-                    acc[i] = value
+                weights = W[row:row + n_post]
+                if count and dense:
+                    threefry_row(C[C_SEED], 0, regs[R_TICK], row, n_post, C[C_ROUNDS],
+                                 word0, word1)
+                    accumulator_clamped, weight_clamped = _deliver_and_learn(
+                        weights, acc, step_of, frac_of, learns_of, word0, mask, gain,
+                        m_low, m_high, w_low, w_high)
+                    clamped |= accumulator_clamped
+                    if weight_clamped:
+                        flags |= F_WEIGHT
+                    continue
+                clamped |= _deliver(weights, acc, gain, m_low, m_high)
                 if count:
                     for k in range(count):
                         counters[k] = row + active[base + k]
@@ -128,27 +160,28 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
                                    word0, word1)
                     for k in range(count):
                         i = active[base + k]
-                        W[row + i], flags = clamp_flag(
-                            W[row + i] + active_step[base + k]
+                        weights[i], flags = clamp_flag(
+                            weights[i] + active_step[base + k]
                             + ((np.int64(word0[k]) & mask) < active_frac[base + k]),
                             w_low, w_high, flags, F_WEIGHT)
             if clamped:
                 flags |= F_ACCUMULATOR
             n_spikes = 0
+            membrane = V[base:base + n_post]
+            hold = REF[base:base + n_post]
             for i in range(n_post):
-                g = base + i
-                if REF[g] > 0:
-                    REF[g] -= 1
+                if hold[i] > 0:
+                    hold[i] -= 1
                     continue
-                v = V[g]
+                v = membrane[i]
                 raw = v - (v >> leak_shift) + acc[i] if leak_shift else v + acc[i]
                 raw, flags = clamp_flag(raw, m_low, m_high, flags, F_MEMBRANE)
                 if raw >= threshold:
                     spiked[n_spikes] = i
                     n_spikes += 1
                     raw = 0 if reset_zero else raw - threshold
-                    REF[g] = refractory
-                V[g] = raw
+                    hold[i] = refractory
+                membrane[i] = raw
             if record:
                 for k in range(n_spikes):
                     out_spikes[position + k] = spiked[k]
@@ -169,6 +202,43 @@ def run_ticks(C, layers, n_off, f_off, W, V, REF, U, E, F, regs, events, ev_off,
             regs[R_SAMPLE_TICK] = min(COUNTER_MAX, regs[R_SAMPLE_TICK] + 1)
         else:
             regs[R_TICK] += 1
+
+
+# The two row loops are functions of their own: inside the large run_ticks, LLVM keeps
+# them scalar; alone, each compiles to one SIMD loop.
+@njit(cache=True, nogil=True)
+def _deliver(weights, acc, gain, m_low, m_high):
+    """Add a row's weights (shifted by ``gain``) to the accumulators, saturating in arrival
+    order; return whether one saturated."""
+    clamped = False
+    for i in range(weights.size):
+        raw = acc[i] + (weights[i] << gain)
+        value = min(max(raw, m_low), m_high)
+        clamped |= raw != value
+        acc[i] = value
+    return clamped
+
+
+@njit(cache=True, nogil=True)
+def _deliver_and_learn(weights, acc, step, frac, learns, word0, mask, gain, m_low, m_high,
+                       w_low, w_high):
+    """:func:`_deliver`, then each learning synapse's update with its rounding draw
+    (``word0``, the row's draws); return whether an accumulator and whether a weight
+    saturated."""
+    clamped = False
+    weight_clamped = False
+    for i in range(weights.size):
+        w = weights[i]
+        raw = acc[i] + (w << gain)
+        value = min(max(raw, m_low), m_high)
+        clamped |= raw != value
+        acc[i] = value
+        # delivery reads the weight before this event's update
+        raw = w + step[i] + ((np.int64(word0[i]) & mask) < frac[i])
+        value = min(max(raw, w_low), w_high)
+        weight_clamped |= learns[i] & (raw != value)
+        weights[i] = value if learns[i] else w
+    return clamped, weight_clamped
 
 
 @njit(cache=True, nogil=True)
@@ -221,17 +291,45 @@ def _error_and_dendrites(C, layers, n_off, f_off, U, E, F, label_count, predicte
                 for k in range(n_out):
                     if error_spikes[sign, k]:
                         row = f_base + k * n_post
+                        feedback = F[row:row + n_post]     # a view: SIMD (see run_ticks)
                         for i in range(n_post):
-                            raw = fb[i] + F[row + i] if sign == 0 else fb[i] - F[row + i]
+                            raw = fb[i] + feedback[i] if sign == 0 else fb[i] - feedback[i]
                             value = min(max(raw, m_low), m_high)
                             clamped |= raw != value
                             fb[i] = value
             if clamped:
                 flags |= F_DENDRITE
+        dendrite = U[base:base + n_post]
         for i in range(n_post):
-            u = U[base + i]
+            u = dendrite[i]
             leak = u >> shift
             if u > 0 and leak == 0:
                 leak = 1
-            U[base + i], flags = clamp_flag(u - leak + fb[i], m_low, m_high, flags, F_DENDRITE)
+            dendrite[i], flags = clamp_flag(u - leak + fb[i], m_low, m_high, flags, F_DENDRITE)
+    return flags
+
+
+@njit(cache=True, nogil=True)
+def replay_error_and_dendrites(C, layers, n_off, f_off, U, E, F, spikes, spike_offsets,
+                               n_ticks, error_spikes):
+    """Steps 4 and 5 of ``n_ticks`` ticks without labels, from the prediction layer's spikes
+    recorded by :func:`run_ticks` (``spikes``, ``spike_offsets``); return the flags raised.
+
+    With learning off these steps do not act on the membranes: a recorded run gives the
+    error and dendrite states of any start, without running the network again.
+    """
+    n_layers = layers.size - 1
+    n_out = layers[n_layers]
+    label_count = np.zeros(n_out, dtype=np.int64)
+    predicted = np.zeros(n_out, dtype=np.int64)
+    fired = np.empty(n_out, dtype=np.int64)
+    fb = np.empty(max(1, layers.max()), dtype=np.int64)
+    flags = 0
+    for t in range(n_ticks):
+        start = spike_offsets[t * n_layers + n_layers - 1]
+        count = spike_offsets[t * n_layers + n_layers] - start
+        for k in range(count):
+            fired[k] = spikes[start + k]
+        flags = _error_and_dendrites(C, layers, n_off, f_off, U, E, F, label_count,
+                                     predicted, fired, count, error_spikes, fb, flags)
     return flags

@@ -49,28 +49,63 @@ def threefry_words(key0, key1, counter0, counters1, count, rounds, word0, word1)
     """Fill the uint32 arrays ``word0[:count]``, ``word1[:count]`` with Threefry-2x32 of
     key ``(key0, key1)`` and counters ``(counter0, counters1[k])``, all reduced modulo
     ``2**32``."""
+    k1 = np.uint32(key1 & MASK)
+    for k in range(count):
+        word1[k] = _add32(np.uint32(counters1[k] & MASK), k1)
+    _rounds(key0, key1, counter0, count, rounds, word0, word1)
+
+
+@njit(cache=True, nogil=True)
+def threefry_row(key0, key1, counter0, first, count, rounds, word0, word1):
+    """:func:`threefry_words` of the consecutive counters ``first, first + 1, ...``: the
+    draws of a row of synapses."""
+    start = np.uint32((first + key1) & MASK)
+    for k in range(count):
+        word1[k] = _add32(start, np.uint32(k))
+    _rounds(key0, key1, counter0, count, rounds, word0, word1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rounds(key0, key1, counter0, count, rounds, x0, x1):
+    """The rounds, on ``x1`` already holding counter 1 plus key 1; counter 0 is common."""
     k0 = key0 & MASK
     k1 = key1 & MASK
     keys = (k0, k1, k0 ^ k1 ^ PARITY)
-    x0, x1 = word0, word1
     start = np.uint32((counter0 + k0) & MASK)
-    key1_32 = np.uint32(k1)
     for k in range(count):
         x0[k] = start
-        x1[k] = _add32(np.uint32(counters1[k] & MASK), key1_32)
-    for round_index in range(rounds):
+    # Four rounds and their key injection per pass over the lanes, so that the words stay
+    # in registers for four rounds (the rotations are loop-invariant, so the loop is SIMD).
+    round_index = 0
+    while round_index + 4 <= rounds:
+        ra = ROTATIONS[round_index & 7]
+        rb = ROTATIONS[(round_index + 1) & 7]
+        rc = ROTATIONS[(round_index + 2) & 7]
+        rd = ROTATIONS[(round_index + 3) & 7]
+        injection = round_index // 4 + 1
+        add0 = np.uint32(keys[injection % 3])
+        add1 = np.uint32((keys[(injection + 1) % 3] + injection) & MASK)
+        for k in range(count):
+            a = x0[k]
+            b = x1[k]
+            a = _add32(a, b)
+            b = _xor32(_rotl32(b, ra), a)
+            a = _add32(a, b)
+            b = _xor32(_rotl32(b, rb), a)
+            a = _add32(a, b)
+            b = _xor32(_rotl32(b, rc), a)
+            a = _add32(a, b)
+            b = _xor32(_rotl32(b, rd), a)
+            x0[k] = _add32(a, add0)
+            x1[k] = _add32(b, add1)
+        round_index += 4
+    while round_index < rounds:      # fewer than four rounds left: no injection among them
         rotation = ROTATIONS[round_index & 7]
         for k in range(count):
             mixed = _add32(x0[k], x1[k])
             x1[k] = _xor32(_rotl32(x1[k], rotation), mixed)
             x0[k] = mixed
-        if round_index & 3 == 3:
-            injection = round_index // 4 + 1
-            add0 = np.uint32(keys[injection % 3])
-            add1 = np.uint32((keys[(injection + 1) % 3] + injection) & MASK)
-            for k in range(count):
-                x0[k] = _add32(x0[k], add0)
-                x1[k] = _add32(x1[k], add1)
+        round_index += 1
 
 
 @njit(cache=True, nogil=True, inline="always")

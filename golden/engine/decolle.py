@@ -160,6 +160,11 @@ class FastDecolle:
         counts = np.zeros((batch, n_out), dtype=np.int64)
         sums = np.zeros((batch, n_out), dtype=np.int64)
         rasters = np.ascontiguousarray(rasters, dtype=bool)
+        # The weights are in range unless written out of range through the views; the
+        # kernel then skips silent rows (see C_WEIGHTS_IN_RANGE).
+        w_low, w_high = self.config.weight_range
+        self._constants[kernel.C_WEIGHTS_IN_RANGE] = int(
+            self._W.size == 0 or (int(self._W.min()) >= w_low and int(self._W.max()) <= w_high))
         common = (self._constants, self._layers, *self._shifts,
                   np.array(self.lr_shifts, dtype=np.int64), self._W, self._W_float, self._B,
                   self._G, self._g)

@@ -8,6 +8,8 @@ compiled call. The NumPy models stay the specification (see ``docs/engine.md``).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from plasticore.config import CoreConfig
@@ -36,13 +38,24 @@ def unpack_spikes(spikes: np.ndarray, offsets: np.ndarray, n_ticks: int,
             for t in range(n_ticks)]
 
 
+def _pack_raster(raster: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A boolean ``(ticks, addresses)`` raster as packed events (:func:`pack_events`)."""
+    tick_of, events = raster.nonzero()
+    offsets = np.searchsorted(tick_of, np.arange(raster.shape[0] + 1)).astype(np.int64)
+    return events.astype(np.int64), offsets
+
+
 class _FlatState:
     """Per-layer views of flat arrays, as the NumPy models' lists of arrays."""
 
     def __init__(self, flat: np.ndarray, offsets, shapes):
         self.flat = flat
+        self.offsets, self.shapes = offsets, shapes
         self.views = [flat[start:start + int(np.prod(shape))].reshape(shape)
                       for start, shape in zip(offsets, shapes)]
+
+    def copy(self) -> "_FlatState":
+        return _FlatState(self.flat.copy(), self.offsets, self.shapes)
 
     def assign(self, arrays, what: str) -> None:
         if len(arrays) != len(self.views):
@@ -269,9 +282,7 @@ class FastErbpCore(FastCore):
                 raise ValueError(f"label_raster: shape {label_raster.shape}, expected "
                                  f"{(raster.shape[0], n_out)}")
             raster = np.concatenate([raster, label_raster], axis=1)
-        tick_of, events = raster.nonzero()
-        offsets = np.searchsorted(tick_of, np.arange(raster.shape[0] + 1)).astype(np.int64)
-        events = events.astype(np.int64)
+        events, offsets = _pack_raster(raster)
         self.start_sample()
         self.learning_enabled = learn
         try:
@@ -285,3 +296,116 @@ class FastErbpCore(FastCore):
         n_ticks = raster.shape[0]
         per_tick = unpack_spikes(spikes, spike_offsets, n_ticks, len(self.config.neuron_layers))
         return counts, [(events[offsets[t]:offsets[t + 1]], per_tick[t]) for t in range(n_ticks)]
+
+    # --- parallel evaluation -------------------------------------------------------------
+
+    def _network_state(self) -> tuple:
+        """The state that, with learning off, decides a sample's spikes and counts (the
+        error and dendrite states do not act on the membranes then)."""
+        return self._membrane.flat, self._refractory.flat
+
+    def _clone(self) -> "FastErbpCore":
+        """A copy with its own neuron state and registers, sharing the weights (read only
+        while learning is off)."""
+        clone = copy.copy(self)
+        for name in ("_membrane", "_refractory", "_dendrite"):
+            setattr(clone, name, getattr(self, name).copy())
+        clone._error_state = self._error_state.copy()
+        clone._error_spikes = self._error_spikes.copy()
+        clone._regs = self._regs.copy()
+        return clone
+
+    def _speculate(self, rasters, count_from):
+        """Run ``rasters`` with learning off on this clone; per sample, record the network
+        state it started from, its counts, the flags it raised and its recorded spikes."""
+        runs = []
+        count_from = self.params.burn_in_ticks if count_from is None else count_from
+        for raster in rasters:
+            start = tuple(array.copy() for array in self._network_state())
+            events, offsets = _pack_raster(np.asarray(raster, dtype=bool))
+            self.start_sample()
+            self.flags = 0
+            self.dropped_events = 0
+            counts, spikes, spike_offsets = self._run(events, offsets, count_from=count_from)
+            runs.append((start, counts, self.flags, self.dropped_events, spikes,
+                         spike_offsets, offsets.size - 1))
+        return runs
+
+    def run_samples(self, rasters, *, count_from: int | None = None,
+                    workers: int | None = None) -> np.ndarray:
+        """Present ``rasters`` one after the other with learning off, exactly as a loop of
+        :meth:`run_sample` calls would (the same counts, final state and registers), with
+        the work spread over the CPU cores.
+
+        The neurons are not reset between samples, so a sample's start state is known only
+        once the samples before it have run. The samples are cut into one range per core;
+        the first range runs on this model, the others speculatively, each on a copy that
+        starts from this model's current state. Then, in order, the true membranes and
+        refractory counters at the start of each speculative sample are compared with the
+        copy's: from the first sample where they are equal, the copy computed the true
+        spikes and counts (with learning off nothing else acts on them), and the error and
+        dendrite states are brought along by replaying steps 4 and 5 of the tick on the
+        recorded prediction spikes; before it, the samples are run again. On the trained
+        digits network the copies agree from their second sample on.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(len(rasters), n_out)`` spike counts, each as :meth:`run_sample` returns it.
+        """
+        from .decolle import worker_count
+        rasters = list(rasters)
+        n = len(rasters)
+        workers = min(worker_count() if workers is None else workers, n)
+        results: list = [None] * n
+        self._taken = 0       # samples whose speculative results were taken (for the tests)
+        if workers <= 1:
+            for k, raster in enumerate(rasters):
+                results[k] = self.run_sample(raster, None, learn=False, count_from=count_from)
+            return np.array(results, dtype=np.int64).reshape(n, -1)
+        bounds = [n * k // workers for k in range(workers + 1)]
+        clones = [self._clone() for _ in range(workers - 1)]
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(workers - 1) as pool:
+            futures = [pool.submit(clone._speculate, rasters[bounds[k + 1]:bounds[k + 2]],
+                                   count_from) for k, clone in enumerate(clones)]
+            for k in range(bounds[0], bounds[1]):
+                results[k] = self.run_sample(rasters[k], None, learn=False,
+                                             count_from=count_from)
+            speculations = [future.result() for future in futures]
+        # the flags that steps 4 and 5 raise: from the replay, not from the copy
+        network_flags = ~(kernel.F_DENDRITE | kernel.F_ERROR)
+        for clone, runs, first, stop in zip(clones, speculations, bounds[1:-1], bounds[2:]):
+            for k in range(first, stop):
+                if all(np.array_equal(a, b)
+                       for a, b in zip(self._network_state(), runs[k - first][0])):
+                    self._take(clone, runs[k - first:], results, k, network_flags)
+                    break
+                results[k] = self.run_sample(rasters[k], None, learn=False,
+                                             count_from=count_from)
+        return np.array(results, dtype=np.int64).reshape(n, -1)
+
+    def _take(self, clone, runs, results, first, network_flags) -> None:
+        """Take the copy's runs from sample ``first`` on: its counts, membranes and
+        refractory counters; replay the error and dendrite steps on this model's state."""
+        flags = self.flags
+        ticks = 0
+        dropped = self.dropped_events
+        for k, (_, counts, run_flags, run_dropped, spikes, spike_offsets,
+                n_ticks) in enumerate(runs):
+            results[first + k] = counts
+            flags |= run_flags & network_flags
+            dropped = min(kernel.COUNTER_MAX, dropped + run_dropped)
+            flags |= kernel.replay_error_and_dendrites(
+                self._constants, self._layers, self._n_off, self._f_off, self._dendrite.flat,
+                self._error_state, self._feedback.flat, spikes, spike_offsets, n_ticks,
+                self._error_spikes)
+            ticks += n_ticks
+        self.flags = flags
+        self.dropped_events = dropped
+        self._membrane.flat[...] = clone._membrane.flat
+        self._refractory.flat[...] = clone._refractory.flat
+        # registers as the samples leave them (learning off: the tick counter draws nothing)
+        self.tick_count = min(kernel.COUNTER_MAX, self.tick_count + ticks)
+        self.sample_tick = clone.sample_tick
+        self._taken += len(runs)
