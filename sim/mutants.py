@@ -26,10 +26,9 @@ which no wrapper at the ports can reach:
     The lane accumulator adds without saturating (it wraps) and never reports a clamp:
     breaks *saturating arithmetic never wraps*. The part is swapped while the core
     elaborates (:func:`elaboration_mutant`).
-``double_owner`` (:data:`NETLIST_MUTANTS`)
-    The update pass's read enable stuck at one, so it reads the accumulators while the
-    event walk does: breaks *no memory port driven by two owners in a cycle*. A Yosys
-    edit of the elaborated netlist, for the formal harness.
+``double_owner`` (:data:`ELABORATION_MUTANTS`)
+    The update pass claims the accumulator read port in every cycle, so it claims it
+    while delivery does: breaks *no memory port driven by two owners in a cycle*.
 """
 
 from __future__ import annotations
@@ -46,13 +45,13 @@ __all__ = ["MUTANTS", "ELABORATION_MUTANTS", "NETLIST_MUTANTS", "MutantCore", "m
 
 MUTANTS = ("wrong_spike", "unstable_output", "lost_input", "late_ack")
 
-#: Mutants that swap a part the core builds: name -> (module of the core, part's name).
-ELABORATION_MUTANTS = {"wrapping_sum": ("plasticore.hdl.core", "LaneAccumulate")}
+#: Mutants that swap a part the core builds: name -> (module that builds it, part's name).
+ELABORATION_MUTANTS = {"wrapping_sum": ("plasticore.hdl.projection", "LaneAccumulate"),
+                       "double_owner": ("plasticore.hdl.core", "UpdatePass")}
 
 #: Mutants made by Yosys commands on the formal harness's netlist (the core is the
-#: ``properties.core`` module there), run after ``prep``.
-NETLIST_MUTANTS = {"double_owner": ("cd properties.core", "connect -set update_enable 1'1",
-                                    "cd ..")}
+#: ``properties.core`` module there), run after ``prep``: none at present.
+NETLIST_MUTANTS = {}
 
 
 class MutantCore(wiring.Component):
@@ -134,6 +133,22 @@ def _wrapping_lane_accumulate(base):
     return WrappingLaneAccumulate
 
 
+def _greedy_update_pass(base):
+    """A subclass of the update pass ``base`` that claims the accumulator read port in
+    every cycle (it still drives the address only while it runs)."""
+
+    class GreedyUpdatePass(base):
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            m.d.comb += self.acc_read.valid.eq(1)
+            return m
+
+    return GreedyUpdatePass
+
+
+_SWAPS = {"wrapping_sum": _wrapping_lane_accumulate, "double_owner": _greedy_update_pass}
+
+
 @contextlib.contextmanager
 def elaboration_mutant(mutation: str | None):
     """Within the block, cores elaborate with the part of ``mutation`` swapped (a mutation
@@ -146,7 +161,7 @@ def elaboration_mutant(mutation: str | None):
     module_name, part = ELABORATION_MUTANTS[mutation]
     module = importlib.import_module(module_name)
     original = getattr(module, part)
-    setattr(module, part, _wrapping_lane_accumulate(original))
+    setattr(module, part, _SWAPS[mutation](original))
     try:
         yield
     finally:
