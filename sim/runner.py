@@ -11,6 +11,7 @@ compiled once per build root.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import re
 import json
@@ -131,16 +132,22 @@ def build(config: CoreConfig, simulator: str = "verilator",
     if marker.exists():
         return build_dir
     build_dir.mkdir(parents=True, exist_ok=True)
-    verilog_path = build_dir / f"{TOPLEVEL}.v"
-    verilog_path.write_text(source)
-    os.environ.update(environment)
-    runner = get_runner(simulator)
-    build_args = (["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
-                  if simulator == "verilator" else ["-g2012"])
-    runner.build(sources=[verilog_path], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
-                 build_args=build_args, timescale=("1ns", "1ps"),
-                 log_file=build_dir / "build.log")
-    marker.write_text(digest)
+    # Two processes (pytest workers, a fuzz campaign beside a test) may want the same core
+    # at once: one builds, the other waits for it and finds the marker.
+    with open(build_dir / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return build_dir
+        verilog_path = build_dir / f"{TOPLEVEL}.v"
+        verilog_path.write_text(source)
+        os.environ.update(environment)
+        runner = get_runner(simulator)
+        build_args = (["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
+                      if simulator == "verilator" else ["-g2012"])
+        runner.build(sources=[verilog_path], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+                     build_args=build_args, timescale=("1ns", "1ps"),
+                     log_file=build_dir / "build.log")
+        marker.write_text(digest)
     return build_dir
 
 
