@@ -138,6 +138,11 @@ def build(config: CoreConfig, simulator: str = "verilator",
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists():
             return build_dir
+        # What an interrupted build left (object files, a precompiled header) is not
+        # trusted: build from an empty directory.
+        for leftover in build_dir.iterdir():
+            if leftover.name != "build.lock":
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         verilog_path = build_dir / f"{TOPLEVEL}.v"
         verilog_path.write_text(source)
         os.environ.update(environment)
