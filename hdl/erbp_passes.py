@@ -40,6 +40,14 @@ def _bits(depth: int) -> int:
     return max(0, ceil_log2(depth))
 
 
+def _feedback_pass_members(n_classes: int) -> dict:
+    """The members the two passes that spread the error spikes share: the sequencer's
+    handshake, the spikes, the saturation flag."""
+    return {"start": In(1), "done": Out(1),
+            "spikes_plus": In(n_classes), "spikes_minus": In(n_classes),
+            "saturated": Out(1)}
+
+
 def error_word_layout(config):
     """E+ and E- of a class in one memory word: their states are never negative."""
     return data.ArrayLayout(unsigned(config.membrane_bits - 1), 2)
@@ -243,9 +251,7 @@ class FeedbackPass(wiring.Component):
         bits = _bits(layout.accumulator_words)
         word = accumulator_word_layout(config)
         super().__init__({
-            "start": In(1), "done": Out(1),
-            "spikes_plus": In(n_classes), "spikes_minus": In(n_classes),
-            "saturated": Out(1),
+            **_feedback_pass_members(n_classes),
             "acc_read": Out(read_access(bits, word)),
             "acc_write": Out(write_access(bits, word)),
         })
@@ -340,9 +346,7 @@ class DendritePass(wiring.Component):
         state, acc = signed(config.membrane_bits), accumulator_word_layout(config)
         state_bits, acc_bits = _bits(layout.state_words), _bits(layout.accumulator_words)
         super().__init__({
-            "start": In(1), "done": Out(1),
-            "spikes_plus": In(n_classes), "spikes_minus": In(n_classes),
-            "saturated": Out(1),
+            **_feedback_pass_members(n_classes),
             "dendrite_read": Out(read_access(state_bits, state)),
             "acc_read": Out(read_access(acc_bits, acc)),
             "dendrite_write": Out(write_access(state_bits, state)),

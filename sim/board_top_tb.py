@@ -136,16 +136,24 @@ async def frames_match_golden(dut):
                   spikes_seen, golden.dropped_events)
 
 
-@cocotb.test()
-async def malformed_frames_change_nothing(dut):
-    """Bad CRC, truncated, unknown command, bad length, out-of-range: coded, state unchanged."""
+
+async def start_with_state(dut, *, weights_seed: int, events_seed: int):
+    """Start the board top, load weights and run three ticks of events, so that the
+    membranes hold some non-zero state for a test to protect; return the UART model."""
     uart = await start(dut)
-    await load_weights(uart, make_weights(3))
-    for events in make_events(4, 3):       # some non-zero membrane state to protect
+    await load_weights(uart, make_weights(weights_seed))
+    for events in make_events(events_seed, 3):
         if len(events):
             await request(uart, Command.PUSH_EVENTS, events_payload(events.tolist()))
         await request(uart, Command.RUN_TICKS, run_payload(1))
     await request(uart, Command.READ_SPIKES, read_spikes_payload(1000))
+    return uart
+
+
+@cocotb.test()
+async def malformed_frames_change_nothing(dut):
+    """Bad CRC, truncated, unknown command, bad length, out-of-range: coded, state unchanged."""
+    uart = await start_with_state(dut, weights_seed=3, events_seed=4)
     before = await snapshot(uart)
 
     target = LAYOUT.weight_address(1, 0, 0)
@@ -208,13 +216,7 @@ def random_frame(rng, target: int) -> bytes:
 async def overrun_frames_answered_and_change_nothing(dut):
     """Frames sent while the bridge answers a request overrun the receiver: the request is
     answered as usual, then everything sent meanwhile with one OVERRUN, the state kept."""
-    uart = await start(dut)
-    await load_weights(uart, make_weights(7))
-    for events in make_events(8, 3):       # some non-zero membrane state to protect
-        if len(events):
-            await request(uart, Command.PUSH_EVENTS, events_payload(events.tolist()))
-        await request(uart, Command.RUN_TICKS, run_payload(1))
-    await request(uart, Command.READ_SPIKES, read_spikes_payload(1000))
+    uart = await start_with_state(dut, weights_seed=7, events_seed=8)
     before = await snapshot(uart) + await read_words(uart, LAYOUT.register_address("tick"), 3)
     rng = np.random.default_rng(int(os.environ.get("PLASTICORE_TB_SEED", "14")))
     rounds = int(os.environ.get("PLASTICORE_TB_OVERRUN_ROUNDS", "16"))
