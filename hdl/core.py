@@ -227,7 +227,7 @@ class Core(CoreShell):
                        (FLAG_ERROR_SATURATED, p.error_pass.label_saturated),
                        (FLAG_DENDRITE_SATURATED, p.feedback_pass.saturated),
                        (FLAG_DENDRITE_SATURATED, p.dendrite_pass.saturated)]
-        for flag in {flag for flag, _ in raised}:
+        for flag in sorted({flag for flag, _ in raised}):
             m.d.comb += p.flags_raised[_bit(flag)].eq(
                 Cat(*(value for other, value in raised if other == flag)).any())
 

@@ -45,8 +45,6 @@ class UpdatePass(wiring.Component):
         The spikes, in ascending neuron order; a spike is committed when it is taken.
     saturated : Out(1)
         A membrane was clamped in this cycle.
-    commit : Out(1)
-        U3 writes a neuron back in this cycle.
     membrane_read, refractory_read, acc_read : Out(read_access)
     membrane_write, refractory_write, acc_write : Out(write_access)
     """
@@ -65,7 +63,7 @@ class UpdatePass(wiring.Component):
             "acc_base": In(range(layout.accumulator_words + 1)),
             "busy": Out(1),
             "spikes": Out(stream.Signature(range(max_post))),
-            "saturated": Out(1), "commit": Out(1),
+            "saturated": Out(1),
             "membrane_read": Out(read_access(state_bits, membrane)),
             "refractory_read": Out(read_access(state_bits, refractory)),
             "acc_read": Out(read_access(acc_bits, acc_word)),
@@ -130,8 +128,7 @@ class UpdatePass(wiring.Component):
                 with m.If(issue):
                     m.d.sync += index.eq(index + 1)
 
-        m.d.comb += self.commit.eq(u3_valid & ~stall)
-        with m.If(self.commit):
+        with m.If(u3_valid & ~stall):           # U3 writes its neuron back
             state_addr = self.state_base + u3_index
             m.d.comb += [
                 self.membrane_write.addr.eq(state_addr),

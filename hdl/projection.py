@@ -56,10 +56,15 @@ class WeightBanks(wiring.Component):
         A write port with one enable bit per lane.
     """
 
+    def __new__(cls, config, depth: int, banks: int = 1, *, transparent: bool = True,
+                src_loc_at: int = 0):
+        # A refused split raises before the component exists (nothing left unelaborated).
+        if banks < 1 or config.lanes % banks:
+            raise ValueError(f"banks = {banks}: must divide lanes = {config.lanes}")
+        return super().__new__(cls, src_loc_at=src_loc_at + 1)
+
     def __init__(self, config, depth: int, banks: int = 1, *, transparent: bool = True):
         lanes = config.lanes
-        if banks < 1 or lanes % banks:
-            raise ValueError(f"banks = {banks}: must divide lanes = {lanes}")
         self._config, self._depth, self._banks = config, depth, banks
         self._transparent = transparent
         word = weight_word_layout(config)

@@ -409,6 +409,11 @@ def _bench_command(args) -> int:
     except ValueError as error:
         print(f"plasticore bench: {error}", file=sys.stderr)
         return 2
+    if clocks and args.golden_only:
+        # Throughput comes from the RTL's cycle counts, which --golden-only skips.
+        print("plasticore bench: --report and --clock need the RTL measurement; "
+              "drop --golden-only", file=sys.stderr)
+        return 2
     if args.layers:
         # The same core at another size (an MNIST-size network from the digits example).
         from .config import CoreConfig
@@ -429,7 +434,7 @@ def _bench_command(args) -> int:
                             seed=args.seed, activities=args.activity, build_root=args.build_dir,
                             burst_events=args.burst)
         _print_benchmark(figures)
-    if figures.get("rtl", True) is not None and clocks:
+    if clocks:
         figures["throughput"] = throughput_rows(figures, clocks)
         _print_throughput(figures["throughput"])
     # The golden model on both engines, on the same work (see plasticore.golden.engine.bench).

@@ -54,3 +54,11 @@ def test_a_dense_core_counts_every_synapse_every_tick():
                "activity": [{"activity": 0.2, "learning": False, "cycles_per_tick": 7400.0}]}
     (row,) = throughput_rows(figures, [("clock", 50.0)])
     assert row["synaptic_events_per_second"] == 50e6
+
+
+def test_bench_refuses_a_throughput_clock_without_the_rtl_measurement(tmp_path, capsys):
+    from plasticore.cli import main
+
+    code = main(["bench", "examples/tiny.toml", "--golden-only", "--clock", "50"])
+    assert code == 2
+    assert "drop --golden-only" in capsys.readouterr().err

@@ -1,0 +1,114 @@
+"""The weight banks and the port arbiters, on their own in amaranth.sim."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.sim import Simulator
+
+from plasticore import CoreConfig
+from plasticore.hdl.ports import access_for, share_port
+from plasticore.hdl.projection import WeightBanks
+
+
+@pytest.mark.parametrize("banks", [1, 2, 4])
+def test_weight_banks_hold_every_lane_whatever_the_split(banks):
+    config = CoreConfig(layers=(3, 8), lanes=4, weight_bits=6)
+    dut = WeightBanks(config, depth=5, banks=banks)
+    rng = np.random.default_rng(banks)
+    expected = np.zeros((5, 4), dtype=int)
+    read_back = []
+
+    async def bench(ctx):
+        # Lane by lane, as the host writes: each write touches one lane of one word.
+        for _ in range(40):
+            word, lane = int(rng.integers(5)), int(rng.integers(4))
+            value = int(rng.integers(-32, 32))
+            ctx.set(dut.write.addr, word)
+            ctx.set(dut.write.data, [value] * 4)
+            ctx.set(dut.write.en, 1 << lane)
+            await ctx.tick()
+            expected[word, lane] = value
+        ctx.set(dut.write.en, 0)
+        for word in range(5):
+            ctx.set(dut.read.addr, word)
+            await ctx.tick()
+            read_back.append([ctx.get(dut.read.data[lane]) for lane in range(4)])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert np.array_equal(np.array(read_back), expected)
+
+
+def test_weight_banks_refuse_a_split_that_does_not_divide_the_lanes():
+    with pytest.raises(ValueError, match="banks = 3: must divide lanes = 4"):
+        WeightBanks(CoreConfig(layers=(3, 8), lanes=4), depth=5, banks=3)
+
+
+def _shared_memory(checks=True):
+    """A memory whose read and write ports two parts share through arbiters."""
+    m = Module()
+    m.submodules.memory = memory = Memory(shape=8, depth=4, init=[10, 11, 12, 13])
+    write, read = memory.write_port(), memory.read_port()
+    parts = [(access_for(read, path=f"read{n}"), access_for(write, path=f"write{n}"))
+             for n in range(2)]
+    share_port(m, "test read", read, [r for r, _ in parts], checks=checks)
+    share_port(m, "test write", write, [w for _, w in parts], checks=checks)
+    return m, parts
+
+
+def test_the_claiming_access_gets_the_port_and_every_part_sees_its_data():
+    m, ((read0, write0), (read1, write1)) = _shared_memory()
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(write1.addr, 2)
+        ctx.set(write1.data, 99)
+        ctx.set(write1.en, 1)
+        await ctx.tick()
+        ctx.set(write1.addr, 0)
+        ctx.set(write1.data, 0)
+        ctx.set(write1.en, 0)
+        for part, address in ((read0, 2), (read1, 3)):
+            ctx.set(part.valid, 1)
+            ctx.set(part.addr, address)
+            await ctx.tick()
+            ctx.set(part.valid, 0)
+            ctx.set(part.addr, 0)
+            seen.append((ctx.get(read0.data), ctx.get(read1.data)))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [(99, 99), (13, 13)]
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("two claims", "test read: driven by more than one owner"),
+    ("address without a claim", "test read: an access drives the port without claiming it"),
+    ("data without a write", "test write: an access drives the port without claiming it"),
+])
+def test_the_arbiters_assert_their_contract(fault, message):
+    m, ((read0, write0), (read1, write1)) = _shared_memory()
+
+    async def bench(ctx):
+        await ctx.tick()                   # a quiet cycle passes
+        if fault == "two claims":
+            ctx.set(read0.valid, 1)
+            ctx.set(read1.valid, 1)
+        elif fault == "address without a claim":
+            ctx.set(read1.addr, 1)
+        else:
+            ctx.set(write0.data, 5)
+        await ctx.tick()
+        await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    with pytest.raises(AssertionError, match=message):
+        sim.run()
