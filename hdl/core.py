@@ -61,7 +61,8 @@ from plasticore.layout import (CORE_MAGIC, FLAG_ACCUMULATOR_SATURATED, FLAG_DEND
                                REGION_MEMBRANE, REGION_REFRACTORY, REGION_REGISTERS,
                                REGION_WEIGHTS, CoreLayout)
 from .arith import fits_signed
-from .erbp_passes import DendritePass, ErbpWeightStage, ErrorPass, FeedbackPass, error_word_layout
+from .erbp_passes import (DendritePass, ErbpWeightStage, ErrorPass, FeedbackPass, SignalPass,
+                          error_word_layout, signal_word_layout)
 from .population import UpdatePass
 from .ports import access_for, share_port
 from .projection import Delivery, WeightBanks
@@ -97,16 +98,14 @@ class Core(CoreShell):
             raise ConfigError("rule", config.rule,
                               "Core builds rule = \"none\" or \"erbp\"; "
                               "plasticore.hdl.cores.make_core picks the core of other rules")
-        if config.rule == "erbp" and config.lanes != 1:
-            raise ConfigError("lanes", config.lanes,
-                              "must be 1 for rule = \"erbp\" (the eRBP core reads one weight "
-                              "and one postsynaptic state per cycle)")
 
     def elaborate(self, platform):
         m = Module()
         # The parts and the signals the sequencer shares between them.
-        p = SimpleNamespace(learning=self._config.rule == "erbp",
-                            recurrent=self._layout.recurrent)
+        learning = self._config.rule == "erbp"
+        p = SimpleNamespace(learning=learning, recurrent=self._layout.recurrent,
+                            # Several lanes read their neurons' signals from one word.
+                            signals=learning and self._config.lanes > 1)
         self._memories(m, p)
         self._parts(m, p)
         self._registers(m, p)
@@ -145,6 +144,9 @@ class Core(CoreShell):
             p.dendrite = memory("dendrites", state, layout.state_words)
             p.error = memory("error_states", error_word_layout(config),
                              config.layers[-1], granularity=1)
+        if p.signals:
+            p.signal = memory("learning_signals", signal_word_layout(config),
+                              layout.accumulator_words, granularity=1)
 
     def _parts(self, m, p):
         """Add the datapath's parts: delivery, the update pass, eRBP's, the spike buffers."""
@@ -154,6 +156,8 @@ class Core(CoreShell):
             m.submodules.error_pass = p.error_pass = ErrorPass(config)
             m.submodules.feedback_pass = p.feedback_pass = FeedbackPass(config, layout)
             m.submodules.dendrite_pass = p.dendrite_pass = DendritePass(config, layout)
+            if p.signals:
+                m.submodules.signal_pass = p.signal_pass = SignalPass(config, layout)
             m.submodules.delivery = p.delivery = Delivery(
                 config, layout, gain_shift=config.learning.soma_gain_shift,
                 lead=p.weight_stage.lead, checks=checks)
@@ -216,6 +220,8 @@ class Core(CoreShell):
             p.rate_shift = Signal(range(33), init=params.learning_rate_shift)
             p.rate_mask = Signal(32, init=(1 << params.learning_rate_shift) - 1)
             p.predictions = Signal(config.layers[-1])    # prediction spikes of this tick
+            # The signal memory holds this tick's learning signals (SignalPass).
+            p.signals_loaded = Signal()
             stage = p.weight_stage
             m.d.comb += [
                 stage.tick.eq(p.tick), stage.shift.eq(p.rate_shift), stage.mask.eq(p.rate_mask),
@@ -272,9 +278,16 @@ class Core(CoreShell):
                                                 p.dendrite_pass)
             reads["acc"] += [feedback.acc_read, dendrite.acc_read]
             writes["acc"] += [feedback.acc_write, dendrite.acc_write]
-            reads["membrane"].append(stage.membrane_read)
-            reads["dendrite"] = [stage.dendrite_read, dendrite.dendrite_read]
+            reads["dendrite"] = [dendrite.dendrite_read]
             writes["dendrite"] = [dendrite.dendrite_write]
+            # The postsynaptic states: read by the weight stage itself (one lane), or by
+            # the signal pass into the signal memory the stage reads (several lanes).
+            signal_reader = p.signal_pass if p.signals else stage
+            reads["membrane"].append(signal_reader.membrane_read)
+            reads["dendrite"].append(signal_reader.dendrite_read)
+            if p.signals:
+                share_port(m, "signal read", p.signal[0], [stage.signal_read])
+                share_port(m, "signal write", p.signal[1], [p.signal_pass.signal_write])
             reads["error"], writes["error"] = [error.error_read], [error.error_write]
             writes["weights"].append(delivery.weight_write)
         for name, (read, write) in p.ports.items():
@@ -320,9 +333,15 @@ class Core(CoreShell):
             with m.If(clear_index == layout.accumulator_words - 1):
                 m.next = "INPUT"
 
+        if p.signals:
+            # The first event of a tick (or after a host access) waits for the signals;
+            # nothing they are read from changes in INPUT, so loading them late is exact.
+            need_signals = ~p.signals_loaded & p.weight_stage.active
+        else:
+            need_signals = Const(0)
         with m.State("INPUT"):
             m.d.comb += [
-                delivery.enable.eq(~host.strobe),
+                delivery.enable.eq(~host.strobe & ~need_signals),
                 delivery.events.valid.eq(self.i_events.valid & ~payload.end_of_tick & in_range),
                 delivery.events.payload.eq(payload.address),
             ]
@@ -333,6 +352,10 @@ class Core(CoreShell):
                     (payload.address - config.n_inputs)[:max(1, ceil_log2(n_classes))])
             with m.If(host.strobe & delivery.idle):
                 m.next = "HOST_ACCESS"
+            if p.signals:
+                with m.Elif(self.i_events.valid & need_signals & delivery.idle):
+                    m.d.comb += p.signal_pass.start.eq(1)
+                    m.next = "SIGNALS"
             with m.Elif(self.i_events.valid & ~host.strobe):
                 with m.If(payload.end_of_tick):
                     with m.If(delivery.idle):
@@ -392,6 +415,11 @@ class Core(CoreShell):
 
     def _erbp_phases(self, m, p):
         """Add eRBP's phases: each starts its pass and waits until it is done."""
+        if p.signals:
+            with m.State("SIGNALS"):
+                with m.If(p.signal_pass.done):
+                    m.d.sync += p.signals_loaded.eq(1)
+                    m.next = "INPUT"
         for state, part, following, started in (
                 ("ERROR", p.error_pass, "FEEDBACK", p.feedback_pass),
                 ("FEEDBACK", p.feedback_pass, "DENDRITE", p.dendrite_pass),
@@ -437,6 +465,8 @@ class Core(CoreShell):
                 if p.learning:
                     # The tick counter names the rounding draws: it saturates, never wraps.
                     m.d.sync += [count_saturating(p.tick), count_saturating(p.sample_tick)]
+                if p.signals:
+                    m.d.sync += p.signals_loaded.eq(0)
                 else:
                     m.d.sync += p.tick.eq(p.tick + 1)
                 m.next = "INPUT"
@@ -479,6 +509,9 @@ class Core(CoreShell):
 
         with m.State("HOST_ACCESS"):
             m.next = "HOST_ACK"
+            if p.signals:
+                # A write may change a soma, a dendrite or whether learning is on.
+                m.d.sync += p.signals_loaded.eq(0)
             with decoder.decode(m, p.tick_is_open,
                                 [host_lane.eq(weight_post if lanes > 1 else 0)]):
                 with m.Case(REGION_REGISTERS):

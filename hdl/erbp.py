@@ -23,10 +23,18 @@ class ErbpWeightStep(wiring.Component):
     draw, ``u + (2**s - 1 - r)`` carries into bit ``s`` exactly when ``r`` is below the
     fraction, so one adder and one shifter give the step and the rounding bit together.
 
+    Parameters
+    ----------
+    config : CoreConfig
+    gated : bool
+        The dendrite comes already gated (``u`` for a soma inside the window, else 0; see
+        :class:`plasticore.hdl.erbp_passes.SignalPass`): no ``membrane`` input.
+
     Attributes
     ----------
     membrane, dendrite : In(signed(membrane_bits))
-        The postsynaptic soma and dendrite at the start of the tick.
+        The postsynaptic soma and dendrite at the start of the tick (no ``membrane`` when
+        ``gated``).
     random : In(32)
         Word 0 of the synapse's Threefry draw.
     shift : In(range(33))
@@ -38,22 +46,30 @@ class ErbpWeightStep(wiring.Component):
     delta : Out(signed(membrane_bits))
     """
 
-    def __init__(self, config: CoreConfig):
-        self._config = config
+    def __init__(self, config: CoreConfig, *, gated: bool = False):
+        self._config, self._gated = config, gated
         bits = config.membrane_bits
-        super().__init__({
-            "membrane": In(signed(bits)), "dendrite": In(signed(bits)),
+        members = {
+            "dendrite": In(signed(bits)),
             "random": In(32), "shift": In(range(33)), "mask": In(32), "active": In(1),
             "delta": Out(signed(bits)),
-        })
+        }
+        if not gated:
+            members["membrane"] = In(signed(bits))
+        super().__init__(members)
 
     def elaborate(self, platform):
         params = self._config.learning
         m = Module()
         complement = self.mask & ~self.random
         total = self.dendrite + complement            # signed, wide enough for both
-        gate = (self.active & (self.membrane > params.gate_low)
-                & (self.membrane < params.gate_high))
+        if self._gated:
+            # A neuron outside the window comes as u = 0, whose step is 0 for every draw
+            # (the complement is below 2**s).
+            gate = self.active
+        else:
+            gate = (self.active & (self.membrane > params.gate_low)
+                    & (self.membrane < params.gate_high))
         # |total >> s| < 2**(membrane_bits - 2) + 2 for s >= 1: it fits the output.
         m.d.comb += self.delta.eq(Mux(gate, total >> self.shift, 0))
         return m

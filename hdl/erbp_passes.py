@@ -13,7 +13,7 @@ datapath when ``rule = "erbp"`` (a core with ``rule = "none"`` has none of it):
 The arithmetic is in :mod:`plasticore.hdl.erbp`; these parts schedule it over memories.
 """
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -28,8 +28,8 @@ from .projection import plasticity_signature
 from .shell import select_constants
 from .synapse import WeightUpdate, accumulator_word_layout
 
-__all__ = ["ErbpWeightStage", "ErrorPass", "FeedbackPass", "DendritePass",
-           "PRNG_ROUNDS_PER_STAGE", "error_word_layout"]
+__all__ = ["ErbpWeightStage", "SignalPass", "ErrorPass", "FeedbackPass", "DendritePass",
+           "PRNG_ROUNDS_PER_STAGE", "error_word_layout", "signal_word_layout"]
 
 #: Threefry rounds between pipeline registers: two 32-bit additions in series stay shorter
 #: than the core's other paths on an iCE40.
@@ -56,12 +56,17 @@ def error_word_layout(config):
 class ErbpWeightStage(wiring.Component):
     """The weight stage: each delivered weight changes by its postsynaptic neuron's step.
 
-    The synapse index of the rounding draw is the weight word's address (the eRBP core has
-    one lane), so the walker's first-stage address enters the Threefry pipeline and the
-    word waits ``lead`` cycles beside its draw. One cycle before the weight is read, the
-    postsynaptic soma and dendrite are read (they still hold the start of the tick: neither
-    is written during delivery); :class:`ErbpWeightStep` turns them and the draw into the
-    change, and :class:`WeightUpdate` applies it to the weight read.
+    With one lane the synapse index of the rounding draw is the weight word's address, so
+    the walker's first-stage address enters the Threefry pipeline and the word waits
+    ``lead`` cycles beside its draw. One cycle before the weight is read, the postsynaptic
+    soma and dendrite are read (they still hold the start of the tick: neither is written
+    during delivery); :class:`ErbpWeightStep` turns them and the draw into the change, and
+    :class:`WeightUpdate` applies it to the weight read.
+
+    With ``lanes`` lanes every lane has its own Threefry pipeline, named by its synapse
+    (the walker's ``synapse`` plus the lane), and reads its neuron's learning signal from
+    one word of the signal memory that :class:`SignalPass` fills at the start of the tick:
+    one draw and one update per lane per cycle.
 
     Attributes
     ----------
@@ -71,54 +76,159 @@ class ErbpWeightStage(wiring.Component):
     shift, mask, active : In
         The learning-rate shift, ``2**shift - 1``, and learning on in this tick.
     membrane_read, dendrite_read : Out(read_access)
+        With one lane.
+    signal_read : Out(read_access)
+        With several lanes: the signal memory (:func:`signal_word_layout`).
     """
 
     def __init__(self, config, layout):
         self._config = config
         params = config.learning
-        self._prng = Threefry2x32((params.rounding_seed, 0), params.prng_rounds,
-                                  min(PRNG_ROUNDS_PER_STAGE, params.prng_rounds))
+        self._prngs = [Threefry2x32((params.rounding_seed, 0), params.prng_rounds,
+                                    min(PRNG_ROUNDS_PER_STAGE, params.prng_rounds))
+                       for _ in range(config.lanes)]
         state = signed(config.membrane_bits)
-        bits = _bits(layout.state_words)
-        super().__init__({
+        members = {
             "plasticity": In(plasticity_signature(config, layout)),
             "tick": In(32), "shift": In(range(33)), "mask": In(32), "active": In(1),
-            "membrane_read": Out(read_access(bits, state)),
-            "dendrite_read": Out(read_access(bits, state)),
-        })
+        }
+        if config.lanes == 1:
+            bits = _bits(layout.state_words)
+            members["membrane_read"] = Out(read_access(bits, state))
+            members["dendrite_read"] = Out(read_access(bits, state))
+        else:
+            members["signal_read"] = Out(read_access(_bits(layout.accumulator_words),
+                                                     signal_word_layout(config)))
+        super().__init__(members)
 
     @property
     def lead(self) -> int:
         """Cycles from the walker's first stage to the weight read: the draw's latency."""
-        return self._prng.latency
+        return self._prngs[0].latency
 
     def elaborate(self, platform):
-        config, plasticity = self._config, self.plasticity
+        config, plasticity, lanes = self._config, self.plasticity, self._config.lanes
         m = Module()
-        m.submodules.prng = prng = self._prng
-        m.d.comb += [prng.counter0.eq(self.tick),
-                     prng.counter1.eq(plasticity.step.payload.weight_addr)]
-        # The accumulator address is the postsynaptic neuron's index (one lane).
-        with m.If(plasticity.early.valid):
+        early = plasticity.early
+        if lanes == 1:
+            synapse = plasticity.step.payload.weight_addr
+            # The accumulator address is the postsynaptic neuron's index (one lane).
+            reads = (self.membrane_read, self.dendrite_read)
+        else:
+            synapse = plasticity.step.payload.synapse
+            reads = (self.signal_read,)
+        with m.If(early.valid):
+            for port in reads:
+                m.d.comb += [port.valid.eq(1), port.addr.eq(early.payload.acc_addr)]
+        updates = []
+        for lane, prng in enumerate(self._prngs):
+            m.submodules[f"prng{lane}" if lanes > 1 else "prng"] = prng
+            m.d.comb += [prng.counter0.eq(self.tick), prng.counter1.eq(synapse + lane)]
+            step = ErbpWeightStep(config, gated=lanes > 1)
+            m.submodules[f"step{lane}" if lanes > 1 else "step"] = step
+            if lanes == 1:
+                m.d.comb += [step.membrane.eq(self.membrane_read.data),
+                             step.dendrite.eq(self.dendrite_read.data)]
+            else:
+                m.d.comb += step.dendrite.eq(self.signal_read.data[lane])
+            m.d.comb += [
+                step.random.eq(prng.word0),
+                step.shift.eq(self.shift), step.mask.eq(self.mask), step.active.eq(self.active),
+            ]
+            delta = Signal(signed(config.membrane_bits), name=f"delta{lane}")
+            m.d.sync += delta.eq(step.delta)
+            update = WeightUpdate(config.weight_bits, signed(config.membrane_bits))
+            m.submodules[f"update{lane}" if lanes > 1 else "update"] = update
+            m.d.comb += [update.weight.eq(plasticity.old_weight[lane]), update.delta.eq(delta)]
+            updates.append(update)
+        m.d.comb += [
+            plasticity.new_weight.eq(Cat(*(update.new_weight for update in updates))),
+            plasticity.saturated.eq(Cat(*(update.saturated for update in updates)).any()),
+        ]
+        return m
+
+
+def signal_word_layout(config):
+    """A word of the signal memory: one learning signal per lane (:class:`SignalPass`)."""
+    return data.ArrayLayout(signed(config.membrane_bits), config.lanes)
+
+
+class SignalPass(wiring.Component):
+    """Step 2 for a core with several lanes: every neuron's learning signal, once per tick.
+
+    A lane of the weight stage needs its postsynaptic neuron's soma and dendrite in the
+    cycle its weight is read, and ``lanes`` neurons' states do not come out of a memory of
+    one neuron per word. Before delivery starts, this pass reads every neuron's soma ``v``
+    and dendrite ``u`` (one neuron per cycle) and writes ``u`` if ``gate_low < v <
+    gate_high`` else 0 into its lane of the signal memory, whose words are laid out as the
+    accumulators' (word ``accumulator_base + i // lanes``, lane ``i % lanes``). Padding
+    lanes are never written and stay 0: a zero signal is a zero step.
+
+    Attributes
+    ----------
+    start : In(1)
+    done : Out(1)
+        In the cycle the last neuron is written.
+    membrane_read, dendrite_read : Out(read_access)
+    signal_write : Out(write_access)
+    """
+
+    def __init__(self, config, layout):
+        self._config, self._layout = config, layout
+        state = signed(config.membrane_bits)
+        state_bits = _bits(layout.state_words)
+        super().__init__({
+            "start": In(1), "done": Out(1),
+            "membrane_read": Out(read_access(state_bits, state)),
+            "dendrite_read": Out(read_access(state_bits, state)),
+            "signal_write": Out(write_access(_bits(layout.accumulator_words),
+                                             signal_word_layout(config), config.lanes)),
+        })
+
+    def elaborate(self, platform):
+        config, layout = self._config, self._layout
+        params, layers, lanes = config.learning, layout.layers, config.lanes
+        lane_bits = layout.lane_bits
+        m = Module()
+        layer = Signal(range(len(layers)))
+        n_post = Signal(range(max(lay.n_post for lay in layers) + 1))
+        state_base = Signal(range(layout.state_words + 1))
+        acc_base = Signal(range(layout.accumulator_words + 1))
+        is_last = Signal()
+        select_constants(m, layer, (n_post, state_base, acc_base, is_last), [
+            (lay.n_post, lay.state_base, lay.accumulator_base, index == len(layers) - 1)
+            for index, lay in enumerate(layers)])
+        running = Signal()
+        index = Signal.like(n_post)
+        issue = Signal()
+        write = Signal()
+        write_addr = Signal.like(acc_base)
+        write_lane = Signal(lane_bits)
+        m.d.sync += [write.eq(issue), write_addr.eq(acc_base + (index >> lane_bits)),
+                     write_lane.eq(index[:lane_bits])]
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), layer.eq(0), index.eq(0)]
+        with m.Elif(running & (index < n_post)):
+            m.d.comb += issue.eq(1)
+        with m.Elif(running & is_last):
+            m.d.comb += self.done.eq(1)
+            m.d.sync += running.eq(0)
+        with m.Elif(running):
+            m.d.sync += [layer.eq(layer + 1), index.eq(0)]
+        with m.If(issue):
             for port in (self.membrane_read, self.dendrite_read):
-                m.d.comb += [port.valid.eq(1), port.addr.eq(plasticity.early.payload.acc_addr)]
-        m.submodules.step = step = ErbpWeightStep(config)
-        m.d.comb += [
-            step.membrane.eq(self.membrane_read.data),
-            step.dendrite.eq(self.dendrite_read.data),
-            step.random.eq(prng.word0),
-            step.shift.eq(self.shift), step.mask.eq(self.mask), step.active.eq(self.active),
-        ]
-        delta = Signal(signed(config.membrane_bits))
-        m.d.sync += delta.eq(step.delta)
-        m.submodules.update = update = WeightUpdate(config.weight_bits,
-                                                    signed(config.membrane_bits))
-        m.d.comb += [
-            update.weight.eq(plasticity.old_weight[0]),
-            update.delta.eq(delta),
-            plasticity.new_weight.eq(Cat(update.new_weight)),
-            plasticity.saturated.eq(update.saturated),
-        ]
+                m.d.comb += [port.valid.eq(1), port.addr.eq(state_base + index)]
+            m.d.sync += index.eq(index + 1)
+        soma = self.membrane_read.data
+        inside = (soma > params.gate_low) & (soma < params.gate_high)
+        signal = Mux(inside, self.dendrite_read.data, 0)
+        with m.If(write):
+            m.d.comb += [
+                self.signal_write.addr.eq(write_addr),
+                self.signal_write.data.eq(Cat(*[signal.as_signed()[:config.membrane_bits]]
+                                              * lanes)),
+                self.signal_write.en.eq(Const(1, lanes) << write_lane),
+            ]
         return m
 
 
@@ -253,7 +363,7 @@ class FeedbackPass(wiring.Component):
         super().__init__({
             **_feedback_pass_members(n_classes),
             "acc_read": Out(read_access(bits, word)),
-            "acc_write": Out(write_access(bits, word)),
+            "acc_write": Out(write_access(bits, word, config.lanes)),
         })
 
     def elaborate(self, platform):
@@ -292,8 +402,10 @@ class FeedbackPass(wiring.Component):
         write = Signal()
         write_addr = Signal.like(acc_base)
         write_negative = Signal()
-        m.d.sync += [write.eq(issue), write_addr.eq(acc_base + index),
-                     write_negative.eq(negative)]
+        lanes, lane_bits = config.lanes, self._layout.lane_bits
+        write_lane = Signal(max(1, lane_bits))
+        m.d.sync += [write.eq(issue), write_addr.eq(acc_base + (index >> lane_bits)),
+                     write_negative.eq(negative), write_lane.eq(index[:lane_bits])]
 
         with m.If(self.start):
             m.d.sync += [running.eq(1), spikes_done.eq(0), walking.eq(0), layer.eq(0)]
@@ -311,16 +423,20 @@ class FeedbackPass(wiring.Component):
                 m.d.sync += layer.eq(layer + 1)
 
         with m.If(issue):
-            m.d.comb += [rom_read.addr.eq(row + index),
-                         self.acc_read.valid.eq(1), self.acc_read.addr.eq(acc_base + index)]
+            m.d.comb += [rom_read.addr.eq(row + index), self.acc_read.valid.eq(1),
+                         self.acc_read.addr.eq(acc_base + (index >> lane_bits))]
             m.d.sync += index.eq(index + 1)
             with m.If(index == n_post - 1):
                 m.d.sync += walking.eq(0)
         value = Mux(write_negative, -rom_read.data, rom_read.data)
-        total, clamped = saturate(self.acc_read.data[0] + value, config.membrane_bits)
+        # Consecutive neurons share a word: the port is transparent, so each reads the
+        # lane its neighbour wrote in the cycle before.
+        total, clamped = saturate(self.acc_read.data[write_lane] + value, config.membrane_bits)
         with m.If(write):
-            m.d.comb += [self.acc_write.addr.eq(write_addr), self.acc_write.data.eq(Cat(total)),
-                         self.acc_write.en.eq(1), self.saturated.eq(clamped)]
+            m.d.comb += [self.acc_write.addr.eq(write_addr),
+                         self.acc_write.data.eq(Cat(*[total[:config.membrane_bits]] * lanes)),
+                         self.acc_write.en.eq(Const(1, lanes) << write_lane),
+                         self.saturated.eq(clamped)]
         return m
 
 
@@ -350,7 +466,7 @@ class DendritePass(wiring.Component):
             "dendrite_read": Out(read_access(state_bits, state)),
             "acc_read": Out(read_access(acc_bits, acc)),
             "dendrite_write": Out(write_access(state_bits, state)),
-            "acc_write": Out(write_access(acc_bits, acc)),
+            "acc_write": Out(write_access(acc_bits, acc, config.lanes)),
         })
 
     def elaborate(self, platform):
@@ -373,8 +489,12 @@ class DendritePass(wiring.Component):
         write_last = Signal()
         write_state = Signal.like(state_base)
         write_acc = Signal.like(acc_base)
+        lanes, lane_bits = config.lanes, layout.lane_bits
+        write_lane = Signal(max(1, lane_bits))
         m.d.sync += [write.eq(issue), write_index.eq(index), write_last.eq(is_last),
-                     write_state.eq(state_base + index), write_acc.eq(acc_base + index)]
+                     write_state.eq(state_base + index),
+                     write_acc.eq(acc_base + (index >> lane_bits)),
+                     write_lane.eq(index[:lane_bits])]
         with m.If(self.start):
             m.d.sync += [running.eq(1), layer.eq(0), index.eq(0)]
         with m.Elif(running & (index < n_post)):
@@ -387,7 +507,8 @@ class DendritePass(wiring.Component):
         with m.If(issue):
             m.d.comb += [
                 self.dendrite_read.valid.eq(1), self.dendrite_read.addr.eq(state_base + index),
-                self.acc_read.valid.eq(1), self.acc_read.addr.eq(acc_base + index),
+                self.acc_read.valid.eq(1),
+                self.acc_read.addr.eq(acc_base + (index >> lane_bits)),
             ]
             m.d.sync += index.eq(index + 1)
         # The prediction layer's feedback: +w for its E+ spike, then -w for its E-.
@@ -399,7 +520,8 @@ class DendritePass(wiring.Component):
         m.submodules.update = update = DendriteUpdate(config)
         m.d.comb += [
             update.dendrite.eq(self.dendrite_read.data),
-            update.feedback.eq(Mux(write_last, output_feedback, self.acc_read.data[0])),
+            update.feedback.eq(Mux(write_last, output_feedback,
+                                   self.acc_read.data[write_lane])),
         ]
         with m.If(write):
             m.d.comb += [
@@ -408,7 +530,7 @@ class DendritePass(wiring.Component):
                 self.dendrite_write.en.eq(1),
                 # The feedback sum is used: clear it for the next tick's delivery.
                 self.acc_write.addr.eq(write_acc),
-                self.acc_write.en.eq(1),
+                self.acc_write.en.eq(Const(1, lanes) << write_lane),
                 self.saturated.eq(update.saturated | (write_last & output_clamped)),
             ]
         return m

@@ -104,11 +104,20 @@ class WeightBanks(wiring.Component):
         return m
 
 
-def _walk_step_layout(layout) -> data.StructLayout:
-    return data.StructLayout({
+def _synapse_count(layout) -> int:
+    return sum(lay.n_pre * lay.n_post for lay in layout.projections)
+
+
+def _walk_step_layout(layout, synapses: bool = False) -> data.StructLayout:
+    fields = {
         "weight_addr": unsigned(_address_bits(layout.weight_words + 1)),
         "acc_addr": unsigned(_address_bits(layout.accumulator_words + 1)),
-    })
+    }
+    if synapses:
+        # The global index of the word's lane 0 (``offset + j * n_post + i``): with several
+        # lanes it differs from the weight address, and a rounding draw is named by it.
+        fields["synapse"] = unsigned(_address_bits(_synapse_count(layout) + layout.lanes))
+    return data.StructLayout(fields)
 
 
 class RowWalker(wiring.Component):
@@ -128,6 +137,9 @@ class RowWalker(wiring.Component):
     lead : int
         Cycles between a word leaving the walker (``step``) and its issue to the memories
         (``words``): the latency of a plasticity part's random draw. 0 without one.
+    synapses : bool
+        The words also carry ``synapse``, the global index of their lane-0 synapse
+        (``offset[p] + j * n_post + lanes * w``; :func:`plasticore.rules.erbp.synapse_offsets`).
 
     Attributes
     ----------
@@ -147,9 +159,9 @@ class RowWalker(wiring.Component):
         No event held and no word in the pipeline.
     """
 
-    def __init__(self, layout, lead: int = 0):
-        self._layout, self._lead = layout, lead
-        step_layout = _walk_step_layout(layout)
+    def __init__(self, layout, lead: int = 0, synapses: bool = False):
+        self._layout, self._lead, self._synapses = layout, lead, synapses
+        step_layout = _walk_step_layout(layout, synapses)
         words = stream.Signature(step_layout, always_ready=True)
         super().__init__({
             "events": In(stream.Signature(unsigned(ADDRESS_BITS))),
@@ -162,6 +174,7 @@ class RowWalker(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layout, projections = self._layout, self._layout.projections
+        step_layout = _walk_step_layout(layout, self._synapses)
         step = self.step.payload
         row_words = Signal(range(max(lay.row_words for lay in projections) + 1))
         acc_base = Signal(range(layout.accumulator_words + 1))
@@ -169,11 +182,16 @@ class RowWalker(wiring.Component):
             (lay.row_words, lay.accumulator_base) for lay in projections])
         # The row start: a product by a per-projection constant, no general multiplier.
         row_start = Signal.like(step.weight_addr)
+        synapse_start = Signal.like(step.synapse) if self._synapses else None
+        offset = 0
         with m.Switch(self.projection):
             for index, lay in enumerate(projections):
                 with m.Case(index):
                     m.d.comb += row_start.eq(lay.weight_base
                                              + self.events.payload * lay.row_words)
+                    if synapse_start is not None:
+                        m.d.comb += synapse_start.eq(offset + self.events.payload * lay.n_post)
+                offset += lay.n_pre * lay.n_post
 
         active, words_left = self.step.valid, Signal.like(row_words)
         row_done = ~active | (words_left == 0)
@@ -200,11 +218,19 @@ class RowWalker(wiring.Component):
             ]
         with m.Elif(row_done):
             m.d.sync += active.eq(0)
+        if synapse_start is not None:
+            pending_synapse = Signal.like(synapse_start)
+            with m.If(self.events.valid & self.events.ready):
+                m.d.sync += pending_synapse.eq(synapse_start)
+            with m.If(load):
+                m.d.sync += step.synapse.eq(pending_synapse)
+            with m.Elif(active):
+                m.d.sync += step.synapse.eq(step.synapse + layout.lanes)
 
         # The lead: the word travels beside its random draw for `lead` cycles.
         stages = [self.step]
         for index in range(1, self._lead + 1):
-            stage = stream.Signature(_walk_step_layout(layout), always_ready=True).create(
+            stage = stream.Signature(step_layout, always_ready=True).create(
                 path=(f"lead{index}",))
             m.d.sync += [stage.valid.eq(stages[-1].valid), stage.payload.eq(stages[-1].payload)]
             stages.append(stage)
@@ -227,7 +253,8 @@ def plasticity_signature(config, layout) -> wiring.Signature:
     -------
     step, early, words : Out(stream)
         The row walker's words at its first stage, one cycle before the read, and at the
-        read (:class:`RowWalker`).
+        read (:class:`RowWalker`); with several lanes they carry ``synapse`` (with one,
+        the weight address is the synapse index).
     old_weight : Out(weight word)
         In the write-back cycle: the weight word read.
     new_weight : In(weight word)
@@ -235,7 +262,7 @@ def plasticity_signature(config, layout) -> wiring.Signature:
     saturated : In(1)
         The new word was clamped.
     """
-    words = stream.Signature(_walk_step_layout(layout), always_ready=True)
+    words = stream.Signature(_walk_step_layout(layout, config.lanes > 1), always_ready=True)
     word = weight_word_layout(config)
     return wiring.Signature({
         "step": Out(words), "early": Out(words), "words": Out(words),
@@ -300,7 +327,9 @@ class Delivery(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         config = self._config
-        m.submodules.walker = walker = RowWalker(self._layout, self._lead or 0)
+        m.submodules.walker = walker = RowWalker(
+            self._layout, self._lead or 0,
+            synapses=self._lead is not None and config.lanes > 1)
         wiring.connect(m, wiring.flipped(self.events), walker.events)
         m.d.comb += [
             walker.enable.eq(self.enable),

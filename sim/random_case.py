@@ -87,9 +87,11 @@ ERBP_HOST_REGISTERS = {
 }
 
 
-def random_erbp_config(rng: np.random.Generator, name: str = "erbp_random") -> CoreConfig:
+def random_erbp_config(rng: np.random.Generator, name: str = "erbp_random",
+                       lanes: int = 1) -> CoreConfig:
     """Draw a small eRBP core whose learning reaches its corners: large steps (a small
-    learning-rate shift), frequent error spikes, and states and weights that saturate."""
+    learning-rate shift), frequent error spikes, and states and weights that saturate.
+    ``lanes`` is the core's, not drawn (the draws stay those of earlier releases)."""
     n_hidden = int(rng.integers(1, 3))
     layers = ((int(rng.choice(_SIZES[1:])),) + tuple(int(rng.choice(_SIZES))
                                                      for _ in range(n_hidden))
@@ -123,7 +125,7 @@ def random_erbp_config(rng: np.random.Generator, name: str = "erbp_random") -> C
         "leak_shift": int(rng.integers(0, min(6, membrane_bits - 1) + 1)),
         "threshold": int(min(m_max, max(1, rng.integers(1, 3 * scale + 2)))),
         "reset": str(rng.choice(["zero", "subtract"])),
-        "refractory_ticks": int(rng.choice([0, 0, 1, 3])), "lanes": 1,
+        "refractory_ticks": int(rng.choice([0, 0, 1, 3])), "lanes": lanes,
         "seed": int(rng.integers(0, 1 << 32)), "rule": "erbp", "name": name, "erbp": table,
     })
 

@@ -185,10 +185,10 @@ def _assert_learning_run_matches(config, weights, session, **kwargs):
     return golden, run
 
 
-@pytest.mark.parametrize("seed", [1, 6, 16])
-def test_random_learning_core_matches_golden(seed):
+@pytest.mark.parametrize("seed, lanes", [(1, 1), (6, 1), (16, 1), (1, 4), (6, 2), (16, 8)])
+def test_random_learning_core_matches_golden(seed, lanes):
     rng = np.random.default_rng(seed)
-    config = random_erbp_config(rng)
+    config = random_erbp_config(rng, lanes=lanes)
     session = random_erbp_session(config, rng, 40)
     weights = initial_weights(config)
     golden, _ = _assert_learning_run_matches(config, weights, session,
@@ -293,10 +293,7 @@ def test_learning_registers_and_regions_refuse_bad_accesses():
         raise failures[0]
 
 
-def test_erbp_core_needs_one_lane_and_other_rules_use_make_core():
-    config = _erbp_config()
-    with pytest.raises(ConfigError, match="lanes"):
-        Core(config.replace(lanes=2))
+def test_erbp_core_refuses_other_rules_which_make_core_picks():
     with pytest.raises(ConfigError, match="make_core"):
         Core(CoreConfig.from_toml("examples/decolle-digits.toml"))
 

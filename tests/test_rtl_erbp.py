@@ -71,6 +71,25 @@ def test_random_learning_networks_bit_exact(key):
     assert learned > 0
 
 
+# Several lanes: every lane draws and learns in the same cycle; golden knows no lanes.
+@pytest.mark.parametrize("key, lanes", [(3, 4), (6, 2), (9, 16)])
+def test_random_learning_networks_with_lanes_bit_exact(key, lanes):
+    config = random_erbp_config(np.random.default_rng(key), name=f"erbp{key}_lanes{lanes}",
+                                lanes=lanes)
+    rng = np.random.default_rng([key, lanes])
+    weights = [rng.integers(-r, r + 1, size=w.shape)
+               for r, w in zip(config.learning.initial_weight_range, initial_weights(config))]
+    session = random_erbp_session(config, rng, TICKS, activity=float(rng.uniform(0.2, 0.6)))
+    result = run_case(config, _case(weights, session, seed=key,
+                                    ready_probability=float(rng.uniform(0.4, 1.0))),
+                      simulator=SIMULATOR, build_root=BUILD_ROOT)
+    assert result["mismatch"] is None, result["mismatch"]
+    assert result["ticks"] == TICKS
+    assert result["state_words"] == _state_words(config)
+    golden = _golden_run(config, weights, session)
+    assert sum(int((a != b).sum()) for a, b in zip(weights, golden.weights)) > 0
+
+
 def test_checker_reports_a_learning_difference():
     """The golden model starting from one different weight must be caught."""
     config = random_erbp_config(np.random.default_rng(9), name="erbp9")
