@@ -72,7 +72,7 @@ def test_random_learning_networks_bit_exact(key):
 
 
 # Several lanes: every lane draws and learns in the same cycle; golden knows no lanes.
-@pytest.mark.parametrize("key, lanes", [(3, 4), (6, 2), (9, 16)])
+@pytest.mark.parametrize("key, lanes", [(4, 4), (11, 2), (9, 16)])
 def test_random_learning_networks_with_lanes_bit_exact(key, lanes):
     config = random_erbp_config(np.random.default_rng(key), name=f"erbp{key}_lanes{lanes}",
                                 lanes=lanes)
