@@ -128,7 +128,8 @@ class Core(CoreShell):
     def _memories(self, m, p):
         """Add the memories: weights (in banks), accumulators, neuron state."""
         config, layout = self._config, self._layout
-        m.submodules.weights = p.weights = WeightBanks(config, layout.weight_words)
+        m.submodules.weights = p.weights = WeightBanks(config, layout.weight_words,
+                                                       checks=self.checks)
 
         def memory(name, shape, depth, granularity=None):
             m.submodules[name] = memory = Memory(shape=shape, depth=depth, init=[])
