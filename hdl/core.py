@@ -474,7 +474,9 @@ class Core(CoreShell):
 
         def serve(name, address, valid, fits, data, enable=1):
             read = p.host_read[name]
-            m.d.comb += read.valid.eq(1)
+            # A write answers no data, so it leaves the read port alone (weights in
+            # single-port SPRAM have one address per cycle).
+            m.d.comb += read.valid.eq(~host.write)
             serve_memory(m, host, decoder.error, read, p.host_write[name], address, valid,
                          fits, data, enable)
 

@@ -135,3 +135,32 @@ def test_spram_refusals_name_the_value_and_the_limit():
         WeightBanks(config, depth=4, memory="lut")
     with pytest.raises(ValueError, match=f"depth = {SPRAM_DEPTH + 1}: must be between 1 and"):
         SpramBlock(SPRAM_DEPTH + 1)
+
+
+def _random_spram_config(rng, recurrent=False):
+    """A random inference core drawn as the other core tests draw theirs, weights in SPRAM;
+    redrawn until its weight word is packed or spread over columns."""
+    from plasticore.sim.random_case import random_config, random_recurrent_config
+    draw = random_recurrent_config if recurrent else random_config
+    return draw(rng, name="spram").replace(weight_memory="spram")
+
+
+@pytest.mark.parametrize("case, recurrent", [(0, False), (1, False), (2, True)])
+def test_core_with_spram_weights_matches_golden(case, recurrent):
+    # Core(checks=True): the bank asserts that no host write meets a delivery read.
+    from plasticore.golden import GoldenCore
+    from plasticore.sim.pysim import read_weights, run_core  # noqa: F401
+    from plasticore.sim.random_case import case_weights, random_event_ticks
+    rng = np.random.default_rng(300 + case)
+    config = _random_spram_config(rng, recurrent)
+    weights = case_weights(config, rng)
+    events = random_event_ticks(config, rng, ticks=20, activity=0.5)
+    golden = GoldenCore(config, weights)
+    expected = golden.run(events)
+    run = run_core(config, weights, events, ready_probability=0.7, seed=case)
+    assert [[list(layer) for layer in tick] for tick in run.spikes] == \
+        [[list(layer) for layer in tick] for tick in expected]
+    assert sum(len(layer) for tick in expected for layer in tick) > 0
+    for layer in range(len(config.neuron_layers)):
+        np.testing.assert_array_equal(run.membranes[layer], golden.membrane[layer])
+    assert run.registers["flags"] == golden.flags
