@@ -160,3 +160,23 @@ def test_clock_override_goes_through_the_pll(tmp_path, capsys):
     assert main(["build", str(ROOT / "examples" / "tiny.toml"), "--board", "icebreaker",
                  "--clock", "2000", "-o", str(tmp_path)]) == 2
     assert "no iCE40 PLL setting makes 2000 MHz" in capsys.readouterr().err
+
+
+def test_weights_in_spram_are_counted_as_spram_blocks_not_ebr():
+    config = load_config(ROOT / "examples" / "mnist-inference-icebreaker.toml")
+    memories = check_fit(config, get_board("icebreaker"))
+    spram = [memory for memory in memories if memory["kind"] == "SPRAM"]
+    # 50,816 words of two 8-bit weights: three full blocks and 1,664 words of a fourth.
+    assert [memory["depth"] for memory in spram] == [16384, 16384, 16384, 1664]
+    assert sum(memory["blocks"] for memory in spram) == 4
+    assert sum(memory["blocks"] for memory in memories if memory["kind"] == "BRAM") <= 30
+    # The same network in block RAM does not fit: 50,816 x 16 bits is 199 EBR.
+    with pytest.raises(FitError, match="core.weights.memory \\(50816 x 16 bits, 199 blocks\\)"):
+        check_fit(config.replace(weight_memory="bram"), get_board("icebreaker"))
+
+
+def test_weights_in_spram_are_refused_on_a_board_without_it():
+    config = load_config(ROOT / "examples" / "mnist-inference-icebreaker.toml")
+    with pytest.raises(FitError, match="weight_memory = 'spram': ulx3s-85f .* has no SPRAM; "
+                                       "boards with SPRAM \\(iCE40UP\\): icebreaker"):
+        check_fit(config, get_board("ulx3s-85f"))
