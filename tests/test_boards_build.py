@@ -1,7 +1,8 @@
 """Board tops, the build flow's checks and report parsing, and (marked ``synth``) a real build.
 
-The ``synth`` test runs Yosys and nextpnr (YoWASP) on examples/inference.toml for the
-iCEBreaker: a few minutes; select it with ``-m synth`` or leave it out with ``-m "not synth"``.
+The ``synth`` tests run Yosys and nextpnr (YoWASP) on examples/inference.toml and
+examples/mnist-inference-icebreaker.toml (weights in SPRAM) for the iCEBreaker: a minute
+or two; select it with ``-m synth`` or leave it out with ``-m "not synth"``.
 """
 
 import json
@@ -148,6 +149,21 @@ def test_icebreaker_build_meets_timing(tmp_path):
     assert Path(report["bitstream"]).stat().st_size > 100_000     # UP5K images are ~104 kB
     assert report["utilization"]["LUT"]["used"] > 0
     assert report["utilization"]["BRAM"]["used"] > 0
+    assert report["timing_met"] and report["fmax_mhz"] >= 12.0
+
+
+@pytest.mark.synth
+def test_icebreaker_build_with_weights_in_spram_meets_timing(tmp_path):
+    # 101,632 weights: 199 EBR in block RAM, so the build stands only if SPRAM holds them.
+    out = tmp_path / "mnist"
+    code = main(["build", str(ROOT / "examples" / "mnist-inference-icebreaker.toml"),
+                 "--board", "icebreaker", "-o", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    assert code == 0, report
+    assert report["utilization"]["SPRAM"] == {"used": 4, "available": 4,
+                                              "cell": "ICESTORM_SPRAM"}
+    assert report["synthesis_cells"]["SB_SPRAM256KA"] == 4
+    assert report["utilization"]["BRAM"]["used"] <= 30
     assert report["timing_met"] and report["fmax_mhz"] >= 12.0
 
 
