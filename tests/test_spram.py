@@ -137,22 +137,22 @@ def test_spram_refusals_name_the_value_and_the_limit():
         SpramBlock(SPRAM_DEPTH + 1)
 
 
-def _random_spram_config(rng, recurrent=False):
-    """A random inference core drawn as the other core tests draw theirs, weights in SPRAM;
-    redrawn until its weight word is packed or spread over columns."""
-    from plasticore.sim.random_case import random_config, random_recurrent_config
-    draw = random_recurrent_config if recurrent else random_config
-    return draw(rng, name="spram").replace(weight_memory="spram")
-
-
-@pytest.mark.parametrize("case, recurrent", [(0, False), (1, False), (2, True)])
-def test_core_with_spram_weights_matches_golden(case, recurrent):
+# Seeds whose draws lay words over 2 and 4 block columns (lanes 4 and 8 of padded 6 and
+# 5-bit weights) and pack two words per block word (a recurrent 17-17-13-2, lanes 1).
+@pytest.mark.parametrize("case, recurrent, columns, pack", [
+    (0, False, 2, 1), (1, False, 4, 1), (2, True, 1, 2)])
+def test_core_with_spram_weights_matches_golden(case, recurrent, columns, pack):
     # Core(checks=True): the bank asserts that no host write meets a delivery read.
     from plasticore.golden import GoldenCore
-    from plasticore.sim.pysim import read_weights, run_core  # noqa: F401
-    from plasticore.sim.random_case import case_weights, random_event_ticks
+    from plasticore.layout import CoreLayout
+    from plasticore.sim.pysim import run_core
+    from plasticore.sim.random_case import (case_weights, random_config,
+                                            random_event_ticks, random_recurrent_config)
     rng = np.random.default_rng(300 + case)
-    config = _random_spram_config(rng, recurrent)
+    draw = random_recurrent_config if recurrent else random_config
+    config = draw(rng, name="spram").replace(weight_memory="spram")
+    geometry = SpramGeometry(config.lanes, config.weight_bits, CoreLayout(config).weight_words)
+    assert (geometry.columns, geometry.pack) == (columns, pack)
     weights = case_weights(config, rng)
     events = random_event_ticks(config, rng, ticks=20, activity=0.5)
     golden = GoldenCore(config, weights)
@@ -164,3 +164,7 @@ def test_core_with_spram_weights_matches_golden(case, recurrent):
     for layer in range(len(config.neuron_layers)):
         np.testing.assert_array_equal(run.membranes[layer], golden.membrane[layer])
     assert run.registers["flags"] == golden.flags
+    if recurrent:
+        # The recurrent core's read-back holds every weight, read through the bank.
+        for got, want in zip(run.weights, golden.weights):
+            np.testing.assert_array_equal(got, want)
