@@ -22,6 +22,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from plasticore.config import WEIGHT_MEMORIES
+
 from .interfaces import ADDRESS_BITS
 from .ports import read_access, write_access
 from .shell import select_constants
@@ -74,8 +76,8 @@ class WeightBanks(wiring.Component):
         if banks < 1 or config.lanes % banks:
             raise ValueError(f"banks = {banks}: must divide lanes = {config.lanes}")
         memory = config.weight_memory if memory is None else memory
-        if memory not in ("bram", "spram"):
-            raise ValueError(f"memory = {memory!r}: must be \"bram\" or \"spram\"")
+        if memory not in WEIGHT_MEMORIES:
+            raise ValueError(f"memory = {memory!r}: must be one of {', '.join(WEIGHT_MEMORIES)}")
         if memory == "spram" and banks != 1:
             raise ValueError(f"banks = {banks}: must be 1 with memory = \"spram\" (the "
                              "SPRAM layout splits a word over blocks itself)")

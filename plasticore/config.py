@@ -20,8 +20,7 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 __all__ = ["ConfigError", "CoreConfig", "RESET_MODES", "LEARNING_RULES", "WEIGHT_MEMORIES",
-           "load_config",
-           "check_label_addresses", "MAX_FLOW_SYNAPSES", "MAX_NEURON_LAYERS"]
+           "load_config", "check_label_addresses", "MAX_FLOW_SYNAPSES", "MAX_NEURON_LAYERS"]
 
 #: How a neuron's membrane is reset after it spikes.
 RESET_MODES = ("zero", "subtract")
