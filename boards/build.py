@@ -23,7 +23,7 @@ from pathlib import Path
 
 from plasticore.config import CoreConfig
 
-from .platforms import BoardError, BoardSpec, get_board
+from .platforms import BOARDS, BoardError, BoardSpec, get_board
 
 __all__ = ["build_board", "toolchain_env", "estimate_memories", "check_fit",
            "parse_nextpnr_report", "parse_yosys_cells", "placement_overflow", "format_report",
@@ -80,10 +80,12 @@ def _blocks(width: int, depth: int, family: str) -> int:
 
 
 def estimate_memories(config: CoreConfig, board: BoardSpec, *, core_factory=None) -> list[dict]:
-    """Return every memory of the board design, with the block RAMs it needs.
+    """Return every memory of the board design, with the blocks it needs.
 
     The design is elaborated (no synthesis) and its memories listed with the blocks of the
-    best aspect ratio. On ECP5, memories of at most 16 LUT-RAM cells are expected in LUT RAM
+    best aspect ratio; ``kind`` says which resource the blocks are: ``"BRAM"``, or
+    ``"SPRAM"`` for the blocks of weights in SPRAM (``weight_memory = "spram"``), one
+    SB_SPRAM256KA each. On ECP5, memories of at most 16 LUT-RAM cells are expected in LUT RAM
     and not counted. Yosys may share or split a little differently: the synthesis log in the build
     report has the final count.
     """
@@ -101,18 +103,32 @@ def estimate_memories(config: CoreConfig, board: BoardSpec, *, core_factory=None
             data = fragment._data
             width = Shape.cast(data.shape).width
             bits = width * data.depth
-            # iCE40 has no LUT RAM: Yosys puts even a tiny memory in an EBR. On ECP5 it takes
-            # LUT RAM (16 x 4 bit cells) for a memory of a few cells, block RAM beyond.
-            lut_ram_cells = -(-data.depth // 16) * -(-width // 4)
-            in_logic = board.family == "ecp5" and lut_ram_cells <= _LUT_RAM_CELLS
-            blocks = 0 if in_logic else _blocks(width, data.depth, board.family)
-            memories.append({"name": ".".join(path), "width": width, "depth": data.depth,
-                             "bits": bits, "blocks": blocks})
+            memory = {"name": ".".join(path), "width": width, "depth": data.depth,
+                      "bits": bits, "kind": "BRAM"}
+            if _is_spram(memory):
+                memory.update(kind="SPRAM", blocks=1)
+            else:
+                # iCE40 has no LUT RAM: Yosys puts even a tiny memory in an EBR. On ECP5 it
+                # takes LUT RAM (16 x 4 bit cells) for a memory of a few cells, block RAM
+                # beyond.
+                lut_ram_cells = -(-data.depth // 16) * -(-width // 4)
+                in_logic = board.family == "ecp5" and lut_ram_cells <= _LUT_RAM_CELLS
+                memory["blocks"] = 0 if in_logic else _blocks(width, data.depth, board.family)
+            memories.append(memory)
         for sub, name, *_ in fragment.subfragments:
             walk(sub, path + (str(name),))
 
     walk(Fragment.get(top, None), ())
     return memories
+
+
+def _is_spram(memory: dict) -> bool:
+    """A weight bank's SPRAM block (elaborated as its single-port model: one memory per
+    SB_SPRAM256KA, whatever depth the model holds)."""
+    return any(_SPRAM_BLOCK.fullmatch(part) for part in memory["name"].split("."))
+
+
+_SPRAM_BLOCK = re.compile(r"spram_\d+_\d+")
 
 
 #: ECP5 memories of at most this many 16 x 4 LUT-RAM cells stay out of block RAM. Seen in
@@ -122,17 +138,28 @@ _LUT_RAM_CELLS = 16
 
 
 def check_fit(config: CoreConfig, board: BoardSpec, *, core_factory=None) -> list[dict]:
-    """Refuse a configuration whose memories need more block RAM than the device has.
+    """Refuse a configuration whose memories need more block RAM or SPRAM than the device
+    has, or weights in SPRAM on a device without it.
 
     Returns the memory list of :func:`estimate_memories`. Logic is not estimated here:
     nextpnr reports it, and it grows far more slowly with the network than memory does.
     """
+    if config.weight_memory == "spram" and not board.resources.get("SPRAM"):
+        with_spram = [name for name, spec in BOARDS.items() if spec.resources.get("SPRAM")]
+        raise FitError(f"weight_memory = 'spram': {board.name} ({board.device}) has no SPRAM; "
+                       f"boards with SPRAM (iCE40UP): {', '.join(with_spram)}")
     memories = estimate_memories(config, board, core_factory=core_factory)
-    needed = sum(memory["blocks"] for memory in memories)
+    spram = sum(memory["blocks"] for memory in memories if memory["kind"] == "SPRAM")
+    if spram > board.resources.get("SPRAM", 0):
+        raise FitError(f"{config.name} does not fit {board.name} ({board.device}): weights in "
+                       f"SPRAM need {spram} blocks of 256 kbit, the device has "
+                       f"{board.resources.get('SPRAM', 0)}")
+    needed = sum(memory["blocks"] for memory in memories if memory["kind"] == "BRAM")
     available = board.resources["BRAM"]
     if needed > available:
         unit = "4 kbit EBR" if board.family == "ice40" else "18 kbit DP16KD"
-        largest = max(memories, key=lambda memory: memory["blocks"])
+        largest = max((memory for memory in memories if memory["kind"] == "BRAM"),
+                      key=lambda memory: memory["blocks"])
         raise FitError(
             f"{config.name} does not fit {board.name} ({board.device}): BRAM needs {needed} "
             f"{unit} blocks, the device has {available} ({needed - available} too many, "

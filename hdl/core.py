@@ -127,7 +127,8 @@ class Core(CoreShell):
     def _memories(self, m, p):
         """Add the memories: weights (in banks), accumulators, neuron state."""
         config, layout = self._config, self._layout
-        m.submodules.weights = p.weights = WeightBanks(config, layout.weight_words)
+        m.submodules.weights = p.weights = WeightBanks(config, layout.weight_words,
+                                                       checks=self.checks)
 
         def memory(name, shape, depth, granularity=None):
             m.submodules[name] = memory = Memory(shape=shape, depth=depth, init=[])
@@ -503,7 +504,9 @@ class Core(CoreShell):
 
         def serve(name, address, valid, fits, data, enable=1):
             read = p.host_read[name]
-            m.d.comb += read.valid.eq(1)
+            # A write answers no data, so it leaves the read port alone (weights in
+            # single-port SPRAM have one address per cycle).
+            m.d.comb += read.valid.eq(~host.write)
             serve_memory(m, host, decoder.error, read, p.host_write[name], address, valid,
                          fits, data, enable)
 

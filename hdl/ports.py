@@ -118,6 +118,9 @@ class ReadArbiter(wiring.Component):
         ]
         for request in requests:
             m.d.comb += request.data.eq(port.data)
+        if "valid" in port.signature.members:
+            # A single-port memory checks that no read is claimed in a cycle it writes.
+            m.d.comb += port.valid.eq(Cat(*claims).any())
         if self._checks:
             assert_one_owner(m, self._name, claims)
             for request in requests:

@@ -5,7 +5,8 @@ A projection carries a presynaptic layer's spikes to a postsynaptic layer. In ha
 - :class:`WeightBanks` holds the weights of every projection, one word of ``lanes``
   weights per address, split over ``banks`` memories (lanes ``b * lanes / banks`` onwards
   live in bank ``b``), so that a later core can put each bank in another kind of memory
-  (block RAM, SPRAM, LUT RAM) or give each lane its own port.
+  (block RAM, SPRAM, LUT RAM) or give each lane its own port; ``memory = "spram"`` puts
+  the words in the iCE40's single-port SPRAM (:mod:`.spram`).
 - :class:`RowWalker` takes presynaptic events as a stream and issues the words of each
   event's row, one per cycle: the weight word and the accumulator word it adds into.
 - :class:`Delivery` is the walker with its datapath: it reads each weight word and its
@@ -15,15 +16,18 @@ A projection carries a presynaptic layer's spikes to a postsynaptic layer. In ha
   the rewritten weight word in the cycle the accumulator is written back.
 """
 
-from amaranth.hdl import Assert, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from plasticore.config import WEIGHT_MEMORIES
+
 from .interfaces import ADDRESS_BITS
 from .ports import read_access, write_access
 from .shell import select_constants
+from .spram import SPRAM_DEPTH, SpramBlock, SpramGeometry
 from .synapse import LaneAccumulate, accumulator_word_layout, weight_word_layout
 
 __all__ = ["WeightBanks", "RowWalker", "Delivery", "plasticity_signature"]
@@ -47,31 +51,50 @@ class WeightBanks(wiring.Component):
     transparent : bool
         A read in the cycle of a write to the same word sees the new word (the eRBP core
         relies on it; a core that never reads a word as it writes it saves the bypass).
+        Without effect in SPRAM, where no read may share a cycle with a write.
+    memory : {"bram", "spram"} or None
+        Where the weights live; ``None``: ``config.weight_memory``. ``"spram"`` lays the
+        words out over single-port iCE40 SPRAM blocks (:class:`~.spram.SpramGeometry`):
+        one address per cycle, so a write and a read never share a cycle; it needs
+        ``banks = 1`` (the geometry splits a wide word over blocks itself).
+    checks : bool
+        With ``"spram"``: assert that no read is claimed (``read.valid``) in a cycle that
+        writes.
 
     Attributes
     ----------
-    read : In(addr, en) / Out(data)
-        A read port of whole words.
+    read : In(addr, en, valid) / Out(data)
+        A read port of whole words. ``valid``: a part uses the data of this read (the
+        port arbiter drives it; only the SPRAM check looks at it).
     write : In(addr, data, en)
         A write port with one enable bit per lane.
     """
 
     def __new__(cls, config, depth: int, banks: int = 1, *, transparent: bool = True,
-                src_loc_at: int = 0):
+                memory=None, checks: bool = False, src_loc_at: int = 0):
         # A refused split raises before the component exists (nothing left unelaborated).
         if banks < 1 or config.lanes % banks:
             raise ValueError(f"banks = {banks}: must divide lanes = {config.lanes}")
+        memory = config.weight_memory if memory is None else memory
+        if memory not in WEIGHT_MEMORIES:
+            raise ValueError(f"memory = {memory!r}: must be one of {', '.join(WEIGHT_MEMORIES)}")
+        if memory == "spram" and banks != 1:
+            raise ValueError(f"banks = {banks}: must be 1 with memory = \"spram\" (the "
+                             "SPRAM layout splits a word over blocks itself)")
         return super().__new__(cls, src_loc_at=src_loc_at + 1)
 
-    def __init__(self, config, depth: int, banks: int = 1, *, transparent: bool = True):
+    def __init__(self, config, depth: int, banks: int = 1, *, transparent: bool = True,
+                 memory=None, checks: bool = False):
         lanes = config.lanes
         self._config, self._depth, self._banks = config, depth, banks
-        self._transparent = transparent
+        self._transparent, self._checks = transparent, checks
+        self._memory = config.weight_memory if memory is None else memory
         word = weight_word_layout(config)
         bits = _address_bits(depth)
         super().__init__({
             "read": Out(wiring.Signature({
-                "addr": In(unsigned(bits)), "en": In(1, init=1), "data": Out(word)})),
+                "addr": In(unsigned(bits)), "en": In(1, init=1), "valid": In(1),
+                "data": Out(word)})),
             "write": Out(wiring.Signature({
                 "addr": In(unsigned(bits)), "data": In(word), "en": In(lanes)})),
         })
@@ -80,8 +103,16 @@ class WeightBanks(wiring.Component):
     def banks(self) -> int:
         return self._banks
 
+    @property
+    def memory(self) -> str:
+        """Where the weights live: ``"bram"`` or ``"spram"``."""
+        return self._memory
+
     def elaborate(self, platform):
         m = Module()
+        if self._memory == "spram":
+            self._spram(m)
+            return m
         config, banks = self._config, self._banks
         per_bank = config.lanes // banks
         for bank in range(banks):
@@ -102,6 +133,63 @@ class WeightBanks(wiring.Component):
                                           lanes.stop * config.weight_bits].eq(read.data),
             ]
         return m
+
+    def _spram(self, m):
+        """The words in single-port SPRAM blocks: one address per cycle, the write's when
+        any lane writes, else the read's."""
+        config = self._config
+        bits = config.weight_bits
+        geometry = SpramGeometry(config.lanes, bits, self._depth)
+        pack_bits = geometry.pack.bit_length() - 1
+        writing = self.write.en.any()
+        addr = Mux(writing, self.write.addr, self.read.addr)
+        block_addr, slot = addr[pack_bits:], addr[:pack_bits]
+        row = block_addr[14:]
+        # The read data leaves a cycle later: remember which slot and block row it is.
+        read_slot, read_row = Signal(range(geometry.pack)), Signal(range(geometry.rows))
+        with m.If(self.read.en & ~writing):
+            m.d.sync += [read_slot.eq(slot), read_row.eq(row)]
+        blocks = {}
+        for r in range(geometry.rows):
+            words = min(SPRAM_DEPTH, geometry.block_words - r * SPRAM_DEPTH)
+            for c in range(geometry.columns):
+                blocks[r, c] = block = SpramBlock(depth=words)
+                m.submodules[f"spram_{r}_{c}"] = block
+                m.d.comb += [
+                    block.addr.eq(block_addr[:14]),
+                    block.write.eq(writing),
+                    block.select.eq((row == r) & (writing | self.read.en)),
+                ]
+        # Write: every slot's copy of a lane gets its data; the mask picks the slot.
+        masks = {c: [0] * 4 for c in range(geometry.columns)}
+        for s in range(geometry.pack):
+            for lane in range(config.lanes):
+                c, offset = geometry.position(s, lane)
+                enable = self.write.en[lane] & (slot == s)
+                for r in range(geometry.rows):
+                    m.d.comb += blocks[r, c].data_in[offset:offset + bits].eq(
+                        self.write.data.as_value()[lane * bits:(lane + 1) * bits])
+                for nibble in range(offset // 4, (offset + geometry.lane_bits) // 4):
+                    masks[c][nibble] = masks[c][nibble] | enable
+        for (r, c), block in blocks.items():
+            m.d.comb += block.mask.eq(Cat(*masks[c]))
+        # Read: each lane from the block row and slot of the read.
+        for lane in range(config.lanes):
+            out = self.read.data.as_value()[lane * bits:(lane + 1) * bits]
+            if geometry.rows == geometry.pack == 1:
+                c, offset = geometry.position(0, lane)
+                m.d.comb += out.eq(blocks[0, c].data_out[offset:offset + bits])
+                continue
+            with m.Switch(Cat(read_slot, read_row)):
+                for r in range(geometry.rows):
+                    for s in range(geometry.pack):
+                        c, offset = geometry.position(s, lane)
+                        with m.Case(s | (r << pack_bits)):
+                            m.d.comb += out.eq(blocks[r, c].data_out[offset:offset + bits])
+        if self._checks:
+            m.d.sync += Assert(~(writing & self.read.valid),
+                               "weights: a read and a write in the same cycle of a "
+                               "single-port SPRAM bank")
 
 
 def _synapse_count(layout) -> int:

@@ -19,14 +19,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-__all__ = ["ConfigError", "CoreConfig", "RESET_MODES", "LEARNING_RULES", "load_config",
-           "check_label_addresses", "MAX_FLOW_SYNAPSES", "MAX_NEURON_LAYERS"]
+__all__ = ["ConfigError", "CoreConfig", "RESET_MODES", "LEARNING_RULES", "WEIGHT_MEMORIES",
+           "load_config", "check_label_addresses", "MAX_FLOW_SYNAPSES", "MAX_NEURON_LAYERS"]
 
 #: How a neuron's membrane is reset after it spikes.
 RESET_MODES = ("zero", "subtract")
 #: Learning rules a core can carry. Each rule other than ``none`` has its parameters in a
 #: TOML table of the same name, parsed by ``plasticore.rules.<rule>.Params``.
 LEARNING_RULES = ("none", "erbp", "decolle")
+#: Where the weights live: block RAM, or the iCE40UP's single-port SPRAM.
+WEIGHT_MEMORIES = ("bram", "spram")
+#: SPRAM blocks of the largest device that has them (iCE40UP5K: 4 x 16384 x 16 bits).
+MAX_SPRAM_BLOCKS = 4
 
 # Limits that follow from the hardware, not from taste.
 MAX_NEURONS_PER_LAYER = 1 << 16   # AER addresses and host offsets are 16-bit
@@ -101,6 +105,10 @@ class CoreConfig:
     data : DataSettings or None
         The ``[data]`` table (``plasticore.datasets.settings.DataSettings``): validation
         split and how event data become ticks; None means every default.
+    weight_memory : {"bram", "spram"}
+        Where the weights live. ``"spram"`` puts them in the iCE40UP's single-port SPRAM
+        (4 blocks of 16384 x 16 bits on the UP5K) instead of block RAM; only for
+        ``rule = "none"``, and only on a board that has SPRAM (the board build checks).
     projections : tuple of (int, int)
         Every weight matrix as ``(source, target)`` populations, numbered as in ``layers``
         (0 is the inputs). Empty (the default) means the feedforward chain ``layers``
@@ -124,6 +132,7 @@ class CoreConfig:
     name: str = "core"
     data: Any = None
     projections: tuple[tuple[int, int], ...] = ()
+    weight_memory: str = "bram"
 
     def __post_init__(self):
         layers = self.layers
@@ -165,6 +174,7 @@ class CoreConfig:
             raise ConfigError("name", self.name,
                               "must be a Python-identifier-like label (letters, digits, _)")
         object.__setattr__(self, "projections", self._check_projections())
+        self._check_weight_memory()
 
     def _check_projections(self) -> tuple[tuple[int, int], ...]:
         """Validate ``projections``; return it in canonical form (empty: no recurrence)."""
@@ -201,6 +211,28 @@ class CoreConfig:
                               f'recurrent projections need rule = "none" (the {self.rule} '
                               "core is feedforward)")
         return tuple(chain) + recurrent if recurrent else ()
+
+    def _check_weight_memory(self) -> None:
+        """``weight_memory``: a known memory; SPRAM only for inference and within 4 blocks."""
+        if self.weight_memory not in WEIGHT_MEMORIES:
+            raise ConfigError("weight_memory", self.weight_memory,
+                              f"must be one of {', '.join(WEIGHT_MEMORIES)}")
+        if self.weight_memory != "spram":
+            return
+        if self.rule != "none":
+            raise ConfigError("weight_memory", self.weight_memory,
+                              f'"spram" needs rule = "none" (the {self.rule} core writes a '
+                              "weight back while it reads the next: two ports)")
+        from plasticore.hdl.spram import SpramGeometry
+        words = sum(self.layers[s] * -(-self.layers[t] // self.lanes)
+                    for s, t in self.projection_pairs)
+        geometry = SpramGeometry(self.lanes, self.weight_bits, words)
+        if geometry.blocks > MAX_SPRAM_BLOCKS:
+            raise ConfigError("weight_memory", self.weight_memory,
+                              f"{self.n_synapses} weights of {self.weight_bits} bits in "
+                              f"words of {self.lanes} need {geometry.blocks} SPRAM blocks "
+                              f"of 16384 x 16 bits; at most {MAX_SPRAM_BLOCKS} (the "
+                              "iCE40UP5K's 4 x 256 kbit)")
 
     def _validate_learning(self) -> None:
         # Every construction path (the constructor, from_dict, replace) checks the rule's
@@ -339,6 +371,8 @@ class CoreConfig:
         data["projections"] = [list(pair) for pair in self.projections]
         if not data["projections"]:
             del data["projections"]    # the feedforward shorthand: the file reads as before
+        if data["weight_memory"] == "bram":
+            del data["weight_memory"]  # the default: the file reads as before
         learning = data.pop("learning")
         if learning is not None:
             data[self.rule] = learning.to_dict()

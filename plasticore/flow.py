@@ -336,6 +336,33 @@ def _replay_command(args) -> int:
     return 1
 
 
+def _read_build_report(report_path) -> dict:
+    """A build's ``report.json``, refused with the missing field if it is not one."""
+    try:
+        report = json.loads(Path(report_path).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--report {report_path}: cannot read a build report ({error})")
+    for key in ("clock_requested_mhz", "fmax_mhz", "board", "utilization"):
+        if key not in report:
+            raise ValueError(f"--report {report_path}: not a plasticore build report "
+                             f"(no field {key!r})")
+    return report
+
+
+#: The resources a build report lists, in the order they are printed.
+REPORT_RESOURCES = ("LUT", "FF", "BRAM", "SPRAM", "DSP")
+
+
+def bench_resources(report_path) -> str:
+    """One line of what a build used of its device: used/available of each resource
+    (``BRAM`` the block RAMs, ``SPRAM`` the iCE40UP's single-port RAM blocks)."""
+    report = _read_build_report(report_path)
+    utilization = report["utilization"]
+    parts = [f"{name} {utilization[name]['used']}/{utilization[name]['available']}"
+             for name in REPORT_RESOURCES if name in utilization]
+    return f"{report['board']} build uses {', '.join(parts)}"
+
+
 def bench_clocks(report_path=None, clock_mhz=None) -> list[tuple[str, float]]:
     """The clocks to quote throughput at: ``(label, MHz)``.
 
@@ -345,14 +372,7 @@ def bench_clocks(report_path=None, clock_mhz=None) -> list[tuple[str, float]]:
     """
     clocks = []
     if report_path is not None:
-        try:
-            report = json.loads(Path(report_path).read_text())
-        except (OSError, ValueError) as error:
-            raise ValueError(f"--report {report_path}: cannot read a build report ({error})")
-        for key in ("clock_requested_mhz", "fmax_mhz", "board"):
-            if key not in report:
-                raise ValueError(f"--report {report_path}: not a plasticore build report "
-                                 f"(no field {key!r})")
+        report = _read_build_report(report_path)
         met = "met" if report.get("timing_met") else "NOT met"
         clocks.append((f"{report['board']} build clock (timing {met})",
                        float(report["clock_requested_mhz"])))
@@ -437,6 +457,9 @@ def _bench_command(args) -> int:
     if clocks:
         figures["throughput"] = throughput_rows(figures, clocks)
         _print_throughput(figures["throughput"])
+    if args.report is not None:
+        figures["resources"] = bench_resources(args.report)
+        print(figures["resources"])
     # The golden model on both engines, on the same work (see plasticore.golden.engine.bench).
     figures["golden"] = compare(config, ticks=args.golden_ticks, numpy_ticks=args.numpy_ticks,
                                 activity=args.golden_activity, seed=args.seed)

@@ -4,12 +4,21 @@ import json
 
 import pytest
 
-from plasticore.flow import bench_clocks, throughput_rows
+from plasticore.flow import bench_clocks, bench_resources, throughput_rows
+
+#: A build's utilization as build_board writes it (figures made up, in the report's form).
+UTILIZATION = {
+    "LUT": {"used": 3100, "available": 5280, "cell": "ICESTORM_LC"},
+    "FF": {"used": 900, "available": 5280, "cell": "SB_DFF*"},
+    "BRAM": {"used": 8, "available": 30, "cell": "ICESTORM_RAM"},
+    "SPRAM": {"used": 4, "available": 4, "cell": "ICESTORM_SPRAM"},
+    "DSP": {"used": 0, "available": 8, "cell": None},
+}
 
 
 def _report(tmp_path, **fields):
     report = {"board": "icebreaker", "clock_requested_mhz": 12.0, "fmax_mhz": 21.5,
-              "timing_met": True, **fields}
+              "timing_met": True, "utilization": UTILIZATION, **fields}
     path = tmp_path / "report.json"
     path.write_text(json.dumps(report))
     return path
@@ -26,6 +35,7 @@ def test_clocks_come_from_the_report_and_the_command_line(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("not json", "cannot read"),
     (json.dumps({"board": "x", "fmax_mhz": 3}), "clock_requested_mhz"),
+    (json.dumps({"board": "x", "fmax_mhz": 3, "clock_requested_mhz": 12}), "utilization"),
 ])
 def test_a_file_that_is_not_a_build_report_is_refused(tmp_path, content, message):
     path = tmp_path / "report.json"
@@ -62,3 +72,8 @@ def test_bench_refuses_a_throughput_clock_without_the_rtl_measurement(tmp_path, 
     code = main(["bench", "examples/tiny.toml", "--golden-only", "--clock", "50"])
     assert code == 2
     assert "drop --golden-only" in capsys.readouterr().err
+
+
+def test_the_report_line_gives_every_resource_spram_included(tmp_path):
+    assert bench_resources(_report(tmp_path)) == (
+        "icebreaker build uses LUT 3100/5280, FF 900/5280, BRAM 8/30, SPRAM 4/4, DSP 0/8")

@@ -1,7 +1,8 @@
 """Board tops, the build flow's checks and report parsing, and (marked ``synth``) a real build.
 
-The ``synth`` test runs Yosys and nextpnr (YoWASP) on examples/inference.toml for the
-iCEBreaker: a few minutes; select it with ``-m synth`` or leave it out with ``-m "not synth"``.
+The ``synth`` tests run Yosys and nextpnr (YoWASP) on examples/inference.toml and
+examples/mnist-inference-icebreaker.toml (weights in SPRAM) for the iCEBreaker: a minute
+or two; select it with ``-m synth`` or leave it out with ``-m "not synth"``.
 """
 
 import json
@@ -151,6 +152,21 @@ def test_icebreaker_build_meets_timing(tmp_path):
     assert report["timing_met"] and report["fmax_mhz"] >= 12.0
 
 
+@pytest.mark.synth
+def test_icebreaker_build_with_weights_in_spram_meets_timing(tmp_path):
+    # 101,632 weights: 199 EBR in block RAM, so the build stands only if SPRAM holds them.
+    out = tmp_path / "mnist"
+    code = main(["build", str(ROOT / "examples" / "mnist-inference-icebreaker.toml"),
+                 "--board", "icebreaker", "-o", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    assert code == 0, report
+    assert report["utilization"]["SPRAM"] == {"used": 4, "available": 4,
+                                              "cell": "ICESTORM_SPRAM"}
+    assert report["synthesis_cells"]["SB_SPRAM256KA"] == 4
+    assert report["utilization"]["BRAM"]["used"] <= 30
+    assert report["timing_met"] and report["fmax_mhz"] >= 12.0
+
+
 def test_clock_override_goes_through_the_pll(tmp_path, capsys):
     spec = get_board("ulx3s-85f")
     config = CoreConfig.from_toml(ROOT / "examples" / "tiny.toml")
@@ -160,3 +176,23 @@ def test_clock_override_goes_through_the_pll(tmp_path, capsys):
     assert main(["build", str(ROOT / "examples" / "tiny.toml"), "--board", "icebreaker",
                  "--clock", "2000", "-o", str(tmp_path)]) == 2
     assert "no iCE40 PLL setting makes 2000 MHz" in capsys.readouterr().err
+
+
+def test_weights_in_spram_are_counted_as_spram_blocks_not_ebr():
+    config = load_config(ROOT / "examples" / "mnist-inference-icebreaker.toml")
+    memories = check_fit(config, get_board("icebreaker"))
+    spram = [memory for memory in memories if memory["kind"] == "SPRAM"]
+    # 50,816 words of two 8-bit weights: three full blocks and 1,664 words of a fourth.
+    assert [memory["depth"] for memory in spram] == [16384, 16384, 16384, 1664]
+    assert sum(memory["blocks"] for memory in spram) == 4
+    assert sum(memory["blocks"] for memory in memories if memory["kind"] == "BRAM") <= 30
+    # The same network in block RAM does not fit: 50,816 x 16 bits is 199 EBR.
+    with pytest.raises(FitError, match="core.weights.memory \\(50816 x 16 bits, 199 blocks\\)"):
+        check_fit(config.replace(weight_memory="bram"), get_board("icebreaker"))
+
+
+def test_weights_in_spram_are_refused_on_a_board_without_it():
+    config = load_config(ROOT / "examples" / "mnist-inference-icebreaker.toml")
+    with pytest.raises(FitError, match="weight_memory = 'spram': ulx3s-85f .* has no SPRAM; "
+                                       "boards with SPRAM \\(iCE40UP\\): icebreaker"):
+        check_fit(config, get_board("ulx3s-85f"))

@@ -28,6 +28,12 @@ def test_examples_load():
     ({"lanes": True}, "lanes", "integer"),
     ({"rule": "stdp"}, "rule", "none, erbp, decolle"),
     ({"name": "my core"}, "name", "identifier"),
+    ({"weight_memory": "sram"}, "weight_memory", "bram, spram"),
+    ({"weight_memory": "spram", "rule": "erbp", "layers": [4, 3, 2]}, "weight_memory",
+     'needs rule = "none"'),
+    # 784 x 200 + 200 x 10 bytes, two to a 16-bit block word: 80,400 block words, 5 blocks.
+    ({"weight_memory": "spram", "layers": [784, 200, 10]}, "weight_memory",
+     "need 5 SPRAM blocks of 16384 x 16 bits; at most 4"),
 ])
 def test_bad_values_are_refused_with_field_value_and_limit(changes, field, limit):
     data = {"layers": [4, 3], **changes}
@@ -115,3 +121,13 @@ def test_learning_rules_refuse_recurrence():
     data["projections"] = [[0, 1], [1, 2], [1, 1]]
     with pytest.raises(ConfigError, match='recurrent projections need rule = "none"'):
         CoreConfig.from_dict(data)
+
+
+def test_weight_memory_round_trips_and_the_default_stays_out_of_the_file():
+    spram = CoreConfig(layers=(784, 128, 10), lanes=2, weight_memory="spram")
+    assert spram.to_dict()["weight_memory"] == "spram"
+    assert CoreConfig.from_dict(spram.to_dict()) == spram
+    assert "weight_memory" not in CoreConfig(layers=(4, 3)).to_dict()
+    # Exactly the four blocks: 784 x 64 + 128 x 5 = 50,816 words of 16 bits.
+    assert CoreConfig.from_toml("examples/mnist-inference-icebreaker.toml") == spram.replace(
+        name="mnist_inference_icebreaker", refractory_ticks=2, seed=1)

@@ -112,3 +112,50 @@ def test_the_arbiters_assert_their_contract(fault, message):
     sim.add_testbench(bench)
     with pytest.raises(AssertionError, match=message):
         sim.run()
+
+
+def _shared_spram_bank():
+    """Weights in SPRAM behind arbiters: one part reads, another writes."""
+    m = Module()
+    m.submodules.weights = bank = WeightBanks(CoreConfig(layers=(3, 4)), depth=8,
+                                              memory="spram", checks=True)
+    reader = access_for(bank.read, path="reader")
+    writer = access_for(bank.write, path="writer")
+    share_port(m, "weights read", bank.read, [reader], checks=True)
+    share_port(m, "weights write", bank.write, [writer], checks=True)
+    return m, reader, writer
+
+
+@pytest.mark.parametrize("same_cycle", [False, True])
+def test_the_read_arbiter_tells_a_single_port_bank_who_reads(same_cycle):
+    # The arbiter drives the bank's `valid` from the claims: a write beside a claimed read
+    # fails the bank's check, a write in a cycle of its own does not.
+    m, reader, writer = _shared_spram_bank()
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(writer.addr, 5)
+        ctx.set(writer.data, [-7])
+        ctx.set(writer.en, 1)
+        if same_cycle:
+            ctx.set(reader.valid, 1)
+            ctx.set(reader.addr, 3)
+        await ctx.tick()
+        ctx.set(writer.addr, 0)
+        ctx.set(writer.data, [0])
+        ctx.set(writer.en, 0)
+        ctx.set(reader.valid, 1)
+        ctx.set(reader.addr, 5)
+        await ctx.tick()
+        seen.append(ctx.get(reader.data[0]))
+        await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    if same_cycle:
+        with pytest.raises(AssertionError, match="read and a write in the same cycle"):
+            sim.run()
+    else:
+        sim.run()
+        assert seen == [-7]

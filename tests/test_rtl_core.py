@@ -36,6 +36,14 @@ NAMED_CONFIGS = {
                                 refractory_ticks=2, lanes=8, name="partial_words"),
     "saturating": CoreConfig(layers=(6, 5, 3), weight_bits=7, membrane_bits=8, leak_shift=0,
                              threshold=127, lanes=2, name="saturating"),
+    # Weights in SPRAM (its single-port model): two words per block word, and a word of
+    # padded 5-bit lanes spread over two block columns.
+    "spram_packed": CoreConfig(layers=(9, 7, 5), weight_bits=6, membrane_bits=10,
+                               leak_shift=2, threshold=40, refractory_ticks=1,
+                               weight_memory="spram", name="spram_packed"),
+    "spram_columns": CoreConfig(layers=(7, 11, 6), weight_bits=5, membrane_bits=9,
+                                leak_shift=3, threshold=30, reset="subtract", lanes=4,
+                                weight_memory="spram", name="spram_columns"),
 }
 RANDOM_SEEDS = list(range(8))
 
