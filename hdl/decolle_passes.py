@@ -343,17 +343,19 @@ def draw_blocks(config, layout) -> int:
 class LearningPass(wiring.Component):
     """Steps 5a to 5c for a layer, on learning ticks: group by group (the ``lanes``
     neurons of one weight word), each neuron's error, then, if any of the group's errors
-    is nonzero, the group's column of weight words (and bias word with ``learn_bias``)
-    updated, one word per cycle.
+    is nonzero, the group's column of weight words (and its bias word with
+    ``learn_bias``) updated, one word per cycle.
 
-    For each neuron of a group the error unit computes ``e_q`` (one neuron at a time);
-    then a walker reads the words ``W[j, group]`` and ``P[j]``, one row per cycle, and
-    every lane updates its own weight with its own neuron's error and its own rounding
-    draw; a lane whose error is zero (or past the layer's end) is not written. The
-    Threefry pipelines (:func:`draw_blocks` of them) draw each word's blocks
-    ``latency - 1`` cycles ahead of its read, so that draws and data meet in the
-    :class:`UpdateUnit` of each lane (two stages), which writes the new word two cycles
-    after the read.
+    The error side has the error unit compute ``e_q`` for each neuron of a group (one
+    neuron at a time) and hands the complete group to the update walker as soon as the
+    walker is free; it then forms the next group's errors while the walker runs (they
+    use the state memory and the error unit, the walker the weight, trace and bias
+    memories). The walker reads ``W[j, group]`` and ``P[j]``, one row per cycle, and every
+    lane updates its own weight with its own neuron's error and its own rounding draw; a
+    lane whose error is zero (or past the layer's end) is not written. The Threefry
+    pipelines (:func:`draw_blocks` of them) draw each word's blocks ``latency - 1``
+    cycles ahead of its read, so that draws and data meet in the :class:`UpdateUnit` of
+    each lane (two stages), which writes the new word two cycles after the read.
 
     Attributes
     ----------
@@ -386,7 +388,10 @@ class LearningPass(wiring.Component):
         lane_bits = (lanes - 1).bit_length()
         max_post, max_pre = max(config.neuron_layers), max(config.layers[:-1])
         m = Module()
+        # The error side works on `group`, the update walker on `update_group` (the group
+        # handed over before it).
         group = Signal.like(layer.row_words)
+        update_group = Signal.like(layer.row_words)
         lane = Signal(range(lanes))
         neuron = Signal(range(max_post + lanes))
         pre = Signal(range(max_pre + 2))            # input (the bias row is n_pre)
@@ -402,28 +407,30 @@ class LearningPass(wiring.Component):
                           if self._stochastic else [])
         latency = self._threefry[0].latency if self._threefry else 1
         draw_lead = Signal(range(max(latency, 1)))
+        pending = [Signal(signed(params.error_bits), name=f"pending_{k}") for k in range(lanes)]
         errors = [Signal(signed(params.error_bits), name=f"error_{k}") for k in range(lanes)]
         any_error = Signal()                        # some lane of the group has e_q != 0
         issue = Signal()                            # stage A of the update pipeline
         in_flight = Signal()
+        updating = Signal()                         # the update walker holds a group
         rows = layer.n_pre + 1 if params.learn_bias else layer.n_pre
         is_bias_row = pre == layer.n_pre
-        m.d.comb += neuron.eq(Cat(lane, group) if lanes > 1 else group)
+        m.d.comb += [neuron.eq(Cat(lane, group) if lanes > 1 else group),
+                     updating.eq(active | draw_active | in_flight)]
         last_lane = (lane == lanes - 1) | (neuron == layer.n_post - 1)
 
-        def next_group():
-            with m.If(group == layer.row_words - 1):
-                m.next = "LAYER_DONE"
-            with m.Else():
-                m.d.sync += [group.eq(group + 1), lane.eq(0), any_error.eq(0)]
-                m.d.sync += [error.eq(0) for error in errors]
-                m.next = "ERROR_READ"
+        def clear_group():
+            m.d.sync += [lane.eq(0), any_error.eq(0)]
+            m.d.sync += [error.eq(0) for error in pending]
 
+        # The error side: each neuron's e_q into `pending`; a complete group is handed to
+        # the update walker as soon as it is free, and the next group's errors are formed
+        # while it walks.
         with m.FSM(name="learning"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [group.eq(0), lane.eq(0), any_error.eq(0)]
-                    m.d.sync += [error.eq(0) for error in errors]
+                    m.d.sync += group.eq(0)
+                    clear_group()
                     m.next = "ERROR_READ"
             with m.State("ERROR_READ"):
                 m.d.comb += [self.state_read.valid.eq(1),
@@ -436,51 +443,60 @@ class LearningPass(wiring.Component):
                 m.next = "ERROR_WAIT"
             with m.State("ERROR_WAIT"):
                 with m.If(self.error.done):
-                    m.d.sync += [Array(errors)[lane].eq(self.error.error),
+                    m.d.sync += [Array(pending)[lane].eq(self.error.error),
                                  any_error.eq(any_error | (self.error.error != 0))]
                     with m.If(~last_lane):
                         m.d.sync += lane.eq(lane + 1)
                         m.next = "ERROR_READ"
-                    with m.Elif(any_error | (self.error.error != 0)):
+                    with m.Else():
+                        m.next = "HAND_OVER"
+            with m.State("HAND_OVER"):
+                with m.If(~updating):
+                    with m.If(any_error):
+                        m.d.sync += [error.eq(value) for error, value in zip(errors, pending)]
                         m.d.sync += [
-                            active.eq(1), pre.eq(0),
+                            update_group.eq(group), active.eq(1), pre.eq(0),
                             weight_addr.eq(layer.weight_base + group),
                             synapse.eq(layer.synapse_base + (group << lane_bits)), draws.eq(0),
                             draw_active.eq(1), draw_lead.eq(latency - 1),
                         ]
-                        m.next = "UPDATE"
+                    with m.If(group == layer.row_words - 1):
+                        m.next = "DRAIN"
                     with m.Else():
-                        next_group()
-            with m.State("UPDATE"):
-                # The draw walker runs ahead by latency - 1 rows.
-                with m.If(draw_active):
-                    m.d.sync += [synapse.eq(synapse + layer.n_post), draws.eq(draws + 1)]
-                    with m.If(draws == rows - 1):
-                        m.d.sync += draw_active.eq(0)
-                with m.If(draw_lead != 0):
-                    m.d.sync += draw_lead.eq(draw_lead - 1)
-                with m.Elif(active):
-                    m.d.comb += issue.eq(1)
-                    m.d.sync += [pre.eq(pre + 1), weight_addr.eq(weight_addr + layer.row_words)]
-                    with m.If(pre == rows - 1):
-                        m.d.sync += active.eq(0)
-                with m.Elif(~in_flight):
-                    next_group()
+                        m.d.sync += group.eq(group + 1)
+                        clear_group()
+                        m.next = "ERROR_READ"
+            with m.State("DRAIN"):
+                with m.If(~updating):
+                    m.next = "LAYER_DONE"
             with m.State("LAYER_DONE"):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
 
+        # The update walker: the draw walker runs ahead by latency - 1 rows.
+        with m.If(draw_active):
+            m.d.sync += [synapse.eq(synapse + layer.n_post), draws.eq(draws + 1)]
+            with m.If(draws == rows - 1):
+                m.d.sync += draw_active.eq(0)
+        with m.If(draw_lead != 0):
+            m.d.sync += draw_lead.eq(draw_lead - 1)
+        with m.Elif(active):
+            m.d.comb += issue.eq(1)
+            m.d.sync += [pre.eq(pre + 1), weight_addr.eq(weight_addr + layer.row_words)]
+            with m.If(pre == rows - 1):
+                m.d.sync += active.eq(0)
+
         with m.If(issue):
             m.d.comb += [self.bias_read.valid.eq(1),
-                         self.bias_read.addr.eq(layer.group_base + group)]
+                         self.bias_read.addr.eq(layer.group_base + update_group)]
             # The bias row has no weight or trace word: reading one there would address
             # past the last layer's end of those memories.
             with m.If(~is_bias_row):
                 m.d.comb += [self.weights_read.valid.eq(1), self.weights_read.addr.eq(weight_addr),
                              self.traces_read.valid.eq(1),
                              self.traces_read.addr.eq(layer.row_base + pre)]
-        self._update_pipeline(m, issue, in_flight, is_bias_row, group, weight_addr, synapse,
-                              errors)
+        self._update_pipeline(m, issue, in_flight, is_bias_row, update_group, weight_addr,
+                              synapse, errors)
         return m
 
     def _update_pipeline(self, m, issue, in_flight, is_bias_row, group, weight_addr, synapse,

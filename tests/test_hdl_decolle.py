@@ -447,11 +447,19 @@ def expected_cycles(config, golden, events, learned, targets):
         golden.flags = flags
         top = layer == len(config.neuron_layers) - 1
         window = params.surrogate_window
-        gated = 0 if top else int(((membrane > -window) & (membrane <= window)).sum())
         rows = n_pre + params.learn_bias
-        # Groups of `lanes` neurons (one weight word) with some nonzero error.
-        active = len({int(i) // lanes for i in np.flatnonzero(errors)})
-        cycles += 3 * n_post + (n_classes + 1) * gated + active * (rows + latency + 2) + 1
+        update = rows + latency + 2
+        # Per group of `lanes` neurons (one weight word): its errors (3 cycles per neuron,
+        # K + 1 more inside the boxcar below the top) and the hand-over; the update of a
+        # group with some nonzero error overlaps the next group's errors.
+        handed = busy = 0
+        for group in range(groups):
+            neurons = list(range(group * lanes, min(n_post, (group + 1) * lanes)))
+            inside = (membrane[0, neurons] > -window) & (membrane[0, neurons] <= window)
+            errors_cost = 3 * len(neurons) + (0 if top else (n_classes + 1) * int(inside.sum())) + 1
+            handed += max(errors_cost, busy)
+            busy = update if errors[neurons].any() else 0
+        cycles += handed + max(busy, 1) + 1
     return cycles
 
 

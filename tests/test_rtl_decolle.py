@@ -50,6 +50,15 @@ CONFIGS = {
 }
 
 
+# Lanes: words of 2, 4 and 8 weights, partial last words, layers with fewer inputs than
+# lanes, several Threefry blocks per word (all three round stochastically).
+LANE_CONFIGS = {
+    2: random_config(np.random.default_rng(9), name="dec_lanes2", lanes=2),      # 9-9-2
+    4: CONFIGS["saturating"].replace(lanes=4, name="dec_lanes4"),                # 6-5-3
+    8: random_config(np.random.default_rng(12), name="dec_lanes8", lanes=8),     # 3-9-9
+}
+
+
 def _check(config, case, optimize=False):
     result = run_decolle_case(config, case, simulator=SIMULATOR, build_root=BUILD_ROOT,
                               optimize=optimize)
@@ -78,6 +87,18 @@ def test_random_decolle_networks_bit_exact(key):
     assert spikes > 0 and learning > TICKS and changed > 0
     if key == "saturating":
         assert flags == 0b11
+
+
+@pytest.mark.parametrize("lanes", list(LANE_CONFIGS))
+def test_random_decolle_networks_with_lanes_bit_exact(lanes):
+    config = LANE_CONFIGS[lanes]
+    rng = np.random.default_rng(7919 * lanes)
+    case = random_case(config, rng, TICKS, activity=float(rng.uniform(0.2, 0.6)),
+                       weight_scale=float(rng.uniform(1.0, 3.0)))
+    case["ready_probability"] = 0.7
+    result = _check(config, case)
+    assert result["spikes"] > 0 and result["learning_ticks"] > TICKS // 2
+    assert result["weights_changed"] > 0
 
 
 def test_digits_run_learns_every_weight_like_golden():
