@@ -1,7 +1,8 @@
 """The DECOLLE core: dense LIF layers with presynaptic traces that learn on chip.
 
 It runs the tick of :mod:`plasticore.golden.decolle` (:meth:`GoldenDecolle.tick_events`)
-bit for bit. How the hardware does it, one synapse per cycle:
+bit for bit. How the hardware does it, one weight word (``lanes`` synapses of consecutive
+postsynaptic neurons, a *group*) per cycle:
 
 Phases
     ``INPUT``: an input event ``j < n_inputs`` sets bit ``j`` of the input-spike memory; an
@@ -18,21 +19,24 @@ Phases
     ``TRACE``: one input per cycle, Q and P are read, updated (:class:`TraceUnit`) and
     written back (step 1); the layer's input spikes come from the input-spike memory
     (cleared as it is read) or from the previous layer's spike bits.
-    ``MEMBRANE``: a walker visits neuron by neuron, input by input, reading ``W[j, i]`` and
-    ``P[j]``; a product register and an accumulator form the exact dot product (one
-    synapse per cycle, the pipeline never drains between neurons). At each neuron's last
-    input its sum enters three finalize stages: the first reads the neuron's state and
-    bias, the next two run :class:`NeuronUnit` (steps 2 to 4, two stages); the last writes
-    U, R and S back and, for a spike, adds the neuron's readout row to the readout sums
-    (step 5a, event-driven).
+    ``MEMBRANE``: a walker visits group by group, input by input, reading the word
+    ``W[j, group]`` and ``P[j]``; per lane a product register and an accumulator form the
+    exact dot product (the pipeline never drains between groups). At a group's last
+    input its sums enter three finalize stages one neuron per cycle: the first reads the
+    neuron's state and bias, the next two run :class:`NeuronUnit` (steps 2 to 4, two
+    stages); the last writes U, R and S back and, for a spike, adds the neuron's readout
+    row to the readout sums (step 5a, event-driven).
     ``EMIT``: the layer's spike bits are read in neuron order and each spike is sent on
     ``o_events`` (the walk stalls while the output is not ready).
-    ``ERROR`` and ``UPDATE``, on learning ticks only: for each neuron, :class:`ErrorUnit`
-    computes ``e_q`` (steps 5a, 5b); for a nonzero ``e_q`` the walker reads the neuron's
-    column (``W[j, i]``, ``P[j]``, the bias last with ``learn_bias``) one synapse per cycle;
-    the Threefry pipeline draws each synapse's rounding bits ahead of its read, so that
-    draw and data meet in :class:`UpdateUnit` (two stages), which writes the new weight two
-    cycles after the read (step 5c). Cycles per tick: ``docs/decolle.md``, "Hardware".
+    ``ERROR`` and ``UPDATE``, on learning ticks only: for each neuron of a group,
+    :class:`ErrorUnit` computes ``e_q`` (steps 5a, 5b); a group with a nonzero ``e_q`` is
+    handed to the update walker, which reads the group's column of words (``W[j, group]``,
+    ``P[j]``, the bias word last with ``learn_bias``) one word per cycle while the next
+    group's errors are formed; the Threefry pipelines draw each word's rounding bits
+    (one draw per lane) ahead of its read, so that draws and data meet in one
+    :class:`UpdateUnit` per lane (two stages), which write the new word two cycles after
+    the read (step 5c); lanes with a zero error are not written. Cycles per tick:
+    ``docs/decolle.md``, "Hardware".
 
     ``END_TICK`` sends the end-of-tick event and advances ``tick`` and ``sample_tick``.
 Host port

@@ -8,6 +8,7 @@ from plasticore.config import ConfigError, CoreConfig
 from plasticore.golden.decolle import (FLAG_MEMBRANE_SATURATED, FLAG_WEIGHT_SATURATED,
                                        GoldenDecolle, _decay)
 from plasticore.hdl.decolle_core import DecolleCore
+from plasticore.hdl.decolle_passes import draw_blocks
 from plasticore.hdl.decolle_units import (ErrorUnit, NeuronUnit, TraceUnit, UpdateUnit,
                                           refractory_shape, trace_shape)
 from plasticore.layout import (CORE_MAGIC, DECOLLE_FLAG_MEMBRANE_SATURATED,
@@ -501,3 +502,18 @@ def test_a_new_sample_reads_as_zero_and_starts_from_zero():
                                              "trace_p") for values in run.state[name])
     case["script"].append(["tick", [0, config.n_inputs]])
     assert_core_matches(config, case)
+
+
+def test_draw_blocks_cover_every_word_the_update_pass_reads():
+    """Every word's lanes take their draws from the blocks the pipelines produce, and no
+    pipeline is one too many (brute force over every row and group of each network)."""
+    for seed in range(40):
+        for lanes in (1, 2, 4, 8, 16):
+            config = random_config(np.random.default_rng(seed), lanes=lanes)
+            layout = layout_for(config)
+            offsets = GoldenDecolle(config).offsets
+            spans = [((offset + row * lay.n_post + group * lanes) % 4 + lanes - 1) // 4 + 1
+                     for offset, lay in zip(offsets, layout.layers)
+                     for row in range(lay.n_pre + config.learning.learn_bias)
+                     for group in range(lay.row_words)]
+            assert draw_blocks(config, layout) == max(spans), (seed, lanes)
