@@ -54,7 +54,6 @@ A new sample
 from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
 from plasticore.config import ConfigError, CoreConfig
