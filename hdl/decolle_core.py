@@ -1,7 +1,8 @@
 """The DECOLLE core: dense LIF layers with presynaptic traces that learn on chip.
 
 It runs the tick of :mod:`plasticore.golden.decolle` (:meth:`GoldenDecolle.tick_events`)
-bit for bit. How the hardware does it, one synapse per cycle:
+bit for bit. How the hardware does it, one weight word (``lanes`` synapses of consecutive
+postsynaptic neurons, a *group*) per cycle:
 
 Phases
     ``INPUT``: an input event ``j < n_inputs`` sets bit ``j`` of the input-spike memory; an
@@ -18,21 +19,24 @@ Phases
     ``TRACE``: one input per cycle, Q and P are read, updated (:class:`TraceUnit`) and
     written back (step 1); the layer's input spikes come from the input-spike memory
     (cleared as it is read) or from the previous layer's spike bits.
-    ``MEMBRANE``: a walker visits neuron by neuron, input by input, reading ``W[j, i]`` and
-    ``P[j]``; a product register and an accumulator form the exact dot product (one
-    synapse per cycle, the pipeline never drains between neurons). At each neuron's last
-    input its sum enters three finalize stages: the first reads the neuron's state and
-    bias, the next two run :class:`NeuronUnit` (steps 2 to 4, two stages); the last writes
-    U, R and S back and, for a spike, adds the neuron's readout row to the readout sums
-    (step 5a, event-driven).
+    ``MEMBRANE``: a walker visits group by group, input by input, reading the word
+    ``W[j, group]`` and ``P[j]``; per lane a product register and an accumulator form the
+    exact dot product (the pipeline never drains between groups). At a group's last
+    input its sums enter three finalize stages one neuron per cycle: the first reads the
+    neuron's state and bias, the next two run :class:`NeuronUnit` (steps 2 to 4, two
+    stages); the last writes U, R and S back and, for a spike, adds the neuron's readout
+    row to the readout sums (step 5a, event-driven).
     ``EMIT``: the layer's spike bits are read in neuron order and each spike is sent on
     ``o_events`` (the walk stalls while the output is not ready).
-    ``ERROR`` and ``UPDATE``, on learning ticks only: for each neuron, :class:`ErrorUnit`
-    computes ``e_q`` (steps 5a, 5b); for a nonzero ``e_q`` the walker reads the neuron's
-    column (``W[j, i]``, ``P[j]``, the bias last with ``learn_bias``) one synapse per cycle;
-    the Threefry pipeline draws each synapse's rounding bits ahead of its read, so that
-    draw and data meet in :class:`UpdateUnit` (two stages), which writes the new weight two
-    cycles after the read (step 5c). Cycles per tick: ``docs/decolle.md``, "Hardware".
+    ``ERROR`` and ``UPDATE``, on learning ticks only: for each neuron of a group,
+    :class:`ErrorUnit` computes ``e_q`` (steps 5a, 5b); a group with a nonzero ``e_q`` is
+    handed to the update walker, which reads the group's column of words (``W[j, group]``,
+    ``P[j]``, the bias word last with ``learn_bias``) one word per cycle while the next
+    group's errors are formed; the Threefry pipelines draw each word's rounding bits
+    (one draw per lane) ahead of its read, so that draws and data meet in one
+    :class:`UpdateUnit` per lane (two stages), which write the new word two cycles after
+    the read (step 5c); lanes with a zero error are not written. Cycles per tick:
+    ``docs/decolle.md``, "Hardware".
 
     ``END_TICK`` sends the end-of-tick event and advances ``tick`` and ``sample_tick``.
 Host port
@@ -49,8 +53,7 @@ A new sample
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib.memory import Memory
 
 from plasticore.config import ConfigError, CoreConfig
@@ -67,6 +70,7 @@ from .decolle_units import ErrorUnit
 from .interfaces import ADDRESS_BITS
 from .ports import access_for, share_port
 from .projection import WeightBanks
+from .synapse import weight_word_layout
 from .shell import (CoreShell, HostDecoder, count_saturating, open_tick, select_constants,
                     send_end_of_tick, serve_memory, serve_register_write, weight_word_decoder)
 
@@ -88,9 +92,6 @@ class DecolleCore(CoreShell):
     def check_config(cls, config: CoreConfig) -> None:
         super().check_config(config)
         rule_params(config, "decolle", "the DECOLLE core")
-        if config.lanes != 1:
-            raise ConfigError("lanes", config.lanes,
-                              'must be 1 for rule = "decolle" (the core does one synapse per cycle)')
         n_classes = config.layers[-1]
         if config.n_inputs + n_classes > 1 << ADDRESS_BITS:
             raise ConfigError("layers", list(config.layers),
@@ -119,13 +120,14 @@ class DecolleCore(CoreShell):
         m.submodules.weights = weights = WeightBanks(config, layout.weight_words,
                                                      transparent=False)
         p.ports = {"weights": (weights.read, weights.write)}
+        # Biases in words of `lanes`, like a row of weights: word group_base + i // lanes.
         for name, shape, depth in (
-                ("bias", signed(config.weight_bits), layout.state_words),
+                ("bias", weight_word_layout(config), layout.accumulator_words),
                 ("traces", trace_word_layout(config), layout.rows),
                 ("input", 1, config.n_inputs),
                 ("state", state_word_layout(config), layout.state_words)):
             m.submodules[name] = memory = Memory(shape=shape, depth=depth, init=[])
-            write = memory.write_port()
+            write = memory.write_port(granularity=1 if name == "bias" else None)
             p.ports[name] = (memory.read_port(), write)
 
     def _parts(self, m, p):
@@ -170,11 +172,12 @@ class DecolleCore(CoreShell):
         constants = p.constants
         select_constants(
             m, p.layer, (constants.n_pre, constants.n_post, constants.row_base,
-                         constants.weight_base, constants.state_base, constants.previous_base,
+                         constants.row_words, constants.weight_base, constants.group_base,
+                         constants.state_base, constants.previous_base,
                          constants.synapse_base, constants.is_first, constants.is_last,
                          constants.lr_shift),
-            [(lay.n_pre, lay.n_post, lay.row_base, lay.weight_base, lay.state_base,
-              layout.layers[index - 1].state_base if index else 0, offsets[index],
+            [(lay.n_pre, lay.n_post, lay.row_base, lay.row_words, lay.weight_base,
+              lay.accumulator_base, lay.state_base, layout.layers[index - 1].state_base if index else 0, offsets[index],
               index == 0, index == n_layers - 1, p.lr_shifts[index])
              for index, lay in enumerate(layout.layers)])
         for part in (p.trace, p.membrane, p.emit, p.learning_pass):
@@ -292,10 +295,11 @@ class DecolleCore(CoreShell):
                 m.next = "INPUT"
 
     def _host_decoder(self, m, p):
-        """Add the host decoder: address fields, weight decode, the register table."""
+        """Add the host decoder: address fields, weight and bias decode, the register table."""
         config, layout, value = self._config, self._layout, self.host.write_data
         p.decoder = HostDecoder(self.host, layout, layout.offset_bits)
         p.weight_decode = weight_word_decoder(m, layout, p.decoder.offset)
+        p.bias_decode = self._bias_word_decoder(m, p.decoder.offset)
         p.fits_weight = Signal()
         m.d.comb += p.fits_weight.eq(fits_signed(value, config.weight_bits))
         p.register_writes = {
@@ -310,12 +314,35 @@ class DecolleCore(CoreShell):
             for index, signal in enumerate(p.lr_shifts)})
         p.tick_is_open = open_tick(m, self.i_events)
 
+    def _bias_word_decoder(self, m, offset):
+        """The bias word and lane of the neuron at ``offset`` (its global index): word
+        ``group_base + i // lanes``, lane ``i % lanes`` of neuron ``i`` of its layer."""
+        layout, lane_bits = self._layout, self._layout.lane_bits
+        if not lane_bits:
+            return offset, Const(0, 1)
+        word = Signal(range(layout.accumulator_words + 1))
+        lane = Signal(lane_bits)
+        for lay in layout.layers:
+            with m.If((offset >= lay.state_base) & (offset < lay.state_base + lay.n_post)):
+                index = offset - lay.state_base
+                m.d.comb += [word.eq(lay.accumulator_base + (index >> lane_bits)),
+                             lane.eq(index[:lane_bits])]
+        return word, lane
+
     def _host_phases(self, m, p):
         """Add HOST_ACCESS (decode and access) and HOST_ACK (answer)."""
         config, layout, host, decoder = self._config, self._layout, self.host, p.decoder
         offset, host_error, value = decoder.offset, decoder.error, host.write_data
-        weight_word, weight_valid, _ = p.weight_decode
+        weight_word, weight_valid, weight_post = p.weight_decode
+        bias_word, bias_lane = p.bias_decode
         neuron_valid = offset < layout.state_words
+        lanes, lane_bits = config.lanes, layout.lane_bits
+        # The lane of a weight or bias access, kept for the answer; a write enables it only.
+        lane = Mux(decoder.region == REGION_BIAS, bias_lane, weight_post[:lane_bits]) \
+            if lane_bits else Const(0, 1)
+        host_lane = Signal.like(lane)
+        lane_data = Cat(*[value[:config.weight_bits]] * lanes)
+        lane_enable = Const(1, lanes) << lane
         fits_weight, register_writes, tick_is_open = (p.fits_weight, p.register_writes,
                                                       p.tick_is_open)
 
@@ -327,18 +354,18 @@ class DecolleCore(CoreShell):
 
         with m.State("HOST_ACCESS"):
             m.next = "HOST_ACK"
-            with decoder.decode(m, tick_is_open, ()):
+            with decoder.decode(m, tick_is_open, [host_lane.eq(lane)]):
                 with m.Case(REGION_REGISTERS):
                     serve_register_write(m, host, host_error, offset, layout.registers,
                                          register_writes)
-                for region, name, address, valid, data in (
-                        (REGION_WEIGHTS, "weights", weight_word, weight_valid,
-                         value[:config.weight_bits]),
-                        (REGION_BIAS, "bias", offset, neuron_valid, value)):
+                for region, name, address, valid in (
+                        (REGION_WEIGHTS, "weights", weight_word, weight_valid),
+                        (REGION_BIAS, "bias", bias_word, neuron_valid)):
                     with m.Case(region):
                         m.d.comb += p.host_read[name].valid.eq(1)
                         serve_memory(m, host, host_error, p.host_read[name],
-                                     p.host_write[name], address, valid, fits_weight, data)
+                                     p.host_write[name], address, valid, fits_weight,
+                                     lane_data, lane_enable)
                 with m.Case(REGION_MEMBRANE, REGION_REFRACTORY, REGION_SPIKES):
                     serve_read_only("state", neuron_valid)
                 with m.Case(REGION_TRACE_Q, REGION_TRACE_P):
@@ -355,8 +382,8 @@ class DecolleCore(CoreShell):
             register_values += [(f"lr_shift_{index + 1}", signal)
                                 for index, signal in enumerate(p.lr_shifts)]
             decoder.answer(m, layout.registers, register_values, {
-                REGION_WEIGHTS: p.host_read["weights"].data[0],
-                REGION_BIAS: p.host_read["bias"].data,
+                REGION_WEIGHTS: p.host_read["weights"].data[host_lane],
+                REGION_BIAS: p.host_read["bias"].data[host_lane],
                 REGION_MEMBRANE: Mux(p.fresh, 0, state.u),
                 REGION_REFRACTORY: Mux(p.fresh, 0, state.r),
                 REGION_SPIKES: Mux(p.fresh, 0, state.s),

