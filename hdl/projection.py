@@ -225,6 +225,9 @@ class RowWalker(wiring.Component):
     lead : int
         Cycles between a word leaving the walker (``step``) and its issue to the memories
         (``words``): the latency of a plasticity part's random draw. 0 without one.
+    every_other : bool
+        Issue a word every other cycle, leaving the cycle after each read free for its
+        write-back (a learning core on a single-port weight memory).
     synapses : bool
         The words also carry ``synapse``, the global index of their lane-0 synapse
         (``offset[p] + j * n_post + lanes * w``; :func:`plasticore.rules.erbp.synapse_offsets`).
@@ -247,8 +250,10 @@ class RowWalker(wiring.Component):
         No event held and no word in the pipeline.
     """
 
-    def __init__(self, layout, lead: int = 0, synapses: bool = False):
+    def __init__(self, layout, lead: int = 0, synapses: bool = False,
+                 every_other: bool = False):
         self._layout, self._lead, self._synapses = layout, lead, synapses
+        self._every_other = every_other
         step_layout = _walk_step_layout(layout, synapses)
         words = stream.Signature(step_layout, always_ready=True)
         super().__init__({
@@ -281,8 +286,18 @@ class RowWalker(wiring.Component):
                         m.d.comb += synapse_start.eq(offset + self.events.payload * lay.n_post)
                 offset += lay.n_pre * lay.n_post
 
-        active, words_left = self.step.valid, Signal.like(row_words)
-        row_done = ~active | (words_left == 0)
+        active, words_left = Signal(), Signal.like(row_words)
+        if self._every_other:
+            # Each word stays two cycles in the address registers and is issued in the
+            # first: a single-port weight memory writes it back in the second.
+            second = Signal()
+            with m.If(active):
+                m.d.sync += second.eq(~second)
+            advance = active & second
+        else:
+            second, advance = Const(0), active
+        m.d.comb += self.step.valid.eq(active & ~second)
+        row_done = ~active | (second == self._every_other) & (words_left == 0)
         pending_valid = Signal()
         pending_row_start = Signal.like(row_start)
         load = pending_valid & row_done
@@ -291,7 +306,7 @@ class RowWalker(wiring.Component):
             m.d.sync += [pending_valid.eq(1), pending_row_start.eq(row_start)]
         with m.Elif(load):
             m.d.sync += pending_valid.eq(0)
-        with m.If(active):
+        with m.If(advance):
             m.d.sync += [
                 step.weight_addr.eq(step.weight_addr + 1),
                 step.acc_addr.eq(step.acc_addr + 1),
@@ -304,6 +319,8 @@ class RowWalker(wiring.Component):
                 step.acc_addr.eq(acc_base),
                 words_left.eq(row_words - 1),
             ]
+            if self._every_other:
+                m.d.sync += second.eq(0)
         with m.Elif(row_done):
             m.d.sync += active.eq(0)
         if synapse_start is not None:
@@ -312,7 +329,7 @@ class RowWalker(wiring.Component):
                 m.d.sync += pending_synapse.eq(synapse_start)
             with m.If(load):
                 m.d.sync += step.synapse.eq(pending_synapse)
-            with m.Elif(active):
+            with m.Elif(advance):
                 m.d.sync += step.synapse.eq(step.synapse + layout.lanes)
 
         # The lead: the word travels beside its random draw for `lead` cycles.
@@ -415,9 +432,11 @@ class Delivery(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         config = self._config
+        learns = self._lead is not None
         m.submodules.walker = walker = RowWalker(
-            self._layout, self._lead or 0,
-            synapses=self._lead is not None and config.lanes > 1)
+            self._layout, self._lead or 0, synapses=learns and config.lanes > 1,
+            # A single-port weight memory cannot read a word while it writes one back.
+            every_other=learns and config.weight_memory == "spram")
         wiring.connect(m, wiring.flipped(self.events), walker.events)
         m.d.comb += [
             walker.enable.eq(self.enable),

@@ -219,10 +219,10 @@ class CoreConfig:
                               f"must be one of {', '.join(WEIGHT_MEMORIES)}")
         if self.weight_memory != "spram":
             return
-        if self.rule != "none":
+        if self.rule == "decolle":
             raise ConfigError("weight_memory", self.weight_memory,
-                              f'"spram" needs rule = "none" (the {self.rule} core writes a '
-                              "weight back while it reads the next: two ports)")
+                              '"spram" needs rule = "none" or "erbp" (the decolle core writes '
+                              "a weight back while it reads the next: two ports)")
         from plasticore.hdl.spram import SpramGeometry
         words = sum(self.layers[s] * -(-self.layers[t] // self.lanes)
                     for s, t in self.projection_pairs)

@@ -197,6 +197,19 @@ def test_random_learning_core_matches_golden(seed, lanes):
     assert changed > 0, "the case did not learn anything"
 
 
+@pytest.mark.parametrize("seed, lanes", [(6, 1), (1, 2)])
+def test_learning_core_on_single_port_spram_matches_golden(seed, lanes):
+    """Weights in SPRAM: a word every other cycle, its write-back in the free cycle (the
+    bank asserts that no read is claimed in a cycle that writes)."""
+    rng = np.random.default_rng(seed)
+    config = random_erbp_config(rng, lanes=lanes).replace(weight_memory="spram")
+    session = random_erbp_session(config, rng, 40)
+    weights = initial_weights(config)
+    golden, _ = _assert_learning_run_matches(config, weights, session,
+                                             ready_probability=0.6, seed=seed)
+    assert sum(int((a != b).sum()) for a, b in zip(weights, golden.weights)) > 0
+
+
 def test_repeated_event_rereads_the_learned_weight_and_weights_saturate():
     """One hidden neuron: input 0 arrives three times in a tick, each time re-reading the
     weight the previous event wrote (the back-to-back case of the transparent read port),
