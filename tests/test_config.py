@@ -29,8 +29,6 @@ def test_examples_load():
     ({"rule": "stdp"}, "rule", "none, erbp, decolle"),
     ({"name": "my core"}, "name", "identifier"),
     ({"weight_memory": "sram"}, "weight_memory", "bram, spram"),
-    ({"weight_memory": "spram", "rule": "decolle", "layers": [4, 3, 2]}, "weight_memory",
-     'needs rule = "none" or "erbp"'),
     # 784 x 200 + 200 x 10 bytes, two to a 16-bit block word: 80,400 block words, 5 blocks.
     ({"weight_memory": "spram", "layers": [784, 200, 10]}, "weight_memory",
      "need 5 SPRAM blocks of 16384 x 16 bits; at most 4"),
@@ -44,6 +42,13 @@ def test_bad_values_are_refused_with_field_value_and_limit(changes, field, limit
     assert message.startswith(f"{field} = ")
     assert repr(caught.value.value) in message
     assert limit in message
+
+
+def test_decolle_weights_are_refused_in_spram():
+    decolle = CoreConfig.from_toml("examples/decolle-digits.toml")
+    with pytest.raises(ConfigError, match='needs rule = "none" or "erbp"') as caught:
+        decolle.replace(weight_memory="spram")
+    assert caught.value.field == "weight_memory"
 
 
 def test_unknown_key_is_refused(tmp_path):
