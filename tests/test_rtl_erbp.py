@@ -72,10 +72,14 @@ def test_random_learning_networks_bit_exact(key):
 
 
 # Several lanes: every lane draws and learns in the same cycle; golden knows no lanes.
-@pytest.mark.parametrize("key, lanes", [(4, 4), (11, 2), (9, 16)])
-def test_random_learning_networks_with_lanes_bit_exact(key, lanes):
+@pytest.mark.parametrize("key, lanes, memory", [(4, 4, "bram"), (11, 2, "bram"),
+                                                (9, 16, "bram"), (4, 2, "spram")])
+def test_random_learning_networks_with_lanes_bit_exact(key, lanes, memory):
+    """Several lanes (and, on single-port SPRAM, a word every other cycle)."""
     config = random_erbp_config(np.random.default_rng(key), name=f"erbp{key}_lanes{lanes}",
-                                lanes=lanes)
+                                lanes=lanes).replace(weight_memory=memory)
+    if memory == "spram":
+        config = config.replace(name=f"{config.name}_spram")
     rng = np.random.default_rng([key, lanes])
     weights = [rng.integers(-r, r + 1, size=w.shape)
                for r, w in zip(config.learning.initial_weight_range, initial_weights(config))]
