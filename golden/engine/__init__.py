@@ -33,8 +33,10 @@ ENGINES = ("fast", "numpy")
 SUPPORTED_FIELDS = {
     # ``data`` (the [data] table) says how samples are loaded and split, not how the core
     # computes: the engine runs whatever ticks it is given.
+    # ``weight_memory`` says where the hardware keeps the weights; no result depends on it.
     None: {"layers", "weight_bits", "membrane_bits", "leak_shift", "threshold", "reset",
-           "refractory_ticks", "lanes", "seed", "rule", "name", "erbp", "decolle", "data"},
+           "refractory_ticks", "lanes", "seed", "rule", "name", "erbp", "decolle", "data",
+           "weight_memory"},
     "erbp": {"burn_in_ticks", "dendrite_leak_shift", "epochs", "error_input_weight",
              "error_threshold", "feedback_hidden_scale", "feedback_output_weight",
              "feedback_seed", "gate_high", "gate_low", "initial_weight_range", "input_rate",
