@@ -13,6 +13,8 @@ datapath when ``rule = "erbp"`` (a core with ``rule = "none"`` has none of it):
 The arithmetic is in :mod:`plasticore.hdl.erbp`; these parts schedule it over memories.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
@@ -51,6 +53,38 @@ def _feedback_pass_members(n_classes: int) -> dict:
 def error_word_layout(config):
     """E+ and E- of a class in one memory word: their states are never negative."""
     return data.ArrayLayout(unsigned(config.membrane_bits - 1), 2)
+
+
+def _walk_neurons(m: Module, layout, start, done) -> SimpleNamespace:
+    """Visit every neuron of every layer, one per cycle, from ``start``; ``done`` is driven
+    in the cycle after the last one is issued (when a pass writes it back).
+
+    Returns the layer's constants (``n_post``, ``state_base``, ``acc_base``, ``is_last``),
+    the neuron ``index`` within it and ``issue`` (a neuron is visited in this cycle); the
+    caller advances ``index`` when it issues.
+    """
+    layers = layout.layers
+    walk = SimpleNamespace(
+        layer=Signal(range(len(layers))),
+        n_post=Signal(range(max(lay.n_post for lay in layers) + 1)),
+        state_base=Signal(range(layout.state_words + 1)),
+        acc_base=Signal(range(layout.accumulator_words + 1)),
+        is_last=Signal(), issue=Signal())
+    walk.index = Signal.like(walk.n_post)
+    select_constants(m, walk.layer, (walk.n_post, walk.state_base, walk.acc_base, walk.is_last),
+                     [(lay.n_post, lay.state_base, lay.accumulator_base, index == len(layers) - 1)
+                      for index, lay in enumerate(layers)])
+    running = Signal()
+    with m.If(start):
+        m.d.sync += [running.eq(1), walk.layer.eq(0), walk.index.eq(0)]
+    with m.Elif(running & (walk.index < walk.n_post)):
+        m.d.comb += walk.issue.eq(1)
+    with m.Elif(running & walk.is_last):
+        m.d.comb += done.eq(1)
+        m.d.sync += running.eq(0)
+    with m.Elif(running):
+        m.d.sync += [walk.layer.eq(walk.layer + 1), walk.index.eq(0)]
+    return walk
 
 
 class ErbpWeightStage(wiring.Component):
@@ -187,34 +221,15 @@ class SignalPass(wiring.Component):
 
     def elaborate(self, platform):
         config, layout = self._config, self._layout
-        params, layers, lanes = config.learning, layout.layers, config.lanes
-        lane_bits = layout.lane_bits
+        params, lanes, lane_bits = config.learning, config.lanes, layout.lane_bits
         m = Module()
-        layer = Signal(range(len(layers)))
-        n_post = Signal(range(max(lay.n_post for lay in layers) + 1))
-        state_base = Signal(range(layout.state_words + 1))
-        acc_base = Signal(range(layout.accumulator_words + 1))
-        is_last = Signal()
-        select_constants(m, layer, (n_post, state_base, acc_base, is_last), [
-            (lay.n_post, lay.state_base, lay.accumulator_base, index == len(layers) - 1)
-            for index, lay in enumerate(layers)])
-        running = Signal()
-        index = Signal.like(n_post)
-        issue = Signal()
+        walk = _walk_neurons(m, layout, self.start, self.done)
+        state_base, acc_base, index, issue = walk.state_base, walk.acc_base, walk.index, walk.issue
         write = Signal()
         write_addr = Signal.like(acc_base)
         write_lane = Signal(lane_bits)
         m.d.sync += [write.eq(issue), write_addr.eq(acc_base + (index >> lane_bits)),
                      write_lane.eq(index[:lane_bits])]
-        with m.If(self.start):
-            m.d.sync += [running.eq(1), layer.eq(0), index.eq(0)]
-        with m.Elif(running & (index < n_post)):
-            m.d.comb += issue.eq(1)
-        with m.Elif(running & is_last):
-            m.d.comb += self.done.eq(1)
-            m.d.sync += running.eq(0)
-        with m.Elif(running):
-            m.d.sync += [layer.eq(layer + 1), index.eq(0)]
         with m.If(issue):
             for port in (self.membrane_read, self.dendrite_read):
                 m.d.comb += [port.valid.eq(1), port.addr.eq(state_base + index)]
@@ -471,19 +486,11 @@ class DendritePass(wiring.Component):
 
     def elaborate(self, platform):
         config, layout = self._config, self._layout
-        layers = layout.layers
         m = Module()
-        layer = Signal(range(len(layers)))
-        n_post = Signal(range(max(lay.n_post for lay in layers) + 1))
-        state_base = Signal(range(layout.state_words + 1))
-        acc_base = Signal(range(layout.accumulator_words + 1))
-        is_last = Signal()
-        select_constants(m, layer, (n_post, state_base, acc_base, is_last), [
-            (lay.n_post, lay.state_base, lay.accumulator_base, index == len(layers) - 1)
-            for index, lay in enumerate(layers)])
-        running = Signal()
-        index = Signal.like(n_post)
-        issue = Signal()
+        walk = _walk_neurons(m, layout, self.start, self.done)
+        n_post, state_base, acc_base, is_last = (walk.n_post, walk.state_base, walk.acc_base,
+                                                 walk.is_last)
+        index, issue = walk.index, walk.issue
         write = Signal()
         write_index = Signal.like(n_post)
         write_last = Signal()
@@ -495,15 +502,6 @@ class DendritePass(wiring.Component):
                      write_state.eq(state_base + index),
                      write_acc.eq(acc_base + (index >> lane_bits)),
                      write_lane.eq(index[:lane_bits])]
-        with m.If(self.start):
-            m.d.sync += [running.eq(1), layer.eq(0), index.eq(0)]
-        with m.Elif(running & (index < n_post)):
-            m.d.comb += issue.eq(1)
-        with m.Elif(running & is_last):
-            m.d.comb += self.done.eq(1)
-            m.d.sync += running.eq(0)
-        with m.Elif(running):
-            m.d.sync += [layer.eq(layer + 1), index.eq(0)]
         with m.If(issue):
             m.d.comb += [
                 self.dendrite_read.valid.eq(1), self.dendrite_read.addr.eq(state_base + index),

@@ -48,25 +48,29 @@ def _golden_run(config, weights, session):
     return golden
 
 
+def _random_session_learns_bit_exact(config, rng, seed) -> int:
+    """Run a random session of ``config`` (weights and events from ``rng``) on the Verilog,
+    assert it matches golden; return how many weights golden changed."""
+    weights = [rng.integers(-r, r + 1, size=w.shape)
+               for r, w in zip(config.learning.initial_weight_range, initial_weights(config))]
+    session = random_erbp_session(config, rng, TICKS, activity=float(rng.uniform(0.2, 0.6)))
+    result = run_case(config, _case(weights, session, seed=seed,
+                                    ready_probability=float(rng.uniform(0.4, 1.0))),
+                      simulator=SIMULATOR, build_root=BUILD_ROOT)
+    assert result["mismatch"] is None, result["mismatch"]
+    assert result["ticks"] == TICKS
+    assert result["state_words"] == _state_words(config)
+    golden = _golden_run(config, weights, session)
+    return sum(int((a != b).sum()) for a, b in zip(weights, golden.weights))
+
+
 # Keys whose draws cover a 20-, a 1- and a 13-round rounding pipeline.
 @pytest.mark.parametrize("key", [1, 6, 9])
 def test_random_learning_networks_bit_exact(key):
     config = random_erbp_config(np.random.default_rng(key), name=f"erbp{key}")
-    learned = 0
-    for draw in range(2):
-        rng = np.random.default_rng([key, draw])
-        weights = [rng.integers(-r, r + 1, size=w.shape)
-                   for r, w in zip(config.learning.initial_weight_range,
-                                   initial_weights(config))]
-        session = random_erbp_session(config, rng, TICKS, activity=float(rng.uniform(0.2, 0.6)))
-        result = run_case(config, _case(weights, session, seed=key * 10 + draw,
-                                        ready_probability=float(rng.uniform(0.4, 1.0))),
-                          simulator=SIMULATOR, build_root=BUILD_ROOT)
-        assert result["mismatch"] is None, result["mismatch"]
-        assert result["ticks"] == TICKS
-        assert result["state_words"] == _state_words(config)
-        golden = _golden_run(config, weights, session)
-        learned += sum(int((a != b).sum()) for a, b in zip(weights, golden.weights))
+    learned = sum(_random_session_learns_bit_exact(config, np.random.default_rng([key, draw]),
+                                                   seed=key * 10 + draw)
+                  for draw in range(2))
     # Weights that never changed would leave the learning path unchecked.
     assert learned > 0
 
@@ -76,22 +80,12 @@ def test_random_learning_networks_bit_exact(key):
                                                 (9, 16, "bram"), (4, 2, "spram")])
 def test_random_learning_networks_with_lanes_bit_exact(key, lanes, memory):
     """Several lanes (and, on single-port SPRAM, a word every other cycle)."""
-    config = random_erbp_config(np.random.default_rng(key), name=f"erbp{key}_lanes{lanes}",
+    suffix = "_spram" if memory == "spram" else ""
+    config = random_erbp_config(np.random.default_rng(key),
+                                name=f"erbp{key}_lanes{lanes}{suffix}",
                                 lanes=lanes).replace(weight_memory=memory)
-    if memory == "spram":
-        config = config.replace(name=f"{config.name}_spram")
-    rng = np.random.default_rng([key, lanes])
-    weights = [rng.integers(-r, r + 1, size=w.shape)
-               for r, w in zip(config.learning.initial_weight_range, initial_weights(config))]
-    session = random_erbp_session(config, rng, TICKS, activity=float(rng.uniform(0.2, 0.6)))
-    result = run_case(config, _case(weights, session, seed=key,
-                                    ready_probability=float(rng.uniform(0.4, 1.0))),
-                      simulator=SIMULATOR, build_root=BUILD_ROOT)
-    assert result["mismatch"] is None, result["mismatch"]
-    assert result["ticks"] == TICKS
-    assert result["state_words"] == _state_words(config)
-    golden = _golden_run(config, weights, session)
-    assert sum(int((a != b).sum()) for a, b in zip(weights, golden.weights)) > 0
+    assert _random_session_learns_bit_exact(config, np.random.default_rng([key, lanes]),
+                                            seed=key) > 0
 
 
 def test_checker_reports_a_learning_difference():
