@@ -116,9 +116,10 @@ class DecolleCore(CoreShell):
     def _memories(self, m, p):
         """Add the weight (in banks), bias, trace, input-spike and state memories."""
         config, layout = self._config, self._layout
-        # No read of a weight coincides with its write: no bypass is needed.
+        # No read of a weight coincides with its write: no bypass is needed. In SPRAM the
+        # update walker leaves the write-back cycles free (LearningPass).
         m.submodules.weights = weights = WeightBanks(config, layout.weight_words,
-                                                     transparent=False)
+                                                     transparent=False, checks=self.checks)
         p.ports = {"weights": (weights.read, weights.write)}
         # Biases in words of `lanes`, like a row of weights: word group_base + i // lanes.
         for name, shape, depth in (
@@ -362,7 +363,8 @@ class DecolleCore(CoreShell):
                         (REGION_WEIGHTS, "weights", weight_word, weight_valid),
                         (REGION_BIAS, "bias", bias_word, neuron_valid)):
                     with m.Case(region):
-                        m.d.comb += p.host_read[name].valid.eq(1)
+                        # A write reads nothing (one port in SPRAM).
+                        m.d.comb += p.host_read[name].valid.eq(~host.write)
                         serve_memory(m, host, host_error, p.host_read[name],
                                      p.host_write[name], address, valid, fits_weight,
                                      lane_data, lane_enable)

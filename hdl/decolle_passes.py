@@ -367,6 +367,8 @@ class LearningPass(wiring.Component):
     def __init__(self, config, layout):
         self._config, self._layout = config, layout
         params = config.learning
+        # Single-port weights: a read must never share a cycle with a write-back.
+        self._single_port = config.weight_memory == "spram"
         self._stochastic = params.stochastic_rounding
         max_post = max(config.neuron_layers)
         super().__init__({
@@ -413,6 +415,7 @@ class LearningPass(wiring.Component):
         issue = Signal()                            # stage A of the update pipeline
         in_flight = Signal()
         updating = Signal()                         # the update walker holds a group
+        hand_over = Signal()                        # a group starts its update
         rows = layer.n_pre + 1 if params.learn_bias else layer.n_pre
         is_bias_row = pre == layer.n_pre
         m.d.comb += [neuron.eq(Cat(lane, group) if lanes > 1 else group),
@@ -453,6 +456,7 @@ class LearningPass(wiring.Component):
             with m.State("HAND_OVER"):
                 with m.If(~updating):
                     with m.If(any_error):
+                        m.d.comb += hand_over.eq(1)
                         m.d.sync += [error.eq(value) for error, value in zip(errors, pending)]
                         m.d.sync += [
                             update_group.eq(group), active.eq(1), pre.eq(0),
@@ -473,14 +477,31 @@ class LearningPass(wiring.Component):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
 
-        # The update walker: the draw walker runs ahead by latency - 1 rows.
-        with m.If(draw_active):
+        # The update walker: the draw walker runs ahead by latency - 1 rows. In single-port
+        # SPRAM both walkers step in cycles 0 and 1 of every four: the two words read
+        # there are written back in cycles 2 and 3, which then read nothing. The two
+        # walkers count their cycles from their own first row, so the draws stay exactly
+        # latency - 1 cycles ahead of the reads (the draw pipelines' inputs hold still
+        # in the other two cycles).
+        if self._single_port:
+            draw_phase, issue_phase = Signal(2), Signal(2)
+            draw_step, issue_step = ~draw_phase[1], ~issue_phase[1]
+            with m.If(hand_over):
+                m.d.sync += [draw_phase.eq(0), issue_phase.eq(0)]
+            with m.Else():
+                with m.If(draw_active):
+                    m.d.sync += draw_phase.eq(draw_phase + 1)
+                with m.If(active & (draw_lead == 0)):
+                    m.d.sync += issue_phase.eq(issue_phase + 1)
+        else:
+            draw_step = issue_step = Const(1)
+        with m.If(draw_active & draw_step):
             m.d.sync += [synapse.eq(synapse + layer.n_post), draws.eq(draws + 1)]
             with m.If(draws == rows - 1):
                 m.d.sync += draw_active.eq(0)
         with m.If(draw_lead != 0):
             m.d.sync += draw_lead.eq(draw_lead - 1)
-        with m.Elif(active):
+        with m.Elif(active & issue_step):
             m.d.comb += issue.eq(1)
             m.d.sync += [pre.eq(pre + 1), weight_addr.eq(weight_addr + layer.row_words)]
             with m.If(pre == rows - 1):

@@ -213,16 +213,12 @@ class CoreConfig:
         return tuple(chain) + recurrent if recurrent else ()
 
     def _check_weight_memory(self) -> None:
-        """``weight_memory``: a known memory; SPRAM only for inference and within 4 blocks."""
+        """``weight_memory``: a known memory; SPRAM within 4 blocks."""
         if self.weight_memory not in WEIGHT_MEMORIES:
             raise ConfigError("weight_memory", self.weight_memory,
                               f"must be one of {', '.join(WEIGHT_MEMORIES)}")
         if self.weight_memory != "spram":
             return
-        if self.rule == "decolle":
-            raise ConfigError("weight_memory", self.weight_memory,
-                              '"spram" needs rule = "none" or "erbp" (the decolle core writes '
-                              "a weight back while it reads the next: two ports)")
         from plasticore.hdl.spram import SpramGeometry
         words = sum(self.layers[s] * -(-self.layers[t] // self.lanes)
                     for s, t in self.projection_pairs)

@@ -1,5 +1,7 @@
 """CoreConfig: validation messages name the field, the value and the limit."""
 
+from dataclasses import replace
+
 import pytest
 
 from plasticore import ConfigError, CoreConfig
@@ -44,10 +46,16 @@ def test_bad_values_are_refused_with_field_value_and_limit(changes, field, limit
     assert limit in message
 
 
-def test_decolle_weights_are_refused_in_spram():
-    decolle = CoreConfig.from_toml("examples/decolle-digits.toml")
-    with pytest.raises(ConfigError, match='needs rule = "none" or "erbp"') as caught:
-        decolle.replace(weight_memory="spram")
+def test_decolle_weights_in_spram():
+    """The DECOLLE digits network for the iCEBreaker keeps its weights in SPRAM; a DECOLLE
+    network whose weights need more than four blocks is refused like any other."""
+    icebreaker = CoreConfig.from_toml("examples/decolle-digits-icebreaker.toml")
+    assert icebreaker.weight_memory == "spram" and icebreaker.rule == "decolle"
+    digits = CoreConfig.from_toml("examples/decolle-digits.toml")
+    assert icebreaker == digits.replace(name="decolle_digits_icebreaker", weight_memory="spram",
+                                        learning=replace(digits.learning, prng_rounds=6))
+    with pytest.raises(ConfigError, match="need 10 SPRAM blocks") as caught:
+        digits.replace(layers=(784, 200, 10), weight_memory="spram")
     assert caught.value.field == "weight_memory"
 
 

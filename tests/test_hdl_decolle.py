@@ -317,6 +317,37 @@ def test_random_core_matches_golden(seed, lanes):
     assert changed > 0, "nothing learned: the comparison says little"
 
 
+@pytest.mark.parametrize("seed, lanes", [(9, 1), (5, 2)])
+def test_core_with_weights_in_spram_matches_golden(seed, lanes):
+    """Single-port SPRAM weights: the same results, and the bank's check (no read claimed in
+    a cycle that writes) holds in every cycle of the run."""
+    rng = np.random.default_rng(seed)
+    config = random_config(rng, lanes=lanes).replace(weight_memory="spram")
+    case = random_case(config, rng, 30, weight_scale=float(rng.uniform(0.5, 4)))
+    golden, _ = assert_core_matches(config, case, ready_probability=0.5, seed=seed)
+    changed = sum(int((w != w0).sum()) for w, w0 in zip(golden.weights, case["weights"]))
+    assert changed > 0, "nothing learned: the comparison says little"
+
+
+def test_spram_check_catches_a_read_in_a_write_back_cycle(monkeypatch):
+    """The update walker issuing every cycle on SPRAM (the BRAM schedule) reads in the
+    cycles its write-backs need: the bank's check must stop the run."""
+    from plasticore.hdl import decolle_passes
+
+    original = decolle_passes.LearningPass.__init__
+
+    def bram_schedule(self, config, layout):
+        original(self, config, layout)
+        self._single_port = False
+
+    monkeypatch.setattr(decolle_passes.LearningPass, "__init__", bram_schedule)
+    rng = np.random.default_rng(9)
+    config = random_config(rng).replace(weight_memory="spram")
+    case = random_case(config, rng, 30, weight_scale=float(rng.uniform(0.5, 4)))
+    with pytest.raises(AssertionError, match="write"):
+        run_decolle(config, case)
+
+
 def test_core_learns_and_saturates_like_golden():
     """Narrow weights, large learning steps: the weights clamp and both flags are set."""
     config = make_config(layers=(6, 5, 3), weight_bits=5, membrane_bits=6, unit_bits=3,
@@ -450,6 +481,9 @@ def expected_cycles(config, golden, events, learned, targets):
         window = params.surrogate_window
         rows = n_pre + params.learn_bias
         update = rows + latency + 2
+        if config.weight_memory == "spram":
+            # Two words read, then two cycles for their write-backs.
+            update += 2 * ((rows - 1) // 2)
         # Per group of `lanes` neurons (one weight word): its errors (3 cycles per neuron,
         # K + 1 more inside the boxcar below the top) and the hand-over; the update of a
         # group with some nonzero error overlaps the next group's errors.
@@ -464,10 +498,12 @@ def expected_cycles(config, golden, events, learned, targets):
     return cycles
 
 
-@pytest.mark.parametrize("seed, lanes", [(9, 1), (12, 1), (9, 4), (12, 8)])
-def test_cycles_per_tick_follow_the_documented_formula(seed, lanes):
+@pytest.mark.parametrize("seed, lanes, memory", [(9, 1, "bram"), (12, 1, "bram"),
+                                                 (9, 4, "bram"), (12, 8, "bram"),
+                                                 (12, 1, "spram")])
+def test_cycles_per_tick_follow_the_documented_formula(seed, lanes, memory):
     rng = np.random.default_rng(seed)
-    config = random_config(rng, lanes=lanes)
+    config = random_config(rng, lanes=lanes).replace(weight_memory=memory)
     case = random_case(config, rng, 25, weight_scale=2.0)
     run = run_decolle(config, case, ready_probability=1.0, read_back=False)
     golden = GoldenDecolle(config, case["weights"], case["biases"])
