@@ -553,3 +553,19 @@ def test_draw_blocks_cover_every_word_the_update_pass_reads():
                      for row in range(lay.n_pre + config.learning.learn_bias)
                      for group in range(lay.row_words)]
             assert draw_blocks(config, layout) == max(spans), (seed, lanes)
+
+
+def test_digits_network_fits_the_icebreaker_with_its_weights_in_spram():
+    """64-100-10: 7400 weights of 12 bits in one SPRAM block, the rest in block RAM within
+    the UP5K's 30 EBR; the same network with its weights in block RAM does not fit."""
+    from plasticore.boards.build import FitError, check_fit
+    from plasticore.boards.platforms import get_board
+
+    config = CoreConfig.from_toml("examples/decolle-digits-icebreaker.toml")
+    board = get_board("icebreaker")
+    memories = check_fit(config, board)
+    spram = [memory for memory in memories if memory["kind"] == "SPRAM"]
+    assert [(memory["depth"], memory["blocks"]) for memory in spram] == [(7400, 1)]
+    assert sum(memory["blocks"] for memory in memories if memory["kind"] == "BRAM") <= 30
+    with pytest.raises(FitError, match="BRAM needs 37"):
+        check_fit(config.replace(weight_memory="bram"), board)
