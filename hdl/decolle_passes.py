@@ -355,7 +355,9 @@ class LearningPass(wiring.Component):
     lane whose error is zero (or past the layer's end) is not written. The Threefry
     pipelines (:func:`draw_blocks` of them) draw each word's blocks ``latency - 1``
     cycles ahead of its read, so that draws and data meet in the :class:`UpdateUnit` of
-    each lane (two stages), which writes the new word two cycles after the read.
+    each lane (two stages), which writes the new word two cycles after the read. With the
+    weights in single-port SPRAM (``weight_memory = "spram"``) the walker reads two words,
+    then leaves the next two cycles to their write-backs.
 
     Attributes
     ----------
