@@ -90,30 +90,28 @@ def test_random_decolle_networks_bit_exact(key):
         assert flags == 0b11
 
 
-@pytest.mark.parametrize("lanes", list(LANE_CONFIGS))
-def test_random_decolle_networks_with_lanes_bit_exact(lanes):
-    config = LANE_CONFIGS[lanes]
-    rng = np.random.default_rng(7919 * lanes)
+def _check_one_learning_session(config, seed):
+    """One random session under back-pressure, bit exact, that spikes and learns."""
+    rng = np.random.default_rng(seed)
     case = random_case(config, rng, TICKS, activity=float(rng.uniform(0.2, 0.6)),
                        weight_scale=float(rng.uniform(1.0, 3.0)))
     case["ready_probability"] = 0.7
     result = _check(config, case)
     assert result["spikes"] > 0 and result["learning_ticks"] > TICKS // 2
     assert result["weights_changed"] > 0
+
+
+@pytest.mark.parametrize("lanes", list(LANE_CONFIGS))
+def test_random_decolle_networks_with_lanes_bit_exact(lanes):
+    _check_one_learning_session(LANE_CONFIGS[lanes], seed=7919 * lanes)
 
 
 def test_random_decolle_network_with_weights_in_spram_bit_exact():
     """Single-port SPRAM weights (a behavioural SB_SPRAM256KA off the iCE40), a word of two
     5-bit weights (a byte each) in a block word: the update walker's schedule of two
     reads, then two write-backs."""
-    config = LANE_CONFIGS[2].replace(weight_memory="spram", name="dec_spram")   # 9-9-2
-    rng = np.random.default_rng(7717)
-    case = random_case(config, rng, TICKS, activity=float(rng.uniform(0.2, 0.6)),
-                       weight_scale=float(rng.uniform(1.0, 3.0)))
-    case["ready_probability"] = 0.7
-    result = _check(config, case)
-    assert result["spikes"] > 0 and result["learning_ticks"] > TICKS // 2
-    assert result["weights_changed"] > 0
+    _check_one_learning_session(
+        LANE_CONFIGS[2].replace(weight_memory="spram", name="dec_spram"), seed=7717)   # 9-9-2
 
 
 @pytest.mark.parametrize("lanes", [1, 4])
