@@ -466,10 +466,10 @@ class Core(CoreShell):
                 if p.learning:
                     # The tick counter names the rounding draws: it saturates, never wraps.
                     m.d.sync += [count_saturating(p.tick), count_saturating(p.sample_tick)]
-                if p.signals:
-                    m.d.sync += p.signals_loaded.eq(0)
                 else:
                     m.d.sync += p.tick.eq(p.tick + 1)
+                if p.signals:
+                    m.d.sync += p.signals_loaded.eq(0)
                 m.next = "INPUT"
 
     def _register_writes(self, p, value):
