@@ -503,12 +503,8 @@ class Core(CoreShell):
         membrane_high = (1 << (config.membrane_bits - 1)) - 1
 
         def serve(name, address, valid, fits, data, enable=1):
-            read = p.host_read[name]
-            # A write answers no data, so it leaves the read port alone (weights in
-            # single-port SPRAM have one address per cycle).
-            m.d.comb += read.valid.eq(~host.write)
-            serve_memory(m, host, decoder.error, read, p.host_write[name], address, valid,
-                         fits, data, enable)
+            serve_memory(m, host, decoder.error, p.host_read[name], p.host_write[name],
+                         address, valid, fits, data, enable)
 
         with m.State("HOST_ACCESS"):
             m.next = "HOST_ACK"

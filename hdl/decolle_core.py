@@ -363,8 +363,6 @@ class DecolleCore(CoreShell):
                         (REGION_WEIGHTS, "weights", weight_word, weight_valid),
                         (REGION_BIAS, "bias", bias_word, neuron_valid)):
                     with m.Case(region):
-                        # A write reads nothing (one port in SPRAM).
-                        m.d.comb += p.host_read[name].valid.eq(~host.write)
                         serve_memory(m, host, host_error, p.host_read[name],
                                      p.host_write[name], address, valid, fits_weight,
                                      lane_data, lane_enable)

@@ -228,11 +228,12 @@ def serve_memory(m: Module, host, host_error, read_port, write_port, address, va
     """Serve a host access to a memory (used in the decode cycle).
 
     Read ``address``; on a write, write ``data`` there when the address is ``valid`` and the
-    value ``fits``; otherwise answer ``error`` and change nothing. A write answers no data:
-    it does not present its address to the read port.
+    value ``fits``; otherwise answer ``error`` and change nothing. ``read_port`` is a read
+    access (:func:`plasticore.hdl.ports.read_access`): a read claims it; a write answers no
+    data and leaves it alone (weights in single-port SPRAM have one address per cycle).
     """
     with m.If(~host.write):
-        m.d.comb += read_port.addr.eq(address)
+        m.d.comb += [read_port.valid.eq(1), read_port.addr.eq(address)]
     with m.If(~valid):
         m.d.sync += host_error.eq(1)
     with m.Elif(host.write):
