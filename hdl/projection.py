@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from plasticore.config import WEIGHT_MEMORIES
+from plasticore.rules.erbp import synapse_offsets
 
 from .interfaces import ADDRESS_BITS
 from .ports import read_access, write_access
@@ -144,7 +145,8 @@ class WeightBanks(wiring.Component):
         writing = self.write.en.any()
         addr = Mux(writing, self.write.addr, self.read.addr)
         block_addr, slot = addr[pack_bits:], addr[:pack_bits]
-        row = block_addr[14:]
+        block_bits = SPRAM_DEPTH.bit_length() - 1     # a word within one block
+        row = block_addr[block_bits:]
         # The read data leaves a cycle later: remember which slot and block row it is.
         read_slot, read_row = Signal(range(geometry.pack)), Signal(range(geometry.rows))
         with m.If(self.read.en & ~writing):
@@ -156,7 +158,7 @@ class WeightBanks(wiring.Component):
                 blocks[r, c] = block = SpramBlock(depth=words)
                 m.submodules[f"spram_{r}_{c}"] = block
                 m.d.comb += [
-                    block.addr.eq(block_addr[:14]),
+                    block.addr.eq(block_addr[:block_bits]),
                     block.write.eq(writing),
                     block.select.eq((row == r) & (writing | self.read.en)),
                 ]
@@ -192,10 +194,6 @@ class WeightBanks(wiring.Component):
                                "single-port SPRAM bank")
 
 
-def _synapse_count(layout) -> int:
-    return sum(lay.n_pre * lay.n_post for lay in layout.projections)
-
-
 def _walk_step_layout(layout, synapses: bool = False) -> data.StructLayout:
     fields = {
         "weight_addr": unsigned(_address_bits(layout.weight_words + 1)),
@@ -204,7 +202,7 @@ def _walk_step_layout(layout, synapses: bool = False) -> data.StructLayout:
     if synapses:
         # The global index of the word's lane 0 (``offset + j * n_post + i``): with several
         # lanes it differs from the weight address, and a rounding draw is named by it.
-        fields["synapse"] = unsigned(_address_bits(_synapse_count(layout) + layout.lanes))
+        fields["synapse"] = unsigned(_address_bits(layout.config.n_synapses + layout.lanes))
     return data.StructLayout(fields)
 
 
@@ -254,6 +252,8 @@ class RowWalker(wiring.Component):
                  every_other: bool = False):
         self._layout, self._lead, self._synapses = layout, lead, synapses
         self._every_other = every_other
+        # The rule's numbering of the synapses, the one its golden model draws by.
+        self._synapse_offsets = synapse_offsets(layout.config) if synapses else None
         step_layout = _walk_step_layout(layout, synapses)
         words = stream.Signature(step_layout, always_ready=True)
         super().__init__({
@@ -276,15 +276,14 @@ class RowWalker(wiring.Component):
         # The row start: a product by a per-projection constant, no general multiplier.
         row_start = Signal.like(step.weight_addr)
         synapse_start = Signal.like(step.synapse) if self._synapses else None
-        offset = 0
         with m.Switch(self.projection):
             for index, lay in enumerate(projections):
                 with m.Case(index):
                     m.d.comb += row_start.eq(lay.weight_base
                                              + self.events.payload * lay.row_words)
                     if synapse_start is not None:
-                        m.d.comb += synapse_start.eq(offset + self.events.payload * lay.n_post)
-                offset += lay.n_pre * lay.n_post
+                        m.d.comb += synapse_start.eq(self._synapse_offsets[index]
+                                                     + self.events.payload * lay.n_post)
 
         active, words_left = Signal(), Signal.like(row_words)
         if self._every_other:
