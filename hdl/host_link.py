@@ -240,12 +240,13 @@ class HostLink(wiring.Component):
             "params")
         # Execution and reply.
         status = Signal(8)
-        reply_length = Signal(16)
-        address = Signal(32)
+        # Sized to what they can hold: a checked address, at most max_payload bytes.
+        reply_length = Signal(range(max_payload + 1))
+        address = Signal(layout.address_bits)
         word = Signal(32)
         byte_index = Signal(3)
         count = Signal(16)
-        done = Signal(16)
+        done = Signal(range(max_payload // 2 + 1))   # words or events of one frame
         ticks_sent = Signal(16)
         tx_crc = Signal(16)
         address_param = params[:32]      # READ, WRITE
