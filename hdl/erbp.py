@@ -6,14 +6,14 @@ Golden counterparts: :func:`plasticore.golden.erbp.weight_step`,
 them in its delivery pipeline and its end-of-tick passes.
 """
 
-from amaranth.hdl import Module, Mux, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from plasticore.config import CoreConfig
 from .arith import saturate
 
-__all__ = ["ErbpWeightStep", "ErrorNeuron", "DendriteUpdate"]
+__all__ = ["ErbpWeightStep", "ErrorInput", "ErrorNeuron", "DendriteUpdate"]
 
 
 class ErbpWeightStep(wiring.Component):
@@ -75,8 +75,12 @@ class ErbpWeightStep(wiring.Component):
         return m
 
 
-class ErrorNeuron(wiring.Component):
-    """One error neuron's step 4: input sum, floor at zero, subtractive reset.
+class ErrorInput(wiring.Component):
+    """One error neuron's input for step 4: the label sum, then the prediction's input.
+
+    The first half of the error neuron's update, formed in the cycle before the state is
+    read (it depends only on this tick's labels and prediction), so that the cycle with
+    the state holds one addition (:class:`ErrorNeuron`).
 
     Parameters
     ----------
@@ -86,16 +90,16 @@ class ErrorNeuron(wiring.Component):
 
     Attributes
     ----------
-    state : In(signed(membrane_bits))
-        ``e`` before the tick (never negative).
     label_sum : In(signed(membrane_bits))
         The saturating sum of this tick's label inputs.
     prediction : In(1)
         The prediction neuron of the class spiked in this tick.
-    new_state : Out(signed(membrane_bits))
-    spike : Out(1)
+    input_sum : Out(signed(membrane_bits))
+        The saturating sum of the labels' and the prediction's inputs.
+    input_over : Out(signed(membrane_bits + 1))
+        ``input_sum - error_threshold``.
     saturated : Out(1)
-        The input sum or the state was clamped.
+        The prediction's addition was clamped.
     """
 
     def __init__(self, config: CoreConfig, sign: int):
@@ -104,24 +108,78 @@ class ErrorNeuron(wiring.Component):
         self._config, self._sign = config, sign
         bits = config.membrane_bits
         super().__init__({
-            "state": In(signed(bits)), "label_sum": In(signed(bits)), "prediction": In(1),
+            "label_sum": In(signed(bits)), "prediction": In(1),
+            "input_sum": Out(signed(bits)), "input_over": Out(signed(bits + 1)),
+            "saturated": Out(1),
+        })
+
+    def elaborate(self, platform):
+        params = self._config.learning
+        m = Module()
+        weight = -self._sign * params.error_input_weight
+        with_prediction, clamped = saturate(self.label_sum + weight, self._config.membrane_bits)
+        input_sum = Mux(self.prediction, with_prediction, self.label_sum)
+        m.d.comb += [
+            self.input_sum.eq(input_sum),
+            self.input_over.eq(input_sum - params.error_threshold),
+            self.saturated.eq(self.prediction & clamped),
+        ]
+        return m
+
+
+class ErrorNeuron(wiring.Component):
+    """One error neuron's step 4 after its input: add, floor at zero, subtractive reset.
+
+    ``e + input`` and ``e + input - threshold`` are formed side by side, so the spike is
+    the sign of the second and the new state a choice between the two, with no adder after
+    an adder. That is exact because ``1 <= threshold <= high``: a spike is ``sat(e + input)
+    >= threshold``, which is ``e + input >= threshold``, and a sum that saturates high
+    spikes.
+
+    Parameters
+    ----------
+    config : CoreConfig
+
+    Attributes
+    ----------
+    state : In(signed(membrane_bits))
+        ``e`` before the tick (never negative).
+    input_sum, input_over : In
+        From :class:`ErrorInput`.
+    new_state : Out(signed(membrane_bits))
+    spike : Out(1)
+    saturated : Out(1)
+        ``e + input`` was clamped.
+    """
+
+    def __init__(self, config: CoreConfig):
+        self._config = config
+        bits = config.membrane_bits
+        super().__init__({
+            "state": In(signed(bits)), "input_sum": In(signed(bits)),
+            "input_over": In(signed(bits + 1)),
             "new_state": Out(signed(bits)), "spike": Out(1), "saturated": Out(1),
         })
 
     def elaborate(self, platform):
-        config, params = self._config, self._config.learning
-        bits = config.membrane_bits
+        config = self._config
+        bits, threshold = config.membrane_bits, config.learning.error_threshold
+        high = (1 << (bits - 1)) - 1
         m = Module()
-        weight = -self._sign * params.error_input_weight
-        with_prediction, input_clamped = saturate(self.label_sum + weight, bits)
-        input_sum = Mux(self.prediction, with_prediction, self.label_sum)
-        raw, state_clamped = saturate(self.state + input_sum, bits)
-        floored = Mux(raw < 0, 0, raw)
-        spike = floored >= params.error_threshold
+        total = Signal(signed(bits + 1))
+        over = Signal(signed(bits + 2))
+        m.d.comb += [total.eq(self.state + self.input_sum),
+                     over.eq(self.state + self.input_over)]
+        # The sum of two signed(bits) leaves their range exactly when its top two bits differ.
+        too_high = ~total[bits] & total[bits - 1]
+        too_low = total[bits] & ~total[bits - 1]
+        spike = ~over[bits + 1]
         m.d.comb += [
             self.spike.eq(spike),
-            self.new_state.eq(Mux(spike, floored - params.error_threshold, floored)),
-            self.saturated.eq((self.prediction & input_clamped) | state_clamped),
+            # No spike means total < threshold <= high: only the floor can apply.
+            self.new_state.eq(Mux(spike, Mux(too_high, high - threshold, over),
+                                  Mux(total[bits], 0, total))),
+            self.saturated.eq(too_high | too_low),
         ]
         return m
 

@@ -23,7 +23,7 @@ from amaranth.utils import ceil_log2
 
 from plasticore.rules.erbp import feedback_matrices
 from .arith import saturate
-from .erbp import DendriteUpdate, ErbpWeightStep, ErrorNeuron
+from .erbp import DendriteUpdate, ErbpWeightStep, ErrorInput, ErrorNeuron
 from .ports import read_access, write_access
 from .prng import Threefry2x32
 from .projection import plasticity_signature
@@ -253,8 +253,8 @@ class ErrorPass(wiring.Component):
     Label inputs are kept as counts: every label adds the same weight, so the saturating
     sum of ``n`` of them is ``min(n w, high)`` (E+) and ``max(-n w, low)`` (E-), and a count
     that reaches ``n w > high`` stands for all larger ones. After ``start`` the pass reads
-    class ``k``, forms its label sums, updates E+ and E- (:class:`ErrorNeuron`) and writes
-    them back a cycle later, clearing the count.
+    class ``k`` and forms its inputs (:class:`ErrorInput`), updates E+ and E-
+    (:class:`ErrorNeuron`) and writes them back a cycle later, clearing the count.
 
     Attributes
     ----------
@@ -303,39 +303,40 @@ class ErrorPass(wiring.Component):
             # This label's addition saturates once (n + 1) w > high.
             m.d.comb += self.label_saturated.eq(label_count >= count_max - 1)
 
-        # Two stages: read class `index` (and form its label sums), update and write back.
+        # Two stages: read class `index` and form its inputs (labels, then prediction);
+        # update and write back.
         index = Signal(range(n_classes + 1), init=n_classes)
         issue = Signal()
         write = Signal()
         write_index = Signal(range(n_classes))
-        label_plus = Signal(signed(config.membrane_bits))
-        label_minus = Signal(signed(config.membrane_bits))
-        predicted = Signal()
         total = counts[index] * params.error_input_weight
+        label_sums = (Mux(total > high, high, total), -Mux(total > high + 1, high + 1, total))
+        predicted = self.predictions.bit_select(index, 1)
         m.d.comb += [issue.eq(index != n_classes), self.done.eq(~issue)]
-        m.d.sync += [
-            write.eq(issue), write_index.eq(index),
-            label_plus.eq(Mux(total > high, high, total)),
-            label_minus.eq(-Mux(total > high + 1, high + 1, total)),
-            predicted.eq(self.predictions.bit_select(index, 1)),
-        ]
+        m.d.sync += [write.eq(issue), write_index.eq(index)]
         with m.If(self.start):
             m.d.sync += index.eq(0)
         with m.Elif(issue):
             m.d.comb += [self.error_read.valid.eq(1), self.error_read.addr.eq(index)]
             m.d.sync += index.eq(index + 1)
-        m.submodules.error_p = error_p = ErrorNeuron(config, +1)
-        m.submodules.error_m = error_m = ErrorNeuron(config, -1)
-        for neuron, word, label in ((error_p, 0, label_plus), (error_m, 1, label_minus)):
-            m.d.comb += [neuron.state.eq(self.error_read.data[word]),
-                         neuron.label_sum.eq(label), neuron.prediction.eq(predicted)]
+        neurons, input_clamped = [], Signal()
+        for word, (sign, name) in enumerate(((+1, "plus"), (-1, "minus"))):
+            m.submodules[f"input_{name}"] = inputs = ErrorInput(config, sign)
+            m.submodules[f"error_{name}"] = neuron = ErrorNeuron(config)
+            m.d.comb += [inputs.label_sum.eq(label_sums[word]), inputs.prediction.eq(predicted),
+                         neuron.state.eq(self.error_read.data[word])]
+            m.d.sync += [neuron.input_sum.eq(inputs.input_sum),
+                         neuron.input_over.eq(inputs.input_over)]
+            neurons.append((inputs, neuron))
+        (input_p, error_p), (input_m, error_m) = neurons
+        m.d.sync += input_clamped.eq(input_p.saturated | input_m.saturated)
         with m.If(write):
             m.d.comb += [
                 self.error_write.addr.eq(write_index),
                 self.error_write.data.eq(Cat(error_p.new_state[:error_bits],
                                              error_m.new_state[:error_bits])),
                 self.error_write.en.eq(0b11),
-                self.saturated.eq(error_p.saturated | error_m.saturated),
+                self.saturated.eq(input_clamped | error_p.saturated | error_m.saturated),
             ]
             m.d.sync += [
                 counts[write_index].eq(0),

@@ -190,17 +190,22 @@ def select_constants(m: Module, index, signals, rows) -> None:
 
 
 def weight_word_decoder(m: Module, layout, offset, projections=None):
-    """Decode a weight-region offset into a weight memory word.
+    """Decode a weight-region offset into a weight memory word, one cycle late.
 
     The offset is ``(row << post_bits) | post`` with ``row`` counting presynaptic rows over
-    all projections (:class:`plasticore.layout.CoreLayout`).
+    all projections (:class:`plasticore.layout.CoreLayout`). The decode (row compares and
+    a multiply by the row length) is registered: the host holds its address from the
+    cycle it raises ``strobe`` until ``ack``, and a core takes at least one cycle between
+    seeing ``strobe`` and its access, so the register holds the decode of the address
+    being served, and the multiply stays off the path into the weight memory's address.
 
     Returns
     -------
     word : Signal
-        The weight word that holds the weight.
+        The weight word that holds the weight (registered).
     valid : Signal
-        The offset names a weight (its row exists and ``post`` is inside the row's layer).
+        The offset names a weight (its row exists and ``post`` is inside the row's layer;
+        registered).
     post : Value
         The postsynaptic index field (its low bits pick the lane).
     """
@@ -211,10 +216,11 @@ def weight_word_decoder(m: Module, layout, offset, projections=None):
     word = Signal(range(layout.weight_words + 1))
     valid = Signal()
     lane_bits = getattr(layout, "lane_bits", 0)
+    m.d.sync += valid.eq(0)     # unless a projection below names the offset
     for projection in projections:
         with m.If((row >= projection.row_base) & (row < projection.row_base + projection.n_pre)
                   & (post < projection.n_post)):
-            m.d.comb += [
+            m.d.sync += [
                 valid.eq(1),
                 word.eq(projection.weight_base
                         + (row - projection.row_base) * projection.row_words

@@ -4,6 +4,7 @@ whole learning core against :class:`plasticore.golden.erbp.GoldenErbpCore`."""
 import numpy as np
 import pytest
 from amaranth.back import rtlil
+from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from plasticore import CoreConfig
@@ -13,7 +14,7 @@ from plasticore.golden.erbp import (FLAG_DENDRITE_SATURATED, FLAG_WEIGHT_SATURAT
                                     initial_weights, weight_step)
 from plasticore.golden.prng import threefry2x32
 from plasticore.hdl.core import Core
-from plasticore.hdl.erbp import DendriteUpdate, ErbpWeightStep, ErrorNeuron
+from plasticore.hdl.erbp import DendriteUpdate, ErbpWeightStep, ErrorInput, ErrorNeuron
 from plasticore.hdl.synapse import WeightUpdate
 from plasticore.layout import CoreLayout
 from plasticore.sim.pysim import host_access, host_read, host_write, run_core
@@ -87,14 +88,20 @@ def test_error_neuron_matches_golden(sign):
     labels = rng.integers(0, 4, size=n)
     label_sum = np.clip(labels * sign * params.error_input_weight, low, high)
     prediction = rng.random(n) < 0.5
-    dut = ErrorNeuron(config, sign)
+    # The two halves as ErrorPass chains them (a register between them there).
+    inputs, neuron = ErrorInput(config, sign), ErrorNeuron(config)
+    dut = Module()
+    dut.submodules.inputs, dut.submodules.neuron = inputs, neuron
+    dut.d.comb += [neuron.input_sum.eq(inputs.input_sum),
+                   neuron.input_over.eq(inputs.input_over)]
 
     def apply(ctx, case):
         e, s, p = case
-        ctx.set(dut.state, int(e))
-        ctx.set(dut.label_sum, int(s))
-        ctx.set(dut.prediction, int(p))
-        return ctx.get(dut.new_state), ctx.get(dut.spike), ctx.get(dut.saturated)
+        ctx.set(neuron.state, int(e))
+        ctx.set(inputs.label_sum, int(s))
+        ctx.set(inputs.prediction, int(p))
+        return (ctx.get(neuron.new_state), ctx.get(neuron.spike),
+                ctx.get(neuron.saturated) | ctx.get(inputs.saturated))
 
     got = np.array(_run_combinational(dut, list(zip(state, label_sum, prediction)), apply))
     # Step 4: the prediction's input after the labels', saturating; then the state update.
