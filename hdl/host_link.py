@@ -235,9 +235,10 @@ class HostLink(wiring.Component):
 
     def _execution(self, m, ns):
         """Add the execution and reply registers, the burst checks against the memory map and the command table."""
-        (command, events, layout, length, lost, max_payload, max_words, params) = ns.take(
+        (command, events, layout, length, lost, max_payload, max_words, params, received_crc,
+         rx_crc) = ns.take(
             "command", "events", "layout", "length", "lost", "max_payload", "max_words",
-            "params")
+            "params", "received_crc", "rx_crc")
         # Execution and reply.
         status = Signal(8)
         # Sized to what they can hold: a checked address, at most max_payload bytes.
@@ -259,20 +260,31 @@ class HostLink(wiring.Component):
         region = address_param[offset_bits:offset_bits + layout.region_bits]
         offset = address_param[:offset_bits]
         burst = Signal(16)
-        region_size = Array(Const(size, end_bits) for size in sizes)[region]
+        # The checks take two cycles (CHECK, then VERIFY): the first registers the table
+        # lookups (the region's size; a weight row's layer width), the second adds and
+        # compares, so no lookup feeds an adder in one cycle.
+        burst_checked = Signal(16)
+        region_size = Signal(end_bits)
+        upper_zero = Signal()
         # A weight burst stays inside one presynaptic row: post + burst <= n_post of the
         # row's layer, so that it never runs into the holes between rows.
         row = offset[layout.post_bits:]
         post = offset[:layout.post_bits]
-        row_fits = Signal()
+        row_known = Signal()
+        row_width = Signal(range(max((lay.n_post for lay in layout.projections), default=0) + 1))
+        # Registered every cycle: their inputs hold still from the frame's end to its reply.
+        m.d.sync += [burst_checked.eq(burst),
+                     region_size.eq(Array(Const(size, end_bits) for size in sizes)[region]),
+                     upper_zero.eq(address_param[layout.address_bits:] == 0),
+                     row_known.eq(0)]
         for lay in layout.projections:
             with m.If((row >= lay.row_base) & (row < lay.row_base + lay.n_pre)):
-                m.d.comb += row_fits.eq(post + burst <= lay.n_post)
+                m.d.sync += [row_known.eq(1), row_width.eq(lay.n_post)]
         address_ok = Signal()
         m.d.comb += address_ok.eq(
-            (address_param[layout.address_bits:] == 0)
-            & (offset + burst <= region_size)
-            & ((region != REGION_WEIGHTS) | row_fits))
+            upper_zero
+            & (offset + burst_checked <= region_size)
+            & ((region != REGION_WEIGHTS) | (row_known & (post + burst_checked <= row_width))))
 
         known_command = Signal()
         length_ok = Signal()
@@ -292,6 +304,11 @@ class HostLink(wiring.Component):
                 m.d.comb += [known_command.eq(1), length_ok.eq(length == 2)]
             with m.Case(Command.STATUS):
                 m.d.comb += [known_command.eq(1), length_ok.eq(length == 0)]
+
+        # The request's own checks, registered as above.
+        crc_ok, command_known, command_length_ok = Signal(), Signal(), Signal()
+        m.d.sync += [crc_ok.eq(received_crc == rx_crc), command_known.eq(known_command),
+                     command_length_ok.eq(length_ok)]
 
         status_word = Signal(64)
         level = Signal(16)
@@ -393,24 +410,26 @@ class HostLink(wiring.Component):
         ns.keep(locals())
 
     def _access_phases(self, m, ns):
-        """Add CHECK and the phases of WRITE and READ."""
-        (address, address_ok, address_param, burst, byte_index, command, count, done,
-         known_command, length, length_ok, level, lost, max_words, pointer, received_crc,
-         reply_length, rx_crc, short_param, status, ticks_seen, ticks_sent, word) = ns.take(
+        """Add CHECK, VERIFY and the phases of WRITE and READ."""
+        (address, address_ok, address_param, burst, byte_index, command, command_known,
+         command_length_ok, count, crc_ok, done, length, level, lost, max_words, pointer,
+         reply_length, short_param, status, ticks_seen, ticks_sent, word) = ns.take(
             "address", "address_ok", "address_param", "burst", "byte_index", "command",
-            "count", "done", "known_command", "length", "length_ok", "level", "lost",
-            "max_words", "pointer", "received_crc", "reply_length", "rx_crc", "short_param",
-            "status", "ticks_seen", "ticks_sent", "word")
+            "command_known", "command_length_ok", "count", "crc_ok", "done", "length", "level",
+            "lost", "max_words", "pointer", "reply_length", "short_param", "status",
+            "ticks_seen", "ticks_sent", "word")
         with m.State("CHECK"):
+            m.next = "VERIFY"       # the checks' lookups are registered in this cycle
+        with m.State("VERIFY"):
             m.d.sync += [address.eq(address_param), count.eq(burst), done.eq(0),
                          byte_index.eq(0), reply_length.eq(0), status.eq(Status.OK)]
-            with m.If(received_crc != rx_crc):
+            with m.If(~crc_ok):
                 m.d.sync += status.eq(Status.BAD_CRC)
                 m.next = "REPLY_EMPTY"
-            with m.Elif(~known_command):
+            with m.Elif(~command_known):
                 m.d.sync += status.eq(Status.UNKNOWN_COMMAND)
                 m.next = "REPLY_EMPTY"
-            with m.Elif(~length_ok):
+            with m.Elif(~command_length_ok):
                 m.d.sync += status.eq(Status.BAD_LENGTH)
                 m.next = "REPLY_EMPTY"
             with m.Elif(((command == Command.READ) | (command == Command.WRITE))
