@@ -19,9 +19,10 @@ __all__ = ["ErbpWeightStep", "ErrorInput", "ErrorNeuron", "DendriteUpdate"]
 class ErbpWeightStep(wiring.Component):
     """The change of one weight: ``(u >> s) + (r < (u & (2**s - 1)))`` when gated, else 0.
 
-    Computed as ``(u + ((2**s - 1) & ~word)) >> s``: with ``r`` the low ``s`` bits of the
-    draw, ``u + (2**s - 1 - r)`` carries into bit ``s`` exactly when ``r`` is below the
-    fraction, so one adder and one shifter give the step and the rounding bit together.
+    As written: the shift of the ``membrane_bits``-wide dendrite and the comparison of
+    the fraction with ``r`` (the low ``s`` bits of the draw) side by side, then one
+    increment. (Shifting the 33-bit ``u + 2**s - 1 - r`` instead gives the same value but
+    needs a shifter twice as wide.)
 
     Parameters
     ----------
@@ -61,8 +62,9 @@ class ErbpWeightStep(wiring.Component):
     def elaborate(self, platform):
         params = self._config.learning
         m = Module()
-        complement = self.mask & ~self.random
-        total = self.dendrite + complement            # signed, wide enough for both
+        fraction = Signal(32)
+        m.d.comb += fraction.eq(self.dendrite & self.mask)     # u mod 2**s (u sign-extended)
+        bump = (self.random & self.mask) < fraction
         if self._gated:
             # A neuron outside the window comes as u = 0, whose step is 0 for every draw
             # (the complement is below 2**s).
@@ -70,8 +72,8 @@ class ErbpWeightStep(wiring.Component):
         else:
             gate = (self.active & (self.membrane > params.gate_low)
                     & (self.membrane < params.gate_high))
-        # |total >> s| < 2**(membrane_bits - 2) + 2 for s >= 1: it fits the output.
-        m.d.comb += self.delta.eq(Mux(gate, total >> self.shift, 0))
+        # |u >> s| <= 2**(membrane_bits - 2) for s >= 1: the step and its bump fit the output.
+        m.d.comb += self.delta.eq(Mux(gate, (self.dendrite >> self.shift) + bump, 0))
         return m
 
 

@@ -38,6 +38,14 @@ __all__ = ["ErbpWeightStage", "SignalPass", "ErrorPass", "FeedbackPass", "Dendri
 PRNG_ROUNDS_PER_STAGE = 2
 
 
+def _one_hot_index(one_hot):
+    """The index of the set bit of a one-hot value (0 for zero): an OR tree per index bit."""
+    width = len(one_hot)
+    bits = max(1, (width - 1).bit_length())
+    return Cat(*(Cat(*(one_hot[i] for i in range(width) if i >> b & 1)).any()
+                 for b in range(bits)))
+
+
 def _bits(depth: int) -> int:
     return max(0, ceil_log2(depth))
 
@@ -399,13 +407,15 @@ class FeedbackPass(wiring.Component):
         running = Signal()
         walking = Signal()
         spikes_done = Signal(2 * n_classes)     # spikes of this layer already walked
-        spikes_left = Cat(self.spikes_plus, self.spikes_minus) & ~spikes_done
-        next_spike = Signal(range(2 * n_classes))   # the lowest: E+ ascending, then E-
-        for bit in reversed(range(2 * n_classes)):
-            with m.If(spikes_left[bit]):
-                m.d.comb += next_spike.eq(bit)
-        next_negative = next_spike >= n_classes
-        next_class = Mux(next_negative, next_spike - n_classes, next_spike)
+        spikes_left = Signal(2 * n_classes)
+        m.d.comb += spikes_left.eq(Cat(self.spikes_plus, self.spikes_minus) & ~spikes_done)
+        # The lowest spike left (E+ ascending, then E-), one-hot: x & -x is one carry chain,
+        # where a priority chain over the bits would be one logic level per bit.
+        lowest = Signal(2 * n_classes)
+        m.d.comb += lowest.eq(spikes_left & -spikes_left)
+        next_negative = lowest[n_classes:].any()
+        next_class = Signal(range(n_classes))
+        m.d.comb += next_class.eq(_one_hot_index(lowest[:n_classes] | lowest[n_classes:]))
         next_row = Signal(range(len(rows) + 1))
         with m.Switch(layer):
             for index, lay in enumerate(hidden):
@@ -428,7 +438,7 @@ class FeedbackPass(wiring.Component):
         with m.Elif(running & walking):
             m.d.comb += issue.eq(1)
         with m.Elif(running & spikes_left.any()):
-            m.d.sync += [spikes_done.bit_select(next_spike, 1).eq(1), walking.eq(1),
+            m.d.sync += [spikes_done.eq(spikes_done | lowest), walking.eq(1),
                          index.eq(0), row.eq(next_row), negative.eq(next_negative)]
         with m.Elif(running):
             m.d.sync += spikes_done.eq(0)
