@@ -503,13 +503,12 @@ class DendritePass(wiring.Component):
                                                  walk.is_last)
         index, issue = walk.index, walk.issue
         write = Signal()
-        write_index = Signal.like(n_post)
         write_last = Signal()
         write_state = Signal.like(state_base)
         write_acc = Signal.like(acc_base)
         lanes, lane_bits = config.lanes, layout.lane_bits
         write_lane = Signal(max(1, lane_bits))
-        m.d.sync += [write.eq(issue), write_index.eq(index), write_last.eq(is_last),
+        m.d.sync += [write.eq(issue), write_last.eq(is_last),
                      write_state.eq(state_base + index),
                      write_acc.eq(acc_base + (index >> lane_bits)),
                      write_lane.eq(index[:lane_bits])]
@@ -520,12 +519,16 @@ class DendritePass(wiring.Component):
                 self.acc_read.addr.eq(acc_base + (index >> lane_bits)),
             ]
             m.d.sync += index.eq(index + 1)
-        # The prediction layer's feedback: +w for its E+ spike, then -w for its E-.
+        # The prediction layer's feedback: +w for its E+ spike, then -w for its E-; formed
+        # in the read cycle, so that the write cycle holds only the dendrite's update.
         weight = config.learning.feedback_output_weight
-        output_feedback, output_clamped = saturate(
-            Mux(self.spikes_plus.bit_select(write_index, 1), weight, 0)
-            - Mux(self.spikes_minus.bit_select(write_index, 1), weight, 0),
+        feedback, clamped = saturate(
+            Mux(self.spikes_plus.bit_select(index, 1), weight, 0)
+            - Mux(self.spikes_minus.bit_select(index, 1), weight, 0),
             config.membrane_bits)
+        output_feedback = Signal(signed(config.membrane_bits))
+        output_clamped = Signal()
+        m.d.sync += [output_feedback.eq(feedback), output_clamped.eq(clamped)]
         m.submodules.update = update = DendriteUpdate(config)
         m.d.comb += [
             update.dendrite.eq(self.dendrite_read.data),
