@@ -261,8 +261,9 @@ class ErrorPass(wiring.Component):
     Label inputs are kept as counts: every label adds the same weight, so the saturating
     sum of ``n`` of them is ``min(n w, high)`` (E+) and ``max(-n w, low)`` (E-), and a count
     that reaches ``n w > high`` stands for all larger ones. After ``start`` the pass reads
-    class ``k`` and forms its inputs (:class:`ErrorInput`), updates E+ and E-
-    (:class:`ErrorNeuron`) and writes them back a cycle later, clearing the count.
+    class ``k``'s label sums, then reads its state and forms its inputs
+    (:class:`ErrorInput`), then updates E+ and E- (:class:`ErrorNeuron`) and writes them
+    back, clearing the count: three stages, one class per cycle.
 
     Attributes
     ----------
@@ -311,27 +312,37 @@ class ErrorPass(wiring.Component):
             # This label's addition saturates once (n + 1) w > high.
             m.d.comb += self.label_saturated.eq(label_count >= count_max - 1)
 
-        # Two stages: read class `index` and form its inputs (labels, then prediction);
-        # update and write back.
+        # Three stages: form class `index`'s label sums; read its state and form its
+        # inputs (labels, then prediction); update and write back.
         index = Signal(range(n_classes + 1), init=n_classes)
         issue = Signal()
+        read = Signal()
+        read_index = Signal(range(n_classes))
         write = Signal()
         write_index = Signal(range(n_classes))
         total = counts[index] * params.error_input_weight
-        label_sums = (Mux(total > high, high, total), -Mux(total > high + 1, high + 1, total))
-        predicted = self.predictions.bit_select(index, 1)
-        m.d.comb += [issue.eq(index != n_classes), self.done.eq(~issue)]
-        m.d.sync += [write.eq(issue), write_index.eq(index)]
+        label_plus = Signal(signed(config.membrane_bits))
+        label_minus = Signal(signed(config.membrane_bits))
+        predicted = Signal()
+        m.d.comb += [issue.eq(index != n_classes), self.done.eq(~issue & ~read)]
+        m.d.sync += [
+            read.eq(issue), read_index.eq(index), write.eq(read), write_index.eq(read_index),
+            label_plus.eq(Mux(total > high, high, total)),
+            label_minus.eq(-Mux(total > high + 1, high + 1, total)),
+            predicted.eq(self.predictions.bit_select(index, 1)),
+        ]
         with m.If(self.start):
             m.d.sync += index.eq(0)
         with m.Elif(issue):
-            m.d.comb += [self.error_read.valid.eq(1), self.error_read.addr.eq(index)]
             m.d.sync += index.eq(index + 1)
+        with m.If(read):
+            m.d.comb += [self.error_read.valid.eq(1), self.error_read.addr.eq(read_index)]
         neurons, input_clamped = [], Signal()
-        for word, (sign, name) in enumerate(((+1, "plus"), (-1, "minus"))):
+        for word, (sign, name, label_sum) in enumerate(((+1, "plus", label_plus),
+                                                        (-1, "minus", label_minus))):
             m.submodules[f"input_{name}"] = inputs = ErrorInput(config, sign)
             m.submodules[f"error_{name}"] = neuron = ErrorNeuron(config)
-            m.d.comb += [inputs.label_sum.eq(label_sums[word]), inputs.prediction.eq(predicted),
+            m.d.comb += [inputs.label_sum.eq(label_sum), inputs.prediction.eq(predicted),
                          neuron.state.eq(self.error_read.data[word])]
             m.d.sync += [neuron.input_sum.eq(inputs.input_sum),
                          neuron.input_over.eq(inputs.input_over)]
