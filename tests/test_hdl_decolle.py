@@ -459,8 +459,9 @@ def test_decolle_core_refuses_what_it_cannot_build():
 
 
 def expected_cycles(config, golden, events, learned, targets):
-    """The cycles of a tick as docs/decolle.md gives them: input, then per layer trace,
-    membrane and emit passes, and on learning ticks the error and update passes."""
+    """The cycles of a tick as docs/decolle.md gives them: input, then per layer the
+    membrane pass (traces in its first group, spikes sent as they are formed), and on
+    learning ticks the error and update passes."""
     params = config.learning
     lanes = config.lanes
     latency = -(-params.prng_rounds // min(2, params.prng_rounds)) \
@@ -470,7 +471,7 @@ def expected_cycles(config, golden, events, learned, targets):
     for layer, (n_pre, n_post) in enumerate(zip(config.layers, config.layers[1:])):
         groups = -(-n_post // lanes)
         last_group = n_post - (groups - 1) * lanes
-        cycles += 2 * n_pre + (groups - 1) * max(n_pre, lanes) + last_group + n_post + 9
+        cycles += n_pre + (groups - 1) * max(n_pre, lanes, 2) + last_group + 6
         if not learned:
             continue
         membrane, spikes = golden.U[layer], golden.S[layer]
