@@ -314,9 +314,11 @@ class LearningPass(wiring.Component):
 
     The error side has the error unit compute ``e_q`` for each neuron of a group (one
     neuron at a time) and hands the complete group to the update walker as soon as the
-    walker is free; it then forms the next group's errors while the walker runs (they
-    use the state memory and the error unit, the walker the weight, trace and bias
-    memories). The walker reads ``W[j, group]`` and ``P[j]``, one row per cycle, and every
+    walker can take it; it then forms the next group's errors while the walker runs
+    (they use the state memory and the error unit, the walker the weight, trace and bias
+    memories). With block RAM the walker can take the next group once the last draw of
+    the group before is issued (one group waits in a queue), so consecutive columns are
+    read back to back; with SPRAM it takes one group at a time. The walker reads ``W[j, group]`` and ``P[j]``, one row per cycle, and every
     lane updates its own weight with its own neuron's error and its own rounding draw; a
     lane whose error is zero (or past the layer's end) is not written. The Threefry
     pipelines (:func:`draw_blocks` of them) draw each word's blocks ``latency - 1``
@@ -386,8 +388,23 @@ class LearningPass(wiring.Component):
         hand_over = Signal()                        # a group starts its update
         rows = layer.n_pre + 1 if params.learn_bias else layer.n_pre
         is_bias_row = pre == layer.n_pre
+        # Block RAM: the next group is handed over as soon as the draw walker is free, so
+        # its draws start right after the last ones of the group before and its reads
+        # right after that group's last read (the reads trail the draws by latency - 1
+        # cycles). The update walker takes it from a one-group queue latency - 2 cycles
+        # after the hand-over (at once without a lead). SPRAM keeps one group at a time:
+        # its walkers' four-cycle pace restarts with each group.
+        overlap = not self._single_port
+        queue = overlap and latency > 1
+        queued = Signal()
+        queued_group = Signal.like(group)
+        queued_errors = [Signal(signed(params.error_bits), name=f"queued_error_{k}")
+                         for k in range(lanes)]
+        queued_lead = Signal(range(max(latency - 1, 1)))
+        free = Signal()                             # a group can be handed over
         m.d.comb += [neuron.eq(Cat(lane, group) if lanes > 1 else group),
-                     updating.eq(active | draw_active | in_flight)]
+                     updating.eq(active | draw_active | in_flight | queued),
+                     free.eq(~draw_active & ~queued if overlap else ~updating)]
         last_lane = (lane == lanes - 1) | (neuron == layer.n_post - 1)
 
         def clear_group():
@@ -422,16 +439,25 @@ class LearningPass(wiring.Component):
                     with m.Else():
                         m.next = "HAND_OVER"
             with m.State("HAND_OVER"):
-                with m.If(~updating):
+                with m.If(free):
                     with m.If(any_error):
                         m.d.comb += hand_over.eq(1)
-                        m.d.sync += [error.eq(value) for error, value in zip(errors, pending)]
                         m.d.sync += [
-                            update_group.eq(group), active.eq(1), pre.eq(0),
-                            weight_addr.eq(layer.weight_base + group),
                             synapse.eq(layer.synapse_base + (group << lane_bits)), draws.eq(0),
-                            draw_active.eq(1), draw_lead.eq(latency - 1),
+                            draw_active.eq(1),
                         ]
+                        if queue:
+                            m.d.sync += [queued.eq(1), queued_group.eq(group),
+                                         queued_lead.eq(latency - 2)]
+                            m.d.sync += [error.eq(value)
+                                         for error, value in zip(queued_errors, pending)]
+                        else:
+                            m.d.sync += [error.eq(value) for error, value in zip(errors, pending)]
+                            m.d.sync += [
+                                update_group.eq(group), active.eq(1), pre.eq(0),
+                                weight_addr.eq(layer.weight_base + group),
+                                draw_lead.eq(latency - 1),
+                            ]
                     with m.If(group == layer.row_words - 1):
                         m.next = "DRAIN"
                     with m.Else():
@@ -474,6 +500,16 @@ class LearningPass(wiring.Component):
             m.d.sync += [pre.eq(pre + 1), weight_addr.eq(weight_addr + layer.row_words)]
             with m.If(pre == rows - 1):
                 m.d.sync += active.eq(0)
+        if queue:
+            # The queued group's first read comes latency - 1 cycles after its first draw;
+            # the group before has issued its last read by then.
+            with m.If(queued):
+                with m.If(queued_lead != 0):
+                    m.d.sync += queued_lead.eq(queued_lead - 1)
+                with m.Else():
+                    m.d.sync += [queued.eq(0), update_group.eq(queued_group), active.eq(1),
+                                 pre.eq(0), weight_addr.eq(layer.weight_base + queued_group)]
+                    m.d.sync += [error.eq(value) for error, value in zip(errors, queued_errors)]
 
         with m.If(issue):
             m.d.comb += [self.bias_read.valid.eq(1),
@@ -518,9 +554,10 @@ class LearningPass(wiring.Component):
         z_valid = delayed(m, z1_valid, 1, "update_write")
         z_bias = delayed(m, z1_bias, 1, "update_write_bias")
         z_address = delayed(m, address, 2, "update_address")
-        # The errors hold still while the group's column is updated: a lane writes only
-        # where its neuron has a nonzero error (padding lanes have none).
-        enable = Cat(*(error != 0 for error in errors))
+        # A lane writes only where its neuron has a nonzero error (padding lanes have
+        # none). The errors are those of the word in the first update stage; the next
+        # group's may replace them before the write-back, so the enables are registered.
+        enable = delayed(m, Cat(*(error != 0 for error in errors)), 1, "update_enable")
         new_words, saturated = [], []
         for k in range(lanes):
             m.submodules[f"unit_{k}" if lanes > 1 else "unit"] = unit = UpdateUnit(config)

@@ -481,21 +481,29 @@ def expected_cycles(config, golden, events, learned, targets):
         top = layer == len(config.neuron_layers) - 1
         window = params.surrogate_window
         rows = n_pre + params.learn_bias
+        # A group's update, from its hand-over to the end of its last write-back, and how
+        # long it keeps the walker from taking the next group.
         update = rows + latency + 2
         if config.weight_memory == "spram":
-            # Two words read, then two cycles for their write-backs.
+            # Two words read, then two cycles for their write-backs; one group at a time.
             update += 2 * ((rows - 1) // 2)
+            occupied = update
+        else:
+            # The next group's draws follow the last draw of this one.
+            occupied = max(rows + 1, latency)
         # Per group of `lanes` neurons (one weight word): its errors (3 cycles per neuron,
         # K + 1 more inside the boxcar below the top) and the hand-over; the update of a
         # group with some nonzero error overlaps the next group's errors.
-        handed = busy = 0
+        handed = busy = finished = 0
         for group in range(groups):
             neurons = list(range(group * lanes, min(n_post, (group + 1) * lanes)))
             inside = (membrane[0, neurons] > -window) & (membrane[0, neurons] <= window)
             errors_cost = 3 * len(neurons) + (0 if top else (n_classes + 1) * int(inside.sum())) + 1
             handed += max(errors_cost, busy)
-            busy = update if errors[neurons].any() else 0
-        cycles += handed + max(busy, 1) + 1
+            busy = occupied if errors[neurons].any() else 0
+            if busy:
+                finished = handed + update
+        cycles += max(handed + 1, finished) + 1
     return cycles
 
 
