@@ -16,18 +16,17 @@ Phases
     sequencer below and reporting when it is done; the memories they share are reached
     through one arbiter per port (:mod:`plasticore.hdl.ports`).
 
-    ``TRACE``: one input per cycle, Q and P are read, updated (:class:`TraceUnit`) and
-    written back (step 1); the layer's input spikes come from the input-spike memory
-    (cleared as it is read) or from the previous layer's spike bits.
     ``MEMBRANE``: a walker visits group by group, input by input, reading the word
     ``W[j, group]`` and ``P[j]``; per lane a product register and an accumulator form the
-    exact dot product (the pipeline never drains between groups). At a group's last
-    input its sums enter three finalize stages one neuron per cycle: the first reads the
-    neuron's state and bias, the next two run :class:`NeuronUnit` (steps 2 to 4, two
-    stages); the last writes U, R and S back and, for a spike, adds the neuron's readout
-    row to the readout sums (step 5a, event-driven).
-    ``EMIT``: the layer's spike bits are read in neuron order and each spike is sent on
-    ``o_events`` (the walk stalls while the output is not ready).
+    exact dot product (the pipeline never drains between groups). The first group's walk
+    is also step 1: it reads Q and the input's spike too (the input-spike memory, cleared
+    as it is read, or the previous layer's spike bits), updates both traces
+    (:class:`TraceUnit`), writes them back and multiplies by the new P; the later groups
+    read that P. At a group's last input its sums enter three finalize stages one neuron
+    per cycle: the first reads the neuron's state and bias, the next two run
+    :class:`NeuronUnit` (steps 2 to 4, two stages); the last writes U, R and S back and,
+    for a spike, sends it on ``o_events`` and adds the neuron's readout row to the readout
+    sums (step 5a, event-driven). A spike the output does not take holds the pass.
     ``ERROR`` and ``UPDATE``, on learning ticks only: for each neuron of a group,
     :class:`ErrorUnit` computes ``e_q`` (steps 5a, 5b); a group with a nonzero ``e_q`` is
     handed to the update walker, which reads the group's column of words (``W[j, group]``,
@@ -64,8 +63,8 @@ from plasticore.layout import (CORE_MAGIC, DECOLLE_FLAG_MEMBRANE_SATURATED,
 from plasticore.rules import rule_params
 from plasticore.rules.decolle import RANDOM_DRAW_BITS, SAMPLE_TICK_MAX, synapse_offsets
 from .arith import fits_signed
-from .decolle_passes import (EmitPass, LearningPass, MembranePass, TracePass,
-                             layer_constants_layout, state_word_layout, trace_word_layout)
+from .decolle_passes import (LearningPass, MembranePass, layer_constants_layout,
+                             state_word_layout, trace_word_layout)
 from .decolle_units import ErrorUnit
 from .interfaces import ADDRESS_BITS
 from .ports import access_for, share_port
@@ -134,9 +133,7 @@ class DecolleCore(CoreShell):
     def _parts(self, m, p):
         """Add the passes and the error unit they share."""
         config, layout = self._config, self._layout
-        m.submodules.trace_pass = p.trace = TracePass(config, layout)
         m.submodules.membrane_pass = p.membrane = MembranePass(config, layout)
-        m.submodules.emit_pass = p.emit = EmitPass(config, layout)
         m.submodules.learning_pass = p.learning_pass = LearningPass(config, layout)
         m.submodules.error_unit = p.error_unit = error_unit = ErrorUnit(config)
         m.d.comb += [
@@ -181,16 +178,21 @@ class DecolleCore(CoreShell):
               lay.accumulator_base, lay.state_base, layout.layers[index - 1].state_base if index else 0, offsets[index],
               index == 0, index == n_layers - 1, p.lr_shifts[index])
              for index, lay in enumerate(layout.layers)])
-        for part in (p.trace, p.membrane, p.emit, p.learning_pass):
+        for part in (p.membrane, p.learning_pass):
             m.d.comb += part.layer.eq(constants)
+        # The readout sums start from g in the cycle after the membrane pass starts: the
+        # layer register takes the next layer in the cycle of the start.
+        clear_readout = Signal()
+        m.d.sync += clear_readout.eq(p.membrane.start)
         m.d.comb += [
-            p.trace.fresh.eq(p.fresh), p.membrane.fresh.eq(p.fresh),
+            p.error_unit.clear.eq(clear_readout),
+            p.membrane.fresh.eq(p.fresh),
             p.learning_pass.tick.eq(p.tick),
             p.error_unit.layer.eq(p.layer), p.error_unit.target.eq(p.target),
-            self.o_events.payload.neuron.eq(p.emit.spikes.payload),
+            self.o_events.payload.neuron.eq(p.membrane.spikes.payload),
             self.o_events.payload.layer.eq(p.layer + 1),
             self.o_events.payload.tick.eq(p.tick),
-            p.emit.spikes.ready.eq(self.o_events.ready),
+            p.membrane.spikes.ready.eq(self.o_events.ready),
         ]
         with m.If(p.membrane.saturated):
             m.d.sync += p.flags.eq(p.flags | DECOLLE_FLAG_MEMBRANE_SATURATED)
@@ -199,7 +201,7 @@ class DecolleCore(CoreShell):
 
     def _connect_ports(self, m, p):
         """Give every shared memory port its arbiter, and every part its access."""
-        trace, membrane, emit, learning = p.trace, p.membrane, p.emit, p.learning_pass
+        membrane, learning = p.membrane, p.learning_pass
         p.host_read = {name: access_for(read, path=f"host_{name}_read")
                        for name, (read, _) in p.ports.items() if name != "input"}
         p.host_write = {name: access_for(p.ports[name][1], path=f"host_{name}_write")
@@ -208,16 +210,15 @@ class DecolleCore(CoreShell):
         reads = {
             "weights": [membrane.weights_read, learning.weights_read],
             "bias": [membrane.bias_read, learning.bias_read],
-            "traces": [trace.traces_read, membrane.traces_read, learning.traces_read],
-            "input": [trace.input_read],
-            "state": [trace.state_read, membrane.state_read, emit.state_read,
-                      learning.state_read],
+            "traces": [membrane.traces_read, learning.traces_read],
+            "input": [membrane.input_read],
+            "state": [membrane.state_read, learning.state_read],
         }
         writes = {
             "weights": [learning.weights_write, p.host_write["weights"]],
             "bias": [learning.bias_write, p.host_write["bias"]],
-            "traces": [trace.traces_write],
-            "input": [trace.input_write, p.input_write],
+            "traces": [membrane.traces_write],
+            "input": [membrane.input_write, p.input_write],
             "state": [membrane.state_write],
         }
         for name, (read, write) in p.ports.items():
@@ -240,8 +241,8 @@ class DecolleCore(CoreShell):
                                       & p.target.any()),
                         p.layer.eq(0),
                     ]
-                    m.d.comb += p.trace.start.eq(1)
-                    m.next = "TRACE"
+                    m.d.comb += p.membrane.start.eq(1)
+                    m.next = "MEMBRANE"
                 with m.Elif(payload.address < n_inputs):
                     m.d.comb += [p.input_write.addr.eq(payload.address),
                                  p.input_write.data.eq(1), p.input_write.en.eq(1)]
@@ -252,7 +253,8 @@ class DecolleCore(CoreShell):
                     m.d.sync += count_saturating(p.dropped_events)
 
     def _layer_phases(self, m, p):
-        """Add TRACE, MEMBRANE, EMIT and LEARN: each starts its pass and waits for it."""
+        """Add MEMBRANE (traces, membranes and spikes out) and LEARN: each starts its pass
+        and waits for it."""
         is_last = p.constants.is_last
 
         def next_layer():
@@ -260,29 +262,23 @@ class DecolleCore(CoreShell):
                 m.next = "END_TICK"
             with m.Else():
                 m.d.sync += p.layer.eq(p.layer + 1)
-                m.d.comb += p.trace.start.eq(1)
-                m.next = "TRACE"
-
-        with m.State("TRACE"):
-            with m.If(p.trace.done):
-                m.d.comb += [p.error_unit.clear.eq(1), p.membrane.start.eq(1)]
+                m.d.comb += p.membrane.start.eq(1)
                 m.next = "MEMBRANE"
+
         with m.State("MEMBRANE"):
+            m.d.comb += self.o_events.valid.eq(p.membrane.spikes.valid)
             with m.If(p.membrane.done):
-                m.d.comb += p.emit.start.eq(1)
-                m.next = "EMIT"
-        with m.State("EMIT"):
-            m.d.comb += self.o_events.valid.eq(p.emit.spikes.valid)
-            with m.If(p.emit.done):
                 with m.If(p.learning):
-                    with m.If(p.error_unit.readout_saturated):
-                        m.d.sync += p.flags.eq(p.flags | DECOLLE_FLAG_MEMBRANE_SATURATED)
                     m.d.comb += p.learning_pass.start.eq(1)
                     m.next = "LEARN"
                 with m.Else():
                     next_layer()
         with m.State("LEARN"):
             with m.If(p.learning_pass.done):
+                # The readout sums are complete here (the last spike's row is added two
+                # cycles after the membrane pass's last write-back) and nothing adds to them.
+                with m.If(p.error_unit.readout_saturated):
+                    m.d.sync += p.flags.eq(p.flags | DECOLLE_FLAG_MEMBRANE_SATURATED)
                 next_layer()
 
     def _tick_phase(self, m, p):

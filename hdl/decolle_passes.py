@@ -8,7 +8,7 @@ assembles the passes. All of them see the constants of the layer being worked on
 their ``layer`` member (:func:`layer_constants_layout`).
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, EnableInserter, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -20,8 +20,8 @@ from .ports import read_access, write_access
 from .prng import Threefry2x32, delayed
 from .synapse import weight_word_layout
 
-__all__ = ["layer_constants_layout", "trace_word_layout", "state_word_layout", "TracePass",
-           "MembranePass", "EmitPass", "LearningPass", "error_unit_signature", "draw_blocks"]
+__all__ = ["layer_constants_layout", "trace_word_layout", "state_word_layout",
+           "MembranePass", "LearningPass", "error_unit_signature", "draw_blocks"]
 
 
 def _bits(depth: int) -> int:
@@ -78,87 +78,34 @@ def _accesses(config, layout, names):
     return members
 
 
-class TracePass(wiring.Component):
-    """Step 1 for a layer: one input per cycle, Q and P read, updated and written back.
-
-    A layer's input spikes come from the input-spike memory (cleared as it is read) for
-    the first layer, from the spike bits of the layer below otherwise. ``fresh`` (a new
-    sample) makes the old traces read as zero.
-    """
-
-    def __init__(self, config, layout):
-        self._config = config
-        super().__init__({
-            "start": In(1), "done": Out(1), "fresh": In(1),
-            "layer": In(layer_constants_layout(config, layout)),
-            **_accesses(config, layout, ("traces_read", "traces_write", "input_read",
-                                         "input_write", "state_read")),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        layer = self.layer
-        m.submodules.unit = unit = TraceUnit(self._config)
-        active = Signal()
-        index = Signal.like(layer.n_pre)
-        b_valid = Signal()
-        b_index = Signal.like(layer.n_pre)
-        # Stage A: read the traces and the spike of input `index`.
-        with m.If(self.start):
-            m.d.sync += [active.eq(1), index.eq(0)]
-        with m.Elif(active):
-            m.d.comb += [self.traces_read.valid.eq(1),
-                         self.traces_read.addr.eq(layer.row_base + index)]
-            # Only the memory the spike comes from is read: the other may be shallower
-            # than this layer's inputs.
-            with m.If(layer.is_first):
-                m.d.comb += [self.input_read.valid.eq(1), self.input_read.addr.eq(index)]
-            with m.Else():
-                m.d.comb += [self.state_read.valid.eq(1),
-                             self.state_read.addr.eq(layer.previous_base + index)]
-            m.d.sync += index.eq(index + 1)
-            with m.If(index == layer.n_pre - 1):
-                m.d.sync += active.eq(0)
-        m.d.sync += [b_valid.eq(active & ~self.start), b_index.eq(index)]
-        # Stage B: update and write back; the input spikes are cleared for the next tick.
-        traces = self.traces_read.data
-        m.d.comb += [
-            unit.q.eq(Mux(self.fresh, 0, traces.q)),
-            unit.p.eq(Mux(self.fresh, 0, traces.p)),
-            unit.spike.eq(Mux(layer.is_first, self.input_read.data, self.state_read.data.s)),
-            self.done.eq(~active & ~b_valid),
-        ]
-        with m.If(b_valid):
-            m.d.comb += [
-                self.traces_write.addr.eq(layer.row_base + b_index),
-                self.traces_write.data.q.eq(unit.new_q),
-                self.traces_write.data.p.eq(unit.new_p),
-                self.traces_write.en.eq(1),
-            ]
-            with m.If(layer.is_first):
-                m.d.comb += [self.input_write.addr.eq(b_index), self.input_write.en.eq(1)]
-        return m
-
-
 def error_unit_signature(config) -> wiring.Signature:
     """The error unit's accumulation inputs, from the membrane pass's side."""
     return wiring.Signature({"add": Out(1), "add_neuron": Out(range(max(config.neuron_layers)))})
 
 
 class MembranePass(wiring.Component):
-    """Steps 2 to 5a for a layer: exact dot products, one weight word per cycle, then the
-    neurons one by one.
+    """Steps 1 to 5a for a layer: the traces, exact dot products (one weight word per
+    cycle), then the neurons one by one, their spikes sent as they are formed.
 
     A walker visits the layer's weight words group by group (a group is the ``lanes``
     neurons of one word of a row), input by input, reading the word ``W[j, group]`` and
-    ``P[j]``; per lane a product register and an accumulator form the dot product (the
-    pipeline never drains between groups). At a group's last input its sums enter three
-    finalize stages one neuron per cycle (lane 0 at once, the others from a register
-    bank): the first reads the neuron's state and bias, the next two run
-    :class:`NeuronUnit`; the last writes U, R and S back and hands a spike to the error
-    unit's readout sums. A group's last input waits until the bank has handed on the
-    previous group (``lanes`` cycles), which only layers with fewer inputs than lanes
-    notice.
+    ``P[j]``. The first group's walk also reads ``Q[j]`` and the input's spike (the
+    input-spike memory, cleared as it is read, for the first layer; the spike bit of the
+    layer below otherwise), updates both traces (:class:`TraceUnit`), writes them back and
+    multiplies by the new ``P[j]``; the later groups read the P it wrote (every neuron
+    needs the new P, so the first group's walk is the trace pass). ``fresh`` (a new
+    sample) makes the old traces, refractory states and spikes read as zero.
+
+    Per lane a weight register, a product register and an accumulator form the dot
+    product (the pipeline never drains between groups). At a group's last input its sums
+    enter three finalize stages one neuron per cycle (lane 0 at once, the others from a
+    register bank): the first reads the neuron's state and bias, the next two run
+    :class:`NeuronUnit`; the last writes U, R and S back, offers a spike on ``spikes`` and
+    hands it to the error unit's readout sums. A group's last input waits until the bank
+    has handed on the previous group (``lanes`` cycles, at least 2 so that the second
+    group never reads a P in the cycle the first writes it), which only layers with fewer
+    inputs than that notice. A spike that the output does not take holds the whole pass
+    (every register and the read ports keep their values).
     """
 
     def __init__(self, config, layout):
@@ -167,7 +114,9 @@ class MembranePass(wiring.Component):
             "start": In(1), "done": Out(1), "fresh": In(1), "saturated": Out(1),
             "layer": In(layer_constants_layout(config, layout)),
             "readout": Out(error_unit_signature(config)),
-            **_accesses(config, layout, ("weights_read", "traces_read", "state_read",
+            "spikes": Out(stream.Signature(range(max(config.neuron_layers)))),
+            **_accesses(config, layout, ("weights_read", "traces_read", "traces_write",
+                                         "input_read", "input_write", "state_read",
                                          "bias_read", "state_write")),
         })
 
@@ -177,55 +126,103 @@ class MembranePass(wiring.Component):
         lane_bits = (lanes - 1).bit_length()
         max_post = max(config.neuron_layers)
         m = Module()
-        m.submodules.unit = unit = NeuronUnit(config)
+        # Every register of the pass is in `p`, which holds still while a spike waits for
+        # the output; the read ports hold their data with it.
+        p = Module()
+        stall = Signal()
+        m.submodules.pipeline = EnableInserter(~stall)(p)
+        for access in (self.weights_read, self.traces_read, self.input_read, self.state_read,
+                       self.bias_read):
+            m.d.comb += access.en.eq(~stall)
+        p.submodules.trace_unit = trace_unit = TraceUnit(config)
+        p.submodules.unit = unit = NeuronUnit(config)
         active = Signal()
         group = Signal.like(layer.row_words)
         pre = Signal.like(layer.n_pre)
-        weight_addr = Signal.like(layer.weight_base)
-        # Cycles since the last group's last input was read (at most `lanes`).
-        since = Signal(range(lanes + 1), init=lanes)
+        # W[pre, group] from the layer's first word: the layer's constants change in the
+        # cycle that starts the pass, so nothing is taken from them then.
+        weight_offset = Signal.like(layer.weight_base)
+        # Cycles since the last group's last input was read (at most `wait`).
+        wait = max(lanes, 2)
+        since = Signal(range(wait + 1), init=wait)
         last_input = pre == layer.n_pre - 1
+        first_group = group == 0
         issue = Signal()
-        with m.If(self.start):
-            m.d.sync += [active.eq(1), group.eq(0), pre.eq(0), weight_addr.eq(layer.weight_base),
-                         since.eq(lanes)]
-        # Stage A: read W[j, group] and P[j]; a group's words are row_words apart.
-        with m.Elif(active & (~last_input | (since == lanes))):
-            m.d.comb += [
+        with p.If(self.start):
+            p.d.sync += [active.eq(1), group.eq(0), pre.eq(0), weight_offset.eq(0),
+                         since.eq(wait)]
+        # Stage A: read W[j, group] and the traces of j (and, in the first group, the
+        # input's spike); a group's words are row_words apart.
+        with p.Elif(active & (~last_input | (since == wait))):
+            p.d.comb += [
                 issue.eq(1),
-                self.weights_read.valid.eq(1), self.weights_read.addr.eq(weight_addr),
+                self.weights_read.valid.eq(1),
+                self.weights_read.addr.eq(layer.weight_base + weight_offset),
                 self.traces_read.valid.eq(1), self.traces_read.addr.eq(layer.row_base + pre),
             ]
-            with m.If(last_input):
-                m.d.sync += [pre.eq(0), group.eq(group + 1),
-                             weight_addr.eq(layer.weight_base + group + 1)]
-                with m.If(group == layer.row_words - 1):
-                    m.d.sync += active.eq(0)
-            with m.Else():
-                m.d.sync += [pre.eq(pre + 1), weight_addr.eq(weight_addr + layer.row_words)]
-        with m.If(issue & last_input):
-            m.d.sync += since.eq(1)
-        with m.Elif(since != lanes):
-            m.d.sync += since.eq(since + 1)
-        # Stage B: the products; stage C: accumulate, a group's last input hands its sums on.
-        b_valid, b_first, b_last = Signal(), Signal(), Signal()
+            # Only the memory the spike comes from is read: the other may be shallower
+            # than this layer's inputs.
+            with p.If(first_group & layer.is_first):
+                p.d.comb += [self.input_read.valid.eq(1), self.input_read.addr.eq(pre)]
+            with p.Elif(first_group):
+                p.d.comb += [self.state_read.valid.eq(1),
+                             self.state_read.addr.eq(layer.previous_base + pre)]
+            with p.If(last_input):
+                p.d.sync += [pre.eq(0), group.eq(group + 1), weight_offset.eq(group + 1)]
+                with p.If(group == layer.row_words - 1):
+                    p.d.sync += active.eq(0)
+            with p.Else():
+                p.d.sync += [pre.eq(pre + 1), weight_offset.eq(weight_offset + layer.row_words)]
+        with p.If(issue & last_input):
+            p.d.sync += since.eq(1)
+        with p.Elif(since != wait):
+            p.d.sync += since.eq(since + 1)
+        # Stage B: the read data; in the first group the traces are updated and written
+        # back (the input spikes cleared for the next tick), and the new P goes on.
+        b_valid, b_first, b_last, b_traces = Signal(), Signal(), Signal(), Signal()
         b_group = Signal.like(group)
+        b_pre = Signal.like(pre)
+        p.d.sync += [b_valid.eq(issue), b_first.eq(pre == 0), b_last.eq(last_input),
+                     b_group.eq(group), b_pre.eq(pre), b_traces.eq(first_group)]
+        traces = self.traces_read.data
+        p.d.comb += [
+            trace_unit.q.eq(Mux(self.fresh, 0, traces.q)),
+            trace_unit.p.eq(Mux(self.fresh, 0, traces.p)),
+            trace_unit.spike.eq(Mux(layer.is_first, self.input_read.data,
+                                    self.state_read.data.s)),
+        ]
+        with p.If(b_valid & b_traces):
+            p.d.comb += [
+                self.traces_write.addr.eq(layer.row_base + b_pre),
+                self.traces_write.data.q.eq(trace_unit.new_q),
+                self.traces_write.data.p.eq(trace_unit.new_p),
+                self.traces_write.en.eq(1),
+            ]
+            with p.If(layer.is_first):
+                p.d.comb += [self.input_write.addr.eq(b_pre), self.input_write.en.eq(1)]
+        # Stage C: the weight word and P in registers (the trace update stays out of the
+        # multipliers' path); stage D: the products; stage E: accumulate, a group's last
+        # input hands its sums on.
         c_valid, c_first, c_last = Signal(), Signal(), Signal()
         c_group = Signal.like(group)
+        c_weights = Signal(weight_word_layout(config))
+        c_p = Signal(trace_shape(config))
+        p.d.sync += [c_valid.eq(b_valid), c_first.eq(b_first), c_last.eq(b_last),
+                     c_group.eq(b_group), c_weights.eq(self.weights_read.data),
+                     c_p.eq(Mux(b_traces, trace_unit.new_p, traces.p))]
+        d_valid, d_first, d_last = Signal(), Signal(), Signal()
+        d_group = Signal.like(group)
         product_shape = signed(config.weight_bits + trace_shape(config).width)
-        c_products = [Signal(product_shape, name=f"c_product_{lane}") for lane in range(lanes)]
+        d_products = [Signal(product_shape, name=f"d_product_{lane}") for lane in range(lanes)]
         accumulators = [Signal(dot_shape(config), name=f"accumulator_{lane}")
                         for lane in range(lanes)]
-        m.d.sync += [b_valid.eq(issue), b_first.eq(pre == 0), b_last.eq(last_input),
-                     b_group.eq(group)]
-        m.d.sync += [c_valid.eq(b_valid), c_first.eq(b_first), c_last.eq(b_last),
-                     c_group.eq(b_group)]
-        m.d.sync += [c_products[lane].eq(self.weights_read.data[lane] * self.traces_read.data.p)
-                     for lane in range(lanes)]
-        totals = [Mux(c_first, 0, accumulator) + product
-                  for accumulator, product in zip(accumulators, c_products)]
-        with m.If(c_valid):
-            m.d.sync += [accumulator.eq(total) for accumulator, total in zip(accumulators, totals)]
+        p.d.sync += [d_valid.eq(c_valid), d_first.eq(c_first), d_last.eq(c_last),
+                     d_group.eq(c_group)]
+        p.d.sync += [d_products[lane].eq(c_weights[lane] * c_p) for lane in range(lanes)]
+        totals = [Mux(d_first, 0, accumulator) + product
+                  for accumulator, product in zip(accumulators, d_products)]
+        with p.If(d_valid):
+            p.d.sync += [accumulator.eq(total) for accumulator, total in zip(accumulators, totals)]
         # The serializer: lane 0 goes to F1 at once, lanes 1 on from the bank, one per cycle.
         f1_valid, f2_valid, f3_valid = Signal(), Signal(), Signal()
         f1_neuron = Signal(range(max_post))
@@ -235,93 +232,62 @@ class MembranePass(wiring.Component):
         f2_dot = Signal(dot_shape(config))
         serial = Signal()
         serial_neuron = Signal(range(max_post + lanes))
-        m.d.sync += f1_valid.eq(0)
+        p.d.sync += f1_valid.eq(0)
         if lanes > 1:
             bank = Array(Signal(dot_shape(config), name=f"bank_{lane}") for lane in range(lanes))
             serial_lane = Signal(range(lanes))
-            first_neuron = Cat(Const(0, lane_bits), c_group)
-            with m.If(c_valid & c_last):
-                m.d.sync += [bank[lane].eq(totals[lane]) for lane in range(1, lanes)]
-                m.d.sync += [serial.eq(first_neuron + 1 < layer.n_post), serial_lane.eq(1),
+            first_neuron = Cat(Const(0, lane_bits), d_group)
+            with p.If(d_valid & d_last):
+                p.d.sync += [bank[lane].eq(totals[lane]) for lane in range(1, lanes)]
+                p.d.sync += [serial.eq(first_neuron + 1 < layer.n_post), serial_lane.eq(1),
                              serial_neuron.eq(first_neuron + 1)]
-            with m.Elif(serial):
-                m.d.sync += [f1_valid.eq(1), f1_neuron.eq(serial_neuron),
+            with p.Elif(serial):
+                p.d.sync += [f1_valid.eq(1), f1_neuron.eq(serial_neuron),
                              f1_dot.eq(bank[serial_lane]),
                              serial_lane.eq(serial_lane + 1), serial_neuron.eq(serial_neuron + 1)]
-                with m.If((serial_lane == lanes - 1) | (serial_neuron == layer.n_post - 1)):
-                    m.d.sync += serial.eq(0)
+                with p.If((serial_lane == lanes - 1) | (serial_neuron == layer.n_post - 1)):
+                    p.d.sync += serial.eq(0)
         else:
-            first_neuron = c_group
-        with m.If(c_valid & c_last):
-            m.d.sync += [f1_valid.eq(1), f1_neuron.eq(first_neuron), f1_dot.eq(totals[0])]
-        # F1 reads the neuron's state and bias word; F2 and F3 are the neuron unit's two
-        # stages, F3 writes back and adds the readout row of a spike.
-        with m.If(f1_valid):
-            m.d.comb += [self.state_read.valid.eq(1),
+            first_neuron = d_group
+        with p.If(d_valid & d_last):
+            p.d.sync += [f1_valid.eq(1), f1_neuron.eq(first_neuron), f1_dot.eq(totals[0])]
+        # F1 reads the neuron's state and bias word (the first group's spike reads of the
+        # layer below are over by then); F2 and F3 are the neuron unit's two stages, F3
+        # writes back, sends a spike and adds its readout row.
+        with p.If(f1_valid):
+            p.d.comb += [self.state_read.valid.eq(1),
                          self.state_read.addr.eq(layer.state_base + f1_neuron),
                          self.bias_read.valid.eq(1),
                          self.bias_read.addr.eq(layer.group_base + (f1_neuron >> lane_bits))]
-        m.d.sync += [f2_valid.eq(f1_valid), f2_neuron.eq(f1_neuron), f2_dot.eq(f1_dot),
+        p.d.sync += [f2_valid.eq(f1_valid), f2_neuron.eq(f1_neuron), f2_dot.eq(f1_dot),
                      f3_valid.eq(f2_valid), f3_neuron.eq(f2_neuron)]
         state = self.state_read.data
         bias = self.bias_read.data[f2_neuron[:lane_bits]] if lanes > 1 else self.bias_read.data[0]
-        m.d.comb += [
+        spike = f3_valid & unit.spike
+        p.d.comb += [
             unit.dot.eq(f2_dot),
             unit.bias.eq(bias),
             unit.refractory.eq(Mux(self.fresh, 0, state.r)),
             unit.last_spike.eq(~self.fresh & state.s),
-            self.done.eq(~active & ~b_valid & ~c_valid & ~serial & ~f1_valid & ~f2_valid
-                         & ~f3_valid),
+            self.done.eq(~active & ~b_valid & ~c_valid & ~d_valid & ~serial & ~f1_valid
+                         & ~f2_valid & ~f3_valid),
+            self.spikes.valid.eq(spike),
+            self.spikes.payload.eq(f3_neuron),
         ]
-        with m.If(f3_valid):
-            m.d.comb += [
+        m.d.comb += stall.eq(spike & ~self.spikes.ready)
+        with p.If(f3_valid):
+            # Repeated while stalled: the same word, the same flag; the readout row is
+            # added once, in the cycle the spike leaves.
+            p.d.comb += [
                 self.state_write.addr.eq(layer.state_base + f3_neuron),
                 self.state_write.data.u.eq(unit.membrane),
                 self.state_write.data.r.eq(unit.new_refractory),
                 self.state_write.data.s.eq(unit.spike),
                 self.state_write.en.eq(1),
-                self.readout.add.eq(unit.spike),
+                self.readout.add.eq(spike & ~stall),
                 self.readout.add_neuron.eq(f3_neuron),
                 self.saturated.eq(unit.saturated),
             ]
-        return m
-
-
-class EmitPass(wiring.Component):
-    """A layer's spikes out: the spike bits read in neuron order, each spike offered on
-    ``spikes``; a spike not taken holds the pass (the read port keeps its data)."""
-
-    def __init__(self, config, layout):
-        super().__init__({
-            "start": In(1), "done": Out(1),
-            "layer": In(layer_constants_layout(config, layout)),
-            "spikes": Out(stream.Signature(range(max(config.neuron_layers)))),
-            **_accesses(config, layout, ("state_read",)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        layer = self.layer
-        active = Signal()
-        neuron = Signal.like(layer.n_post)
-        b_valid = Signal()
-        stall = self.spikes.valid & ~self.spikes.ready
-        with m.If(active | b_valid):
-            m.d.comb += [self.state_read.valid.eq(1),
-                         self.state_read.addr.eq(layer.state_base + neuron)]
-        m.d.comb += [
-            self.state_read.en.eq(~stall),
-            self.spikes.valid.eq(b_valid & self.state_read.data.s),
-            self.done.eq(~stall & ~active & ~b_valid & ~self.start),
-        ]
-        with m.If(self.start):
-            m.d.sync += [active.eq(1), neuron.eq(0), b_valid.eq(0)]
-        with m.Elif(~stall):
-            m.d.sync += [b_valid.eq(active), self.spikes.payload.eq(neuron)]
-            with m.If(active):
-                m.d.sync += neuron.eq(neuron + 1)
-                with m.If(neuron == layer.n_post - 1):
-                    m.d.sync += active.eq(0)
         return m
 
 
@@ -348,9 +314,11 @@ class LearningPass(wiring.Component):
 
     The error side has the error unit compute ``e_q`` for each neuron of a group (one
     neuron at a time) and hands the complete group to the update walker as soon as the
-    walker is free; it then forms the next group's errors while the walker runs (they
-    use the state memory and the error unit, the walker the weight, trace and bias
-    memories). The walker reads ``W[j, group]`` and ``P[j]``, one row per cycle, and every
+    walker can take it; it then forms the next group's errors while the walker runs
+    (they use the state memory and the error unit, the walker the weight, trace and bias
+    memories). With block RAM the walker can take the next group once the last draw of
+    the group before is issued (one group waits in a queue), so consecutive columns are
+    read back to back; with SPRAM it takes one group at a time. The walker reads ``W[j, group]`` and ``P[j]``, one row per cycle, and every
     lane updates its own weight with its own neuron's error and its own rounding draw; a
     lane whose error is zero (or past the layer's end) is not written. The Threefry
     pipelines (:func:`draw_blocks` of them) draw each word's blocks ``latency - 1``
@@ -420,8 +388,23 @@ class LearningPass(wiring.Component):
         hand_over = Signal()                        # a group starts its update
         rows = layer.n_pre + 1 if params.learn_bias else layer.n_pre
         is_bias_row = pre == layer.n_pre
+        # Block RAM: the next group is handed over as soon as the draw walker is free, so
+        # its draws start right after the last ones of the group before and its reads
+        # right after that group's last read (the reads trail the draws by latency - 1
+        # cycles). The update walker takes it from a one-group queue latency - 2 cycles
+        # after the hand-over (at once without a lead). SPRAM keeps one group at a time:
+        # its walkers' four-cycle pace restarts with each group.
+        overlap = not self._single_port
+        queue = overlap and latency > 1
+        queued = Signal()
+        queued_group = Signal.like(group)
+        queued_errors = [Signal(signed(params.error_bits), name=f"queued_error_{k}")
+                         for k in range(lanes)]
+        queued_lead = Signal(range(max(latency - 1, 1)))
+        free = Signal()                             # a group can be handed over
         m.d.comb += [neuron.eq(Cat(lane, group) if lanes > 1 else group),
-                     updating.eq(active | draw_active | in_flight)]
+                     updating.eq(active | draw_active | in_flight | queued),
+                     free.eq(~draw_active & ~queued if overlap else ~updating)]
         last_lane = (lane == lanes - 1) | (neuron == layer.n_post - 1)
 
         def clear_group():
@@ -456,16 +439,25 @@ class LearningPass(wiring.Component):
                     with m.Else():
                         m.next = "HAND_OVER"
             with m.State("HAND_OVER"):
-                with m.If(~updating):
+                with m.If(free):
                     with m.If(any_error):
                         m.d.comb += hand_over.eq(1)
-                        m.d.sync += [error.eq(value) for error, value in zip(errors, pending)]
                         m.d.sync += [
-                            update_group.eq(group), active.eq(1), pre.eq(0),
-                            weight_addr.eq(layer.weight_base + group),
                             synapse.eq(layer.synapse_base + (group << lane_bits)), draws.eq(0),
-                            draw_active.eq(1), draw_lead.eq(latency - 1),
+                            draw_active.eq(1),
                         ]
+                        if queue:
+                            m.d.sync += [queued.eq(1), queued_group.eq(group),
+                                         queued_lead.eq(latency - 2)]
+                            m.d.sync += [error.eq(value)
+                                         for error, value in zip(queued_errors, pending)]
+                        else:
+                            m.d.sync += [error.eq(value) for error, value in zip(errors, pending)]
+                            m.d.sync += [
+                                update_group.eq(group), active.eq(1), pre.eq(0),
+                                weight_addr.eq(layer.weight_base + group),
+                                draw_lead.eq(latency - 1),
+                            ]
                     with m.If(group == layer.row_words - 1):
                         m.next = "DRAIN"
                     with m.Else():
@@ -508,6 +500,16 @@ class LearningPass(wiring.Component):
             m.d.sync += [pre.eq(pre + 1), weight_addr.eq(weight_addr + layer.row_words)]
             with m.If(pre == rows - 1):
                 m.d.sync += active.eq(0)
+        if queue:
+            # The queued group's first read comes latency - 1 cycles after its first draw;
+            # the group before has issued its last read by then.
+            with m.If(queued):
+                with m.If(queued_lead != 0):
+                    m.d.sync += queued_lead.eq(queued_lead - 1)
+                with m.Else():
+                    m.d.sync += [queued.eq(0), update_group.eq(queued_group), active.eq(1),
+                                 pre.eq(0), weight_addr.eq(layer.weight_base + queued_group)]
+                    m.d.sync += [error.eq(value) for error, value in zip(errors, queued_errors)]
 
         with m.If(issue):
             m.d.comb += [self.bias_read.valid.eq(1),
@@ -552,9 +554,10 @@ class LearningPass(wiring.Component):
         z_valid = delayed(m, z1_valid, 1, "update_write")
         z_bias = delayed(m, z1_bias, 1, "update_write_bias")
         z_address = delayed(m, address, 2, "update_address")
-        # The errors hold still while the group's column is updated: a lane writes only
-        # where its neuron has a nonzero error (padding lanes have none).
-        enable = Cat(*(error != 0 for error in errors))
+        # A lane writes only where its neuron has a nonzero error (padding lanes have
+        # none). The errors are those of the word in the first update stage; the next
+        # group's may replace them before the write-back, so the enables are registered.
+        enable = delayed(m, Cat(*(error != 0 for error in errors)), 1, "update_enable")
         new_words, saturated = [], []
         for k in range(lanes):
             m.submodules[f"unit_{k}" if lanes > 1 else "unit"] = unit = UpdateUnit(config)

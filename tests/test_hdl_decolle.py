@@ -459,8 +459,9 @@ def test_decolle_core_refuses_what_it_cannot_build():
 
 
 def expected_cycles(config, golden, events, learned, targets):
-    """The cycles of a tick as docs/decolle.md gives them: input, then per layer trace,
-    membrane and emit passes, and on learning ticks the error and update passes."""
+    """The cycles of a tick as docs/decolle.md gives them: input, then per layer the
+    membrane pass (traces in its first group, spikes sent as they are formed), and on
+    learning ticks the error and update passes."""
     params = config.learning
     lanes = config.lanes
     latency = -(-params.prng_rounds // min(2, params.prng_rounds)) \
@@ -470,7 +471,7 @@ def expected_cycles(config, golden, events, learned, targets):
     for layer, (n_pre, n_post) in enumerate(zip(config.layers, config.layers[1:])):
         groups = -(-n_post // lanes)
         last_group = n_post - (groups - 1) * lanes
-        cycles += 2 * n_pre + (groups - 1) * max(n_pre, lanes) + last_group + n_post + 9
+        cycles += n_pre + (groups - 1) * max(n_pre, lanes, 2) + last_group + 6
         if not learned:
             continue
         membrane, spikes = golden.U[layer], golden.S[layer]
@@ -480,21 +481,29 @@ def expected_cycles(config, golden, events, learned, targets):
         top = layer == len(config.neuron_layers) - 1
         window = params.surrogate_window
         rows = n_pre + params.learn_bias
+        # A group's update, from its hand-over to the end of its last write-back, and how
+        # long it keeps the walker from taking the next group.
         update = rows + latency + 2
         if config.weight_memory == "spram":
-            # Two words read, then two cycles for their write-backs.
+            # Two words read, then two cycles for their write-backs; one group at a time.
             update += 2 * ((rows - 1) // 2)
+            occupied = update
+        else:
+            # The next group's draws follow the last draw of this one.
+            occupied = max(rows + 1, latency)
         # Per group of `lanes` neurons (one weight word): its errors (3 cycles per neuron,
         # K + 1 more inside the boxcar below the top) and the hand-over; the update of a
         # group with some nonzero error overlaps the next group's errors.
-        handed = busy = 0
+        handed = busy = finished = 0
         for group in range(groups):
             neurons = list(range(group * lanes, min(n_post, (group + 1) * lanes)))
             inside = (membrane[0, neurons] > -window) & (membrane[0, neurons] <= window)
             errors_cost = 3 * len(neurons) + (0 if top else (n_classes + 1) * int(inside.sum())) + 1
             handed += max(errors_cost, busy)
-            busy = update if errors[neurons].any() else 0
-        cycles += handed + max(busy, 1) + 1
+            busy = occupied if errors[neurons].any() else 0
+            if busy:
+                finished = handed + update
+        cycles += max(handed + 1, finished) + 1
     return cycles
 
 
