@@ -58,6 +58,11 @@ def output_stream_signature() -> stream.Signature:
 class HostSignature(wiring.Signature):
     """A simple memory-mapped port, seen from the host (the initiator).
 
+    The host raises ``strobe`` and holds ``address``, ``write`` and ``write_data`` until the
+    cycle in which the core answers with ``ack`` (and ``error``, and ``read_data`` for a
+    read). A core may decode the address in the cycle after it sees ``strobe``, so these
+    must not change while ``strobe`` is high.
+
     Parameters
     ----------
     address_bits : int
