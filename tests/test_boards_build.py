@@ -74,9 +74,42 @@ def test_nextpnr_report_parsing():
     assert parsed["utilization"]["LUT"] == {"used": 2582, "available": 5280,
                                             "cell": "ICESTORM_LC"}
     assert parsed["utilization"]["BRAM"]["used"] == 12
-    assert parsed["clocks"]["clk"] == {"achieved_mhz": 18.39, "constraint_mhz": 12.0,
-                                       "met": True}
+    assert parsed["clocks"]["clk"] == {"nextpnr_mhz": 18.39, "achieved_mhz": 18.39,
+                                       "constraint_mhz": 12.0, "met": True}
     assert parsed["clocks"]["pll_clk"]["met"] is False
+
+
+def _path(source, sink, *delays):
+    return {"from": source, "to": sink, "path": [{"delay": delay} for delay in delays]}
+
+
+@pytest.mark.parametrize("halves, want_mhz, limited", [
+    # 30 + 20 ns through the DSP block: 20 MHz, below nextpnr's 25.
+    ((20.0, 10.0, 15.0, 5.0), 20.0, True),
+    # 10 + 10 ns: the real clock's 40 ns path (25 MHz) stays the limit.
+    ((6.0, 4.0, 5.0, 5.0), 25.0, False),
+])
+def test_nextpnr_report_bounds_paths_through_unregistered_dsp(tmp_path, halves, want_mhz,
+                                                              limited):
+    into = halves[:2]
+    out_of = halves[2:]
+    sample = {
+        "utilization": {"ICESTORM_LC": {"available": 5280, "used": 4000}},
+        "fmax": {"clk": {"achieved": 25.0, "constraint": 24.0}},
+        "critical_paths": [
+            _path("posedge clk", "posedge clk", 30.0, 10.0),
+            _path("posedge clk", "posedge $PACKER_GND_NET_$glb_clk", *into),
+            _path("posedge $PACKER_GND_NET_$glb_clk", "posedge clk", *out_of),
+            _path("<async>", "posedge clk", 3.0),
+        ],
+    }
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(sample))
+    clock = parse_nextpnr_report(path, "ice40")["clocks"]["clk"]
+    assert clock["nextpnr_mhz"] == 25.0
+    assert clock["achieved_mhz"] == pytest.approx(want_mhz)
+    assert clock["met"] is (want_mhz >= 24.0)
+    assert ("limited_by" in clock) is limited
 
 
 def test_yosys_statistics_parsing(tmp_path):
