@@ -210,11 +210,17 @@ class HostLink(wiring.Component):
 
         # Receive side.
         command = Signal(8)
-        length = Signal(16)
+        # A length above max_payload is refused as its second byte arrives: never stored.
+        length = Signal(range(max_payload + 1))
         header_index = Signal(2)
         received_crc = Signal(16)
         rx_crc = Signal(16)
-        params = Signal(48)          # the first six payload bytes: address, count
+        # The first six payload bytes: a 32-bit address (READ, WRITE) or a 16-bit count
+        # (RUN_TICKS, READ_SPIKES), then a 16-bit count (READ). Only the address bits the
+        # map has are kept, and whether any bit above them was set.
+        address_low = Signal(max(self._layout.address_bits, 16))
+        address_high_set = Signal()
+        count_param = Signal(16)
         idle = Signal(range(self._timeout_cycles + 1))
         timed_out = Signal()
         byte_in = Signal(8)
@@ -235,10 +241,10 @@ class HostLink(wiring.Component):
 
     def _execution(self, m, ns):
         """Add the execution and reply registers, the burst checks against the memory map and the command table."""
-        (command, events, layout, length, lost, max_payload, max_words, params, received_crc,
-         rx_crc) = ns.take(
-            "command", "events", "layout", "length", "lost", "max_payload", "max_words",
-            "params", "received_crc", "rx_crc")
+        (address_high_set, address_low, command, count_param, events, layout, length, lost,
+         max_payload, max_words, received_crc, rx_crc) = ns.take(
+            "address_high_set", "address_low", "command", "count_param", "events", "layout",
+            "length", "lost", "max_payload", "max_words", "received_crc", "rx_crc")
         # Execution and reply.
         status = Signal(8)
         # Sized to what they can hold: a checked address, at most max_payload bytes.
@@ -250,9 +256,8 @@ class HostLink(wiring.Component):
         done = Signal(range(max_payload // 2 + 1))   # words or events of one frame
         ticks_sent = Signal(16)
         tx_crc = Signal(16)
-        address_param = params[:32]      # READ, WRITE
-        count_param = params[32:48]      # READ
-        short_param = params[:16]        # RUN_TICKS, READ_SPIKES
+        address_param = address_low      # READ, WRITE
+        short_param = address_low[:16]   # RUN_TICKS, READ_SPIKES
 
         sizes = region_sizes(layout)
         offset_bits = layout.offset_bits
@@ -275,7 +280,7 @@ class HostLink(wiring.Component):
         # Registered every cycle: their inputs hold still from the frame's end to its reply.
         m.d.sync += [burst_checked.eq(burst),
                      region_size.eq(Array(Const(size, end_bits) for size in sizes)[region]),
-                     upper_zero.eq(address_param[layout.address_bits:] == 0),
+                     upper_zero.eq((address_param[layout.address_bits:] == 0) & ~address_high_set),
                      row_known.eq(0)]
         for lay in layout.projections:
             with m.If((row >= lay.row_base) & (row < lay.row_base + lay.n_pre)):
@@ -331,16 +336,18 @@ class HostLink(wiring.Component):
 
     def _receive_phases(self, m, ns):
         """Add the phases that receive a frame: HUNT, HEADER, PAYLOAD, CRC0, CRC1, DRAIN."""
-        (buf_wr, byte_in, command, header_index, length, max_payload, params, pointer,
-         received_crc, rx_crc, status, timed_out, took_byte) = ns.take(
-            "buf_wr", "byte_in", "command", "header_index", "length", "max_payload",
-            "params", "pointer", "received_crc", "rx_crc", "status", "timed_out",
-            "took_byte")
+        (address_high_set, address_low, buf_wr, byte_in, command, count_param, header_index,
+         length, max_payload, pointer, received_crc, rx_crc, status, timed_out,
+         took_byte) = ns.take(
+            "address_high_set", "address_low", "buf_wr", "byte_in", "command", "count_param",
+            "header_index", "length", "max_payload", "pointer", "received_crc", "rx_crc",
+            "status", "timed_out", "took_byte")
         with m.State("HUNT"):
             m.d.comb += self.i_bytes.ready.eq(1)
             with m.If(took_byte & (byte_in == SYNC)):
-                m.d.sync += [rx_crc.eq(0xFFFF), header_index.eq(0), params.eq(0),
-                             command.eq(0), length.eq(0)]
+                m.d.sync += [rx_crc.eq(0xFFFF), header_index.eq(0), address_low.eq(0),
+                             address_high_set.eq(0), count_param.eq(0), command.eq(0),
+                             length.eq(0)]
                 m.next = "HEADER"
 
         with m.State("HEADER"):
@@ -354,8 +361,8 @@ class HostLink(wiring.Component):
                     with m.Case(1):
                         m.d.sync += length[:8].eq(byte_in)
                     with m.Case(2):
-                        m.d.sync += length[8:].eq(byte_in)
                         full_length = Cat(length[:8], byte_in)
+                        m.d.sync += length.eq(full_length)
                         with m.If(full_length > max_payload):
                             m.d.sync += status.eq(Status.BAD_LENGTH)
                             m.next = "DRAIN"
@@ -374,9 +381,18 @@ class HostLink(wiring.Component):
             with m.If(took_byte):
                 m.d.sync += [rx_crc.eq(_crc16_byte(rx_crc, byte_in)),
                              pointer.eq(pointer + 1)]
-                for index in range(6):
+                kept = len(address_low)
+                for index in range(4):
                     with m.If(pointer == index):
-                        m.d.sync += params[8 * index:8 * index + 8].eq(byte_in)
+                        low, high = 8 * index, min(8 * index + 8, kept)
+                        if low < kept:
+                            m.d.sync += address_low[low:high].eq(byte_in[:high - low])
+                        if high - low < 8:
+                            with m.If(byte_in[max(0, high - low):].any()):
+                                m.d.sync += address_high_set.eq(1)
+                for index in range(2):
+                    with m.If(pointer == 4 + index):
+                        m.d.sync += count_param[8 * index:8 * index + 8].eq(byte_in)
                 with m.If(pointer == length - 1):
                     m.next = "CRC0"
             with m.Elif(timed_out):
