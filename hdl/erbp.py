@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 from plasticore.config import CoreConfig
 from .arith import saturate
 
-__all__ = ["ErbpWeightStep", "ErrorInput", "ErrorNeuron", "DendriteUpdate"]
+__all__ = ["ErbpWeightStep", "ErrorInput", "ErrorNeuron", "DendriteLeak", "DendriteUpdate"]
 
 
 class ErbpWeightStep(wiring.Component):
@@ -186,12 +186,40 @@ class ErrorNeuron(wiring.Component):
         return m
 
 
-class DendriteUpdate(wiring.Component):
-    """A dendrite's step 5: ``u - leak + fb``, a positive dendrite leaking at least 1.
+class DendriteLeak(wiring.Component):
+    """A dendrite's leak (the first half of step 5): ``u - leak``, a positive dendrite
+    leaking at least 1. It depends on ``u`` alone, so it is formed in the cycle after the
+    read, before the feedback is added (:class:`DendriteUpdate`).
 
     Attributes
     ----------
-    dendrite, feedback : In(signed(membrane_bits))
+    dendrite : In(signed(membrane_bits))
+    leaked : Out(signed(membrane_bits))
+        ``u - leak``: never out of range (the leak has the sign of ``u`` and a smaller size).
+    """
+
+    def __init__(self, config: CoreConfig):
+        self._config = config
+        bits = config.membrane_bits
+        super().__init__({"dendrite": In(signed(bits)), "leaked": Out(signed(bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        u = self.dendrite
+        shifted = u >> self._config.learning.dendrite_leak_shift
+        leak = Mux((u > 0) & (shifted == 0), 1, shifted)
+        m.d.comb += self.leaked.eq(u - leak)
+        return m
+
+
+class DendriteUpdate(wiring.Component):
+    """A dendrite's step 5 after its leak: ``(u - leak) + fb``, saturating.
+
+    Attributes
+    ----------
+    leaked : In(signed(membrane_bits))
+        From :class:`DendriteLeak`.
+    feedback : In(signed(membrane_bits))
     new_dendrite : Out(signed(membrane_bits))
     saturated : Out(1)
     """
@@ -200,16 +228,12 @@ class DendriteUpdate(wiring.Component):
         self._config = config
         bits = config.membrane_bits
         super().__init__({
-            "dendrite": In(signed(bits)), "feedback": In(signed(bits)),
+            "leaked": In(signed(bits)), "feedback": In(signed(bits)),
             "new_dendrite": Out(signed(bits)), "saturated": Out(1),
         })
 
     def elaborate(self, platform):
-        config = self._config
         m = Module()
-        u = self.dendrite
-        shifted = u >> config.learning.dendrite_leak_shift
-        leak = Mux((u > 0) & (shifted == 0), 1, shifted)
-        value, clamped = saturate(u - leak + self.feedback, config.membrane_bits)
+        value, clamped = saturate(self.leaked + self.feedback, self._config.membrane_bits)
         m.d.comb += [self.new_dendrite.eq(value), self.saturated.eq(clamped)]
         return m

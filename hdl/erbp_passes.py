@@ -23,7 +23,7 @@ from amaranth.utils import ceil_log2
 
 from plasticore.rules.erbp import feedback_matrices
 from .arith import saturate
-from .erbp import DendriteUpdate, ErbpWeightStep, ErrorInput, ErrorNeuron
+from .erbp import DendriteLeak, DendriteUpdate, ErbpWeightStep, ErrorInput, ErrorNeuron
 from .ports import read_access, write_access
 from .prng import Threefry2x32
 from .projection import plasticity_signature
@@ -509,51 +509,60 @@ class DendritePass(wiring.Component):
     def elaborate(self, platform):
         config, layout = self._config, self._layout
         m = Module()
-        walk = _walk_neurons(m, layout, self.start, self.done)
+        walk_done = Signal()
+        walk = _walk_neurons(m, layout, self.start, walk_done)
         n_post, state_base, acc_base, is_last = (walk.n_post, walk.state_base, walk.acc_base,
                                                  walk.is_last)
         index, issue = walk.index, walk.issue
-        write = Signal()
-        write_last = Signal()
-        write_state = Signal.like(state_base)
-        write_acc = Signal.like(acc_base)
+        # Three stages: read the dendrite; leak it and read the feedback sum; add, write
+        # back and clear the sum. `b_*` is the second stage's neuron, `c_*` the third's.
         lanes, lane_bits = config.lanes, layout.lane_bits
-        write_lane = Signal(max(1, lane_bits))
-        m.d.sync += [write.eq(issue), write_last.eq(is_last),
-                     write_state.eq(state_base + index),
-                     write_acc.eq(acc_base + (index >> lane_bits)),
-                     write_lane.eq(index[:lane_bits])]
+        b_valid, c_valid = Signal(), Signal()
+        b_index = Signal.like(index)
+        b_last, c_last = Signal(), Signal()
+        b_state, c_state = Signal.like(state_base), Signal.like(state_base)
+        b_acc, c_acc = Signal.like(acc_base), Signal.like(acc_base)
+        b_lane, c_lane = Signal(max(1, lane_bits)), Signal(max(1, lane_bits))
+        m.d.sync += [b_valid.eq(issue), b_index.eq(index), b_last.eq(is_last),
+                     b_state.eq(state_base + index),
+                     b_acc.eq(acc_base + (index >> lane_bits)), b_lane.eq(index[:lane_bits]),
+                     c_valid.eq(b_valid), c_last.eq(b_last), c_state.eq(b_state),
+                     c_acc.eq(b_acc), c_lane.eq(b_lane)]
         with m.If(issue):
-            m.d.comb += [
-                self.dendrite_read.valid.eq(1), self.dendrite_read.addr.eq(state_base + index),
-                self.acc_read.valid.eq(1),
-                self.acc_read.addr.eq(acc_base + (index >> lane_bits)),
-            ]
+            m.d.comb += [self.dendrite_read.valid.eq(1),
+                         self.dendrite_read.addr.eq(state_base + index)]
             m.d.sync += index.eq(index + 1)
+        with m.If(b_valid):
+            m.d.comb += [self.acc_read.valid.eq(1), self.acc_read.addr.eq(b_acc)]
+        m.submodules.leak = leak = DendriteLeak(config)
+        leaked = Signal(signed(config.membrane_bits))
+        m.d.comb += leak.dendrite.eq(self.dendrite_read.data)
+        m.d.sync += leaked.eq(leak.leaked)
         # The prediction layer's feedback: +w for its E+ spike, then -w for its E-; formed
-        # in the read cycle, so that the write cycle holds only the dendrite's update.
+        # in the second stage, so that the third holds only the addition.
         weight = config.learning.feedback_output_weight
         feedback, clamped = saturate(
-            Mux(self.spikes_plus.bit_select(index, 1), weight, 0)
-            - Mux(self.spikes_minus.bit_select(index, 1), weight, 0),
+            Mux(self.spikes_plus.bit_select(b_index, 1), weight, 0)
+            - Mux(self.spikes_minus.bit_select(b_index, 1), weight, 0),
             config.membrane_bits)
         output_feedback = Signal(signed(config.membrane_bits))
         output_clamped = Signal()
         m.d.sync += [output_feedback.eq(feedback), output_clamped.eq(clamped)]
         m.submodules.update = update = DendriteUpdate(config)
         m.d.comb += [
-            update.dendrite.eq(self.dendrite_read.data),
-            update.feedback.eq(Mux(write_last, output_feedback,
-                                   self.acc_read.data[write_lane])),
+            update.leaked.eq(leaked),
+            update.feedback.eq(Mux(c_last, output_feedback, self.acc_read.data[c_lane])),
         ]
-        with m.If(write):
+        with m.If(c_valid):
             m.d.comb += [
-                self.dendrite_write.addr.eq(write_state),
+                self.dendrite_write.addr.eq(c_state),
                 self.dendrite_write.data.eq(update.new_dendrite),
                 self.dendrite_write.en.eq(1),
                 # The feedback sum is used: clear it for the next tick's delivery.
-                self.acc_write.addr.eq(write_acc),
-                self.acc_write.en.eq(Const(1, lanes) << write_lane),
-                self.saturated.eq(update.saturated | (write_last & output_clamped)),
+                self.acc_write.addr.eq(c_acc),
+                self.acc_write.en.eq(Const(1, lanes) << c_lane),
+                self.saturated.eq(update.saturated | (c_last & output_clamped)),
             ]
+        # The walk ends a cycle after its last read; the last write is a cycle later.
+        m.d.sync += self.done.eq(walk_done)
         return m

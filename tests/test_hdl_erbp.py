@@ -14,7 +14,8 @@ from plasticore.golden.erbp import (FLAG_DENDRITE_SATURATED, FLAG_WEIGHT_SATURAT
                                     initial_weights, weight_step)
 from plasticore.golden.prng import threefry2x32
 from plasticore.hdl.core import Core
-from plasticore.hdl.erbp import DendriteUpdate, ErbpWeightStep, ErrorInput, ErrorNeuron
+from plasticore.hdl.erbp import (DendriteLeak, DendriteUpdate, ErbpWeightStep, ErrorInput,
+                                 ErrorNeuron)
 from plasticore.hdl.synapse import WeightUpdate
 from plasticore.layout import CoreLayout
 from plasticore.sim.pysim import host_access, host_read, host_write, run_core
@@ -123,12 +124,16 @@ def test_dendrite_update_matches_golden():
     n = 500
     u = rng.permutation(_edge_and_random(rng, low, high, n))[:n]
     fb = rng.permutation(_edge_and_random(rng, low, high, n))[:n]
-    dut = DendriteUpdate(config)
+    # The two halves as DendritePass chains them (a register between them there).
+    leak, update = DendriteLeak(config), DendriteUpdate(config)
+    dut = Module()
+    dut.submodules.leak, dut.submodules.update = leak, update
+    dut.d.comb += update.leaked.eq(leak.leaked)
 
     def apply(ctx, case):
-        ctx.set(dut.dendrite, int(case[0]))
-        ctx.set(dut.feedback, int(case[1]))
-        return ctx.get(dut.new_dendrite), ctx.get(dut.saturated)
+        ctx.set(leak.dendrite, int(case[0]))
+        ctx.set(update.feedback, int(case[1]))
+        return ctx.get(update.new_dendrite), ctx.get(update.saturated)
 
     got = np.array(_run_combinational(dut, list(zip(u, fb)), apply))
     want, saturated = dendrite_update(u, fb, 2, config.membrane_bits)
