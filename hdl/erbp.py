@@ -80,9 +80,9 @@ class ErbpWeightStep(wiring.Component):
 class ErrorInput(wiring.Component):
     """One error neuron's input for step 4: the label sum, then the prediction's input.
 
-    The first half of the error neuron's update, formed in the cycle before the state is
-    read (it depends only on this tick's labels and prediction), so that the cycle with
-    the state holds one addition (:class:`ErrorNeuron`).
+    The first half of the error neuron's update, formed while the state is read (it
+    depends only on this tick's labels and prediction), so that the cycle with the state
+    holds one addition (:class:`ErrorNeuron`).
 
     Parameters
     ----------

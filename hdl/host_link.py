@@ -381,15 +381,15 @@ class HostLink(wiring.Component):
             with m.If(took_byte):
                 m.d.sync += [rx_crc.eq(_crc16_byte(rx_crc, byte_in)),
                              pointer.eq(pointer + 1)]
-                kept = len(address_low)
                 for index in range(4):
                     with m.If(pointer == index):
-                        low, high = 8 * index, min(8 * index + 8, kept)
-                        if low < kept:
-                            m.d.sync += address_low[low:high].eq(byte_in[:high - low])
-                        if high - low < 8:
-                            with m.If(byte_in[max(0, high - low):].any()):
-                                m.d.sync += address_high_set.eq(1)
+                        for bit in range(8):
+                            position = 8 * index + bit
+                            if position < len(address_low):
+                                m.d.sync += address_low[position].eq(byte_in[bit])
+                            else:
+                                with m.If(byte_in[bit]):
+                                    m.d.sync += address_high_set.eq(1)
                 for index in range(2):
                     with m.If(pointer == 4 + index):
                         m.d.sync += count_param[8 * index:8 * index + 8].eq(byte_in)
