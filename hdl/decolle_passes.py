@@ -472,21 +472,22 @@ class LearningPass(wiring.Component):
                 m.next = "IDLE"
 
         # The update walker: the draw walker runs ahead by latency - 1 rows. In single-port
-        # SPRAM both walkers step in cycles 0 and 1 of every four: the two words read
-        # there are written back in cycles 2 and 3, which then read nothing. The two
+        # SPRAM both walkers step every other cycle: a word read in cycle c is written back
+        # in cycle c + 3 (UpdateUnit.latency is even), which reads nothing. The two
         # walkers count their cycles from their own first row, so the draws stay exactly
         # latency - 1 cycles ahead of the reads (the draw pipelines' inputs hold still
-        # in the other two cycles).
+        # in the other cycles).
         if self._single_port:
-            draw_phase, issue_phase = Signal(2), Signal(2)
-            draw_step, issue_step = ~draw_phase[1], ~issue_phase[1]
+            assert UpdateUnit.latency % 2 == 0, "reads and write-backs would share a cycle"
+            draw_phase, issue_phase = Signal(), Signal()
+            draw_step, issue_step = ~draw_phase, ~issue_phase
             with m.If(hand_over):
                 m.d.sync += [draw_phase.eq(0), issue_phase.eq(0)]
             with m.Else():
                 with m.If(draw_active):
-                    m.d.sync += draw_phase.eq(draw_phase + 1)
+                    m.d.sync += draw_phase.eq(~draw_phase)
                 with m.If(active & (draw_lead == 0)):
-                    m.d.sync += issue_phase.eq(issue_phase + 1)
+                    m.d.sync += issue_phase.eq(~issue_phase)
         else:
             draw_step = issue_step = Const(1)
         with m.If(draw_active & draw_step):
@@ -548,16 +549,21 @@ class LearningPass(wiring.Component):
         else:
             lane_draws = [0] * lanes
         # The read data are on the ports one cycle after the read (the update units' first
-        # stage); the new words are written one cycle later.
+        # stage); the new words are written UpdateUnit.latency cycles later.
+        unit_latency = UpdateUnit.latency
         z1_bias = delayed(m, is_bias_row, 1, "update_bias")
         z1_valid = delayed(m, issue, 1, "update_valid")
-        z_valid = delayed(m, z1_valid, 1, "update_write")
-        z_bias = delayed(m, z1_bias, 1, "update_write_bias")
-        z_address = delayed(m, address, 2, "update_address")
+        stage_valid = [z1_valid]
+        for stage in range(unit_latency):
+            stage_valid.append(delayed(m, stage_valid[-1], 1, f"update_valid_{stage + 2}"))
+        z_valid = stage_valid[-1]
+        z_bias = delayed(m, z1_bias, unit_latency, "update_write_bias")
+        z_address = delayed(m, address, 1 + unit_latency, "update_address")
         # A lane writes only where its neuron has a nonzero error (padding lanes have
         # none). The errors are those of the word in the first update stage; the next
-        # group's may replace them before the write-back, so the enables are registered.
-        enable = delayed(m, Cat(*(error != 0 for error in errors)), 1, "update_enable")
+        # group's may replace them before the write-back, so the enables are delayed.
+        enable = delayed(m, Cat(*(error != 0 for error in errors)), unit_latency,
+                         "update_enable")
         new_words, saturated = [], []
         for k in range(lanes):
             m.submodules[f"unit_{k}" if lanes > 1 else "unit"] = unit = UpdateUnit(config)
@@ -571,7 +577,7 @@ class LearningPass(wiring.Component):
             ]
             new_words.append(unit.new_weight)
             saturated.append(unit.saturated & enable[k])
-        m.d.comb += in_flight.eq(z1_valid | z_valid)
+        m.d.comb += in_flight.eq(Cat(*stage_valid).any())
         with m.If(z_valid):
             with m.If(z_bias):
                 m.d.comb += [self.bias_write.addr.eq(z_address),

@@ -353,13 +353,16 @@ class ErrorUnit(wiring.Component):
 
 
 class UpdateUnit(wiring.Component):
-    """Step 5c for one synapse, a two-stage pipeline (latency 1, one synapse per cycle).
+    """Step 5c for one synapse, a three-stage pipeline (latency 2, one synapse per cycle).
 
     ``W = clamp_w(W + ((-e_q * P + rnd) >> lr_shift))`` with ``rnd`` the top ``lr_shift``
     bits of the 16-bit draw (0 without stochastic rounding). The first stage forms the
     product and the rounding bits from the inputs and registers them with the weight; the
-    second adds, shifts and saturates (combinational outputs, one cycle after the inputs):
-    a block RAM read, a multiplier and the saturating add do not fit one cycle at 50 MHz.
+    second adds them and shifts, and registers the step; the third adds the step to the
+    weight and saturates (combinational outputs, two cycles after the inputs). A block
+    RAM read, a multiplier, a shifter and the saturating add do not fit one cycle at 50 MHz
+    on the ECP5; the shifter and the saturating add into a single-port SPRAM's write data,
+    whose routing alone takes 7 ns, did not fit two at 20 MHz on the iCE40.
 
     Attributes
     ----------
@@ -371,9 +374,12 @@ class UpdateUnit(wiring.Component):
     shift : In(range(17))
         The layer's learning-rate shift.
     new_weight : Out(signed(weight_bits))
-        For the inputs of the previous cycle.
+        For the inputs of two cycles before.
     saturated : Out(1)
     """
+
+    #: Cycles from the inputs to the outputs.
+    latency = 2
 
     def __init__(self, config: CoreConfig):
         self._config = config
@@ -402,7 +408,10 @@ class UpdateUnit(wiring.Component):
             amount = Signal(range(RANDOM_DRAW_BITS + 1))
             m.d.comb += amount.eq(RANDOM_DRAW_BITS - self.shift)
             m.d.sync += rounding.eq(self.draw >> amount)
-        step = (product + rounding) >> shift
-        new_weight, clamped = saturate(weight + step, config.weight_bits)
+        rounded = product + rounding
+        step = Signal(rounded.shape())     # an arithmetic shift right: no wider than that
+        step_weight = Signal.like(self.weight)
+        m.d.sync += [step.eq(rounded >> shift), step_weight.eq(weight)]
+        new_weight, clamped = saturate(step_weight + step, config.weight_bits)
         m.d.comb += [self.new_weight.eq(new_weight), self.saturated.eq(clamped)]
         return m

@@ -65,17 +65,17 @@ def combinational(dut, inputs, outputs):
     return result["value"]
 
 
-def pipelined(dut, inputs, outputs):
-    """Feed one dict of ``inputs`` per cycle to a unit of latency 1; return its outputs for
-    each, read while the next inputs are already applied (they must not change them)."""
+def pipelined(dut, inputs, outputs, latency=1):
+    """Feed one dict of ``inputs`` per cycle to a unit of ``latency``; return its outputs
+    for each, read while later inputs are already applied (they must not change them)."""
     async def bench(ctx):
         seen = []
-        for values in inputs + [{}]:
+        for values in inputs + [{}] * latency:
             await ctx.tick()
             for name, value in values.items():
                 ctx.set(getattr(dut, name), int(value))
             seen.append(tuple(ctx.get(getattr(dut, name)) for name in outputs))
-        return seen[1:]
+        return seen[latency:]
 
     return simulate(dut, bench)
 
@@ -270,7 +270,8 @@ def test_update_unit_matches_golden(stochastic):
                                    draw=block[j, i], shift=shift))
                 new = model.biases[0][i] if j == 9 else model.weights[0][j, i]
                 expected.append((new, None))
-    got = pipelined(UpdateUnit(config), inputs, ("new_weight", "saturated"))
+    got = pipelined(UpdateUnit(config), inputs, ("new_weight", "saturated"),
+                    latency=UpdateUnit.latency)
     np.testing.assert_array_equal([g[0] for g in got], [e[0] for e in expected])
     # Saturation is flagged exactly where the unclamped sum left the range.
     assert any(g[1] for g in got) and not all(g[1] for g in got)
@@ -483,10 +484,11 @@ def expected_cycles(config, golden, events, learned, targets):
         rows = n_pre + params.learn_bias
         # A group's update, from its hand-over to the end of its last write-back, and how
         # long it keeps the walker from taking the next group.
-        update = rows + latency + 2
+        update = rows + latency + 3
         if config.weight_memory == "spram":
-            # Two words read, then two cycles for their write-backs; one group at a time.
-            update += 2 * ((rows - 1) // 2)
+            # A word read every other cycle, written back in the cycles between; one group
+            # at a time.
+            update += rows - 1
             occupied = update
         else:
             # The next group's draws follow the last draw of this one.
