@@ -212,6 +212,9 @@ class HostLink(wiring.Component):
         command = Signal(8)
         # A length above max_payload is refused as its second byte arrives: never stored.
         length = Signal(range(max_payload + 1))
+        # length - 1, registered beside it: the payload phase compares the pointer with it
+        # by equality, no subtraction between the pointer and the phase register.
+        payload_last = Signal(range(max_payload))
         header_index = Signal(2)
         received_crc = Signal(16)
         rx_crc = Signal(16)
@@ -249,11 +252,19 @@ class HostLink(wiring.Component):
         status = Signal(8)
         # Sized to what they can hold: a checked address, at most max_payload bytes.
         reply_length = Signal(range(max_payload + 1))
+        # Registered forms of "pointer + 1 == reply_length" and "done + 1 == count", so that
+        # no adder sits between a counter and the phase register (the link's longest paths
+        # on the iCE40). reply_last is set in REPLY, before the header's five bytes go out;
+        # last_word follows done and count every cycle, and both hold still through the
+        # byte-gathering phases before WRITE_ACCESS and PUSH_SEND read it.
+        reply_last = Signal(range(max_payload))
+        last_word = Signal()
         address = Signal(layout.address_bits)
         word = Signal(32)
         byte_index = Signal(3)
         count = Signal(16)
         done = Signal(range(max_payload // 2 + 1))   # words or events of one frame
+        m.d.sync += last_word.eq(done + 1 == count)
         ticks_sent = Signal(16)
         tx_crc = Signal(16)
         address_param = address_low      # READ, WRITE
@@ -265,9 +276,10 @@ class HostLink(wiring.Component):
         region = address_param[offset_bits:offset_bits + layout.region_bits]
         offset = address_param[:offset_bits]
         burst = Signal(16)
-        # The checks take two cycles (CHECK, then VERIFY): the first registers the table
-        # lookups (the region's size; a weight row's layer width), the second adds and
-        # compares, so no lookup feeds an adder in one cycle.
+        # The checks take two cycles (CHECK, then VERIFY): the table lookups (the region's
+        # size; a weight row's layer width) are registered, then the sums and comparisons
+        # on them, so no lookup feeds an adder, and no adder the phase register, in one
+        # cycle.
         burst_checked = Signal(16)
         region_size = Signal(end_bits)
         upper_zero = Signal()
@@ -285,8 +297,10 @@ class HostLink(wiring.Component):
         for lay in layout.projections:
             with m.If((row >= lay.row_base) & (row < lay.row_base + lay.n_pre)):
                 m.d.sync += [row_known.eq(1), row_width.eq(lay.n_post)]
+        # Registered too: the inputs are registered copies of values that hold still from
+        # the frame's end, so by VERIFY it has seen them final for a cycle.
         address_ok = Signal()
-        m.d.comb += address_ok.eq(
+        m.d.sync += address_ok.eq(
             upper_zero
             & (offset + burst_checked <= region_size)
             & ((region != REGION_WEIGHTS) | (row_known & (post + burst_checked <= row_width))))
@@ -329,19 +343,28 @@ class HostLink(wiring.Component):
         sent = Signal()
         m.d.comb += sent.eq(self.o_bytes.valid & self.o_bytes.ready)
 
+        # The access strobes come from registers, set as the phase that raises them is
+        # entered and cleared with its ack: the core's event intake waits on the strobe in
+        # the same cycle, so a decode of the phase register here would stretch that path.
+        strobe, write = Signal(), Signal()
         m.d.comb += [self.host.address.eq(address[:layout.address_bits]),
-                     self.host.write_data.eq(word)]
+                     self.host.write_data.eq(word),
+                     self.host.strobe.eq(strobe), self.host.write.eq(write)]
+        # The same for the events offered to the core (PUSH_SEND, RUN), whose intake
+        # decides on `valid` in the cycle it sees it.
+        offer = Signal()
+        m.d.comb += self.o_events.valid.eq(offer)
 
         ns.keep(locals())
 
     def _receive_phases(self, m, ns):
         """Add the phases that receive a frame: HUNT, HEADER, PAYLOAD, CRC0, CRC1, DRAIN."""
         (address_high_set, address_low, buf_wr, byte_in, command, count_param, header_index,
-         length, max_payload, pointer, received_crc, rx_crc, status, timed_out,
+         length, max_payload, payload_last, pointer, received_crc, rx_crc, status, timed_out,
          took_byte) = ns.take(
             "address_high_set", "address_low", "buf_wr", "byte_in", "command", "count_param",
-            "header_index", "length", "max_payload", "pointer", "received_crc", "rx_crc",
-            "status", "timed_out", "took_byte")
+            "header_index", "length", "max_payload", "payload_last", "pointer", "received_crc",
+            "rx_crc", "status", "timed_out", "took_byte")
         with m.State("HUNT"):
             m.d.comb += self.i_bytes.ready.eq(1)
             with m.If(took_byte & (byte_in == SYNC)):
@@ -362,7 +385,7 @@ class HostLink(wiring.Component):
                         m.d.sync += length[:8].eq(byte_in)
                     with m.Case(2):
                         full_length = Cat(length[:8], byte_in)
-                        m.d.sync += length.eq(full_length)
+                        m.d.sync += [length.eq(full_length), payload_last.eq(full_length - 1)]
                         with m.If(full_length > max_payload):
                             m.d.sync += status.eq(Status.BAD_LENGTH)
                             m.next = "DRAIN"
@@ -393,7 +416,7 @@ class HostLink(wiring.Component):
                 for index in range(2):
                     with m.If(pointer == 4 + index):
                         m.d.sync += count_param[8 * index:8 * index + 8].eq(byte_in)
-                with m.If(pointer == length - 1):
+                with m.If(pointer == payload_last):
                     m.next = "CRC0"
             with m.Elif(timed_out):
                 m.d.sync += status.eq(Status.TRUNCATED)
@@ -428,12 +451,13 @@ class HostLink(wiring.Component):
     def _access_phases(self, m, ns):
         """Add CHECK, VERIFY and the phases of WRITE and READ."""
         (address, address_ok, address_param, burst, byte_index, command, command_known,
-         command_length_ok, count, crc_ok, done, length, level, lost, max_words, pointer,
-         reply_length, short_param, status, ticks_seen, ticks_sent, word) = ns.take(
+         command_length_ok, count, crc_ok, done, last_word, length, level, lost, max_words,
+         offer, pointer, reply_length, short_param, status, strobe, ticks_seen, ticks_sent,
+         word, write) = ns.take(
             "address", "address_ok", "address_param", "burst", "byte_index", "command",
-            "command_known", "command_length_ok", "count", "crc_ok", "done", "length", "level",
-            "lost", "max_words", "pointer", "reply_length", "short_param", "status",
-            "ticks_seen", "ticks_sent", "word")
+            "command_known", "command_length_ok", "count", "crc_ok", "done", "last_word",
+            "length", "level", "lost", "max_words", "offer", "pointer", "reply_length",
+            "short_param", "status", "strobe", "ticks_seen", "ticks_sent", "word", "write")
         with m.State("CHECK"):
             m.next = "VERIFY"       # the checks' lookups are registered in this cycle
         with m.State("VERIFY"):
@@ -458,14 +482,14 @@ class HostLink(wiring.Component):
                         m.d.sync += pointer.eq(4)
                         m.next = "WRITE_FETCH"
                     with m.Case(Command.READ):
-                        m.d.sync += pointer.eq(0)
+                        m.d.sync += [pointer.eq(0), strobe.eq(1)]
                         m.next = "READ_ACCESS"
                     with m.Case(Command.PUSH_EVENTS):
                         m.d.sync += [pointer.eq(0), count.eq(length >> 1)]
                         m.next = "PUSH_FETCH"
                     with m.Case(Command.RUN_TICKS):
                         m.d.sync += [count.eq(short_param), ticks_sent.eq(0),
-                                     ticks_seen.eq(0)]
+                                     ticks_seen.eq(0), offer.eq(short_param != 0)]
                         m.next = "RUN"
                     with m.Case(Command.READ_SPIKES):
                         limit = Mux(short_param < level, short_param, level)
@@ -479,28 +503,28 @@ class HostLink(wiring.Component):
                         m.next = "STATUS_STORE"
 
         # WRITE: assemble each word from four payload bytes, then write it.
-        self._gather_bytes(m, ns, "WRITE", 4, then="WRITE_ACCESS")
+        self._gather_bytes(m, ns, "WRITE", 4, then="WRITE_ACCESS",
+                           entering=[strobe.eq(1), write.eq(1)])
         with m.State("WRITE_ACCESS"):
-            m.d.comb += [self.host.strobe.eq(1), self.host.write.eq(1)]
             with m.If(self.host.ack):
-                m.d.sync += [address.eq(address + 1), done.eq(done + 1)]
+                m.d.sync += [address.eq(address + 1), done.eq(done + 1), strobe.eq(0),
+                             write.eq(0)]
                 with m.If(self.host.error):
                     # The map was checked, so the core refused the value itself: say
                     # how many words went in before it.
                     m.d.sync += [status.eq(Status.REFUSED), word.eq(done), pointer.eq(0),
                                  byte_index.eq(2)]
                     m.next = "READ_STORE"
-                with m.Elif(done + 1 == count):
+                with m.Elif(last_word):
                     m.next = "REPLY"
                 with m.Else():
                     m.next = "WRITE_FETCH"
 
         # READ: read each word and store its four bytes as the reply payload.
         with m.State("READ_ACCESS"):
-            m.d.comb += self.host.strobe.eq(1)
             with m.If(self.host.ack):
                 m.d.sync += [word.eq(self.host.read_data), address.eq(address + 1),
-                             done.eq(done + 1), byte_index.eq(0)]
+                             done.eq(done + 1), byte_index.eq(0), strobe.eq(0)]
                 with m.If(self.host.error):
                     m.d.sync += status.eq(Status.ADDRESS_OUT_OF_RANGE)
                     m.next = "REPLY_EMPTY"
@@ -516,35 +540,34 @@ class HostLink(wiring.Component):
                     m.d.sync += reply_length.eq(count << 2)
                     m.next = "REPLY"
                 with m.Else():
+                    m.d.sync += strobe.eq(1)
                     m.next = "READ_ACCESS"
 
         ns.keep(locals())
 
     def _event_phases(self, m, ns):
         """Add the phases of PUSH_EVENTS, RUN_TICKS, READ_SPIKES and STATUS."""
-        (buf_wr, byte_index, count, done, events, pointer, reply_length, status_word,
-         ticks_seen, ticks_sent, word) = ns.take(
-            "buf_wr", "byte_index", "count", "done", "events", "pointer", "reply_length",
-            "status_word", "ticks_seen", "ticks_sent", "word")
+        (buf_wr, byte_index, count, done, events, last_word, offer, pointer, reply_length,
+         status_word, ticks_seen, ticks_sent, word) = ns.take(
+            "buf_wr", "byte_index", "count", "done", "events", "last_word", "offer", "pointer",
+            "reply_length", "status_word", "ticks_seen", "ticks_sent", "word")
         # PUSH_EVENTS: two payload bytes per event, into the core's input stream.
-        self._gather_bytes(m, ns, "PUSH", 2, then="PUSH_SEND")
+        self._gather_bytes(m, ns, "PUSH", 2, then="PUSH_SEND", entering=[offer.eq(1)])
         with m.State("PUSH_SEND"):
-            m.d.comb += [self.o_events.valid.eq(1),
-                         self.o_events.payload.address.eq(word[16:]),
+            m.d.comb += [self.o_events.payload.address.eq(word[16:]),
                          self.o_events.payload.end_of_tick.eq(0)]
             with m.If(self.o_events.ready):
-                m.d.sync += done.eq(done + 1)
-                with m.If(done + 1 == count):
+                m.d.sync += [done.eq(done + 1), offer.eq(0)]
+                with m.If(last_word):
                     m.next = "REPLY"
                 with m.Else():
                     m.next = "PUSH_FETCH"
 
         # RUN_TICKS: close `count` ticks, then wait for the core to finish them all.
         with m.State("RUN"):
-            m.d.comb += [self.o_events.valid.eq(ticks_sent != count),
-                         self.o_events.payload.end_of_tick.eq(1)]
-            with m.If(self.o_events.valid & self.o_events.ready):
-                m.d.sync += ticks_sent.eq(ticks_sent + 1)
+            m.d.comb += self.o_events.payload.end_of_tick.eq(1)
+            with m.If(offer & self.o_events.ready):
+                m.d.sync += [ticks_sent.eq(ticks_sent + 1), offer.eq(ticks_sent + 1 != count)]
             with m.If(ticks_seen == count):
                 m.next = "REPLY"
 
@@ -572,9 +595,10 @@ class HostLink(wiring.Component):
 
         ns.keep(locals())
 
-    def _gather_bytes(self, m, ns, name, size, *, then):
+    def _gather_bytes(self, m, ns, name, size, *, then, entering=()):
         """Add ``{name}_FETCH`` and ``{name}_SHIFT``: read ``size`` payload bytes from the
-        buffer into the top of ``word``, little-endian, then go to phase ``then``."""
+        buffer into the top of ``word``, little-endian, then go to phase ``then`` (with the
+        statements ``entering``)."""
         (buf_rd, byte_index, pointer, word) = ns.take("buf_rd", "byte_index", "pointer", "word")
         with m.State(f"{name}_FETCH"):
             m.next = f"{name}_SHIFT"   # the read port answers on the next cycle
@@ -582,7 +606,7 @@ class HostLink(wiring.Component):
             m.d.sync += [word.eq(Cat(word[8:], buf_rd.data)), pointer.eq(pointer + 1),
                          byte_index.eq(byte_index + 1)]
             with m.If(byte_index == size - 1):
-                m.d.sync += byte_index.eq(0)
+                m.d.sync += [byte_index.eq(0), *entering]
                 m.next = then
             with m.Else():
                 m.next = f"{name}_FETCH"
@@ -596,15 +620,16 @@ class HostLink(wiring.Component):
 
     def _reply_phases(self, m, ns):
         """Add the phases that send the reply: header, payload from the buffer, CRC."""
-        (buf_rd, command, header_step, idle, overran, pointer, reply_header, reply_length, sent,
-         status, tx_byte, tx_crc) = ns.take(
+        (buf_rd, command, header_step, idle, overran, pointer, reply_header, reply_last,
+         reply_length, sent, status, tx_byte, tx_crc) = ns.take(
             "buf_rd", "command", "header_step", "idle", "overran", "pointer", "reply_header",
-            "reply_length", "sent", "status", "tx_byte", "tx_crc")
+            "reply_last", "reply_length", "sent", "status", "tx_byte", "tx_crc")
         with m.State("REPLY_EMPTY"):
             m.d.sync += reply_length.eq(0)
             m.next = "REPLY"
         with m.State("REPLY"):
             m.d.sync += [header_step.eq(0), tx_crc.eq(0xFFFF), pointer.eq(0),
+                         reply_last.eq(reply_length - 1),
                          self.error.eq(status != Status.OK)]
             m.next = "SEND_HEADER"
         with m.State("SEND_HEADER"):
@@ -626,7 +651,7 @@ class HostLink(wiring.Component):
             with m.If(sent):
                 m.d.sync += [tx_crc.eq(_crc16_byte(tx_crc, tx_byte)),
                              pointer.eq(pointer + 1)]
-                with m.If(pointer + 1 == reply_length):
+                with m.If(pointer == reply_last):
                     m.next = "SEND_CRC0"
                 with m.Else():
                     m.next = "SEND_FETCH"
