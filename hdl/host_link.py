@@ -351,9 +351,12 @@ class HostLink(wiring.Component):
                      self.host.write_data.eq(word),
                      self.host.strobe.eq(strobe), self.host.write.eq(write)]
         # The same for the events offered to the core (PUSH_SEND, RUN), whose intake
-        # decides on `valid` in the cycle it sees it.
+        # decides on `valid` and the payload in the cycle it sees them: the payload comes
+        # from registers too (an event's word; the request's command), not the phase.
         offer = Signal()
-        m.d.comb += self.o_events.valid.eq(offer)
+        m.d.comb += [self.o_events.valid.eq(offer),
+                     self.o_events.payload.address.eq(word[16:]),
+                     self.o_events.payload.end_of_tick.eq(command == Command.RUN_TICKS)]
 
         ns.keep(locals())
 
@@ -554,8 +557,6 @@ class HostLink(wiring.Component):
         # PUSH_EVENTS: two payload bytes per event, into the core's input stream.
         self._gather_bytes(m, ns, "PUSH", 2, then="PUSH_SEND", entering=[offer.eq(1)])
         with m.State("PUSH_SEND"):
-            m.d.comb += [self.o_events.payload.address.eq(word[16:]),
-                         self.o_events.payload.end_of_tick.eq(0)]
             with m.If(self.o_events.ready):
                 m.d.sync += [done.eq(done + 1), offer.eq(0)]
                 with m.If(last_word):
@@ -565,7 +566,6 @@ class HostLink(wiring.Component):
 
         # RUN_TICKS: close `count` ticks, then wait for the core to finish them all.
         with m.State("RUN"):
-            m.d.comb += self.o_events.payload.end_of_tick.eq(1)
             with m.If(offer & self.o_events.ready):
                 m.d.sync += [ticks_sent.eq(ticks_sent + 1), offer.eq(ticks_sent + 1 != count)]
             with m.If(ticks_seen == count):
