@@ -25,8 +25,8 @@ from plasticore.rules.erbp import feedback_matrices
 from .arith import saturate
 from .erbp import DendriteLeak, DendriteUpdate, ErbpWeightStep, ErrorInput, ErrorNeuron
 from .ports import read_access, write_access
-from .prng import Threefry2x32
-from .projection import plasticity_signature
+from .prng import Threefry2x32, delayed
+from .projection import plasticity_signature, weight_data_stage
 from .shell import select_constants
 from .synapse import WeightUpdate, accumulator_word_layout
 
@@ -177,8 +177,8 @@ class ErbpWeightStage(wiring.Component):
                 step.random.eq(prng.word0),
                 step.shift.eq(self.shift), step.mask.eq(self.mask), step.active.eq(self.active),
             ]
-            delta = Signal(signed(config.membrane_bits), name=f"delta{lane}")
-            m.d.sync += delta.eq(step.delta)
+            # Registered, and held until the weight word reaches the update.
+            delta = delayed(m, step.delta, weight_data_stage(config), f"delta{lane}")
             update = WeightUpdate(config.weight_bits, signed(config.membrane_bits))
             m.submodules[f"update{lane}" if lanes > 1 else "update"] = update
             m.d.comb += [update.weight.eq(plasticity.old_weight[lane]), update.delta.eq(delta)]

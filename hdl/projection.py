@@ -31,7 +31,19 @@ from .shell import select_constants
 from .spram import SPRAM_DEPTH, SpramBlock, SpramGeometry
 from .synapse import LaneAccumulate, accumulator_word_layout, weight_word_layout
 
-__all__ = ["WeightBanks", "RowWalker", "Delivery", "plasticity_signature"]
+__all__ = ["WeightBanks", "RowWalker", "Delivery", "plasticity_signature",
+           "weight_data_stage"]
+
+
+def weight_data_stage(config) -> int:
+    """Cycles from a learning core's weight read to the stage that uses the word.
+
+    1 with block RAM. 2 with the weights in single-port SPRAM: there the read data are
+    registered before the update and the accumulator add, and the new word again before its
+    write-back, because the iCE40UP5K's SPRAM blocks sit at the corners of the die, and the
+    routing to and from them alone takes 5 to 7 ns each way.
+    """
+    return 2 if config.weight_memory == "spram" else 1
 
 
 def _address_bits(depth: int) -> int:
@@ -224,8 +236,9 @@ class RowWalker(wiring.Component):
         Cycles between a word leaving the walker (``step``) and its issue to the memories
         (``words``): the latency of a plasticity part's random draw. 0 without one.
     every_other : bool
-        Issue a word every other cycle, leaving the cycle after each read free for its
-        write-back (a learning core on a single-port weight memory).
+        Issue a word every other cycle, always in cycles of the same parity, leaving the
+        cycles between free for write-backs (a learning core on a single-port weight
+        memory, which writes a word back an odd number of cycles after its read).
     synapses : bool
         The words also carry ``synapse``, the global index of their lane-0 synapse
         (``offset[p] + j * n_post + lanes * w``; :func:`plasticore.rules.erbp.synapse_offsets`).
@@ -288,15 +301,19 @@ class RowWalker(wiring.Component):
         active, words_left = Signal(), Signal.like(row_words)
         if self._every_other:
             # Each word stays two cycles in the address registers and is issued in the
-            # first: a single-port weight memory writes it back in the second.
+            # first. The phase runs freely, so every word is issued in a cycle of the same
+            # parity and its write-back, an odd number of cycles later, never meets a read.
             second = Signal()
-            with m.If(active):
-                m.d.sync += second.eq(~second)
+            m.d.sync += second.eq(~second)
             advance = active & second
         else:
             second, advance = Const(0), active
         m.d.comb += self.step.valid.eq(active & ~second)
-        row_done = ~active | (second == self._every_other) & (words_left == 0)
+        if self._every_other:
+            # A row starts only where its first word falls on an issuing cycle.
+            row_done = second & (~active | (words_left == 0))
+        else:
+            row_done = ~active | (words_left == 0)
         pending_valid = Signal()
         pending_row_start = Signal.like(row_start)
         load = pending_valid & row_done
@@ -318,8 +335,6 @@ class RowWalker(wiring.Component):
                 step.acc_addr.eq(acc_base),
                 words_left.eq(row_words - 1),
             ]
-            if self._every_other:
-                m.d.sync += second.eq(0)
         with m.Elif(row_done):
             m.d.sync += active.eq(0)
         if synapse_start is not None:
@@ -360,9 +375,10 @@ def plasticity_signature(config, layout) -> wiring.Signature:
         read (:class:`RowWalker`); with several lanes they carry ``synapse`` (with one,
         the weight address is the synapse index).
     old_weight : Out(weight word)
-        In the write-back cycle: the weight word read.
+        The weight word read, in the cycle it is updated: the cycle after the read, or
+        :func:`weight_data_stage` cycles after it.
     new_weight : In(weight word)
-        The word to write back in the same cycle.
+        The updated word, in the same cycle.
     saturated : In(1)
         The new word was clamped.
     """
@@ -381,6 +397,12 @@ class Delivery(wiring.Component):
     has both on the read ports, adds them lane by lane and writes the sums back (and, with
     a plasticity part, the rewritten weight word). The accumulator read port is transparent
     to its write port, so a word read in the cycle of its own write-back sees the new sum.
+
+    A learning core with its weights in SPRAM (:func:`weight_data_stage` 2) registers the
+    weight word in stage B and reads the accumulator there; stage C adds and updates, and
+    stage D writes the registered new weight word back, three cycles after its read (the
+    walker reads in cycles of one parity). A word read again in the cycle before that
+    write-back takes the word being written. ``idle`` waits for the last write-back.
 
     Parameters
     ----------
@@ -440,61 +462,117 @@ class Delivery(wiring.Component):
         m.d.comb += [
             walker.enable.eq(self.enable),
             walker.projection.eq(self.projection),
-            self.idle.eq(walker.idle),
         ]
         words = walker.words
+        # With the weight word registered after its read (weight_data_stage), the
+        # accumulator is read a cycle later, so that both reach the add together.
+        registered = learns and weight_data_stage(config) == 2
         with m.If(words.valid):
-            m.d.comb += [
-                self.weight_read.valid.eq(1), self.weight_read.addr.eq(words.payload.weight_addr),
-                self.acc_read.valid.eq(1), self.acc_read.addr.eq(words.payload.acc_addr),
-            ]
+            m.d.comb += [self.weight_read.valid.eq(1),
+                         self.weight_read.addr.eq(words.payload.weight_addr)]
         # Stage B: the words issued in the previous cycle are on the read ports.
         deliver_valid = Signal()
-        deliver_acc_addr = Signal.like(words.payload.acc_addr)
-        m.d.sync += [deliver_valid.eq(words.valid), deliver_acc_addr.eq(words.payload.acc_addr)]
+        m.d.sync += deliver_valid.eq(words.valid)
+        if registered:
+            # The walker holds each word two cycles (every other cycle), so in stage B its
+            # addresses are still those of `words`.
+            deliver = words.payload
+            with m.If(deliver_valid):
+                m.d.comb += [self.acc_read.valid.eq(1), self.acc_read.addr.eq(deliver.acc_addr)]
+            # Stage C: the weight word and the accumulator word meet. The addresses are
+            # loaded only with a word, so they hold through its write-back (stage D).
+            weight = Signal.like(self.weight_read.data)
+            add_valid = Signal()
+            add = Signal.like(words.payload)
+            m.d.sync += [weight.eq(self.weight_read.data), add_valid.eq(deliver_valid)]
+            with m.If(deliver_valid):
+                m.d.sync += add.eq(deliver)
+        else:
+            with m.If(words.valid):
+                m.d.comb += [self.acc_read.valid.eq(1),
+                             self.acc_read.addr.eq(words.payload.acc_addr)]
+            weight = self.weight_read.data
+            add_valid = deliver_valid
+            add = Signal.like(words.payload)
+            m.d.sync += add.eq(words.payload)
+        if learns:
+            weight, in_flight = self._plasticity(m, walker, weight, deliver_valid, add_valid,
+                                                 add, registered)
+        else:
+            in_flight = Const(0)
         m.submodules.lane_add = lane_add = LaneAccumulate(config, self._gain_shift)
         m.d.comb += [
-            lane_add.weights.eq(self.weight_read.data),
+            lane_add.weights.eq(weight),
             lane_add.accumulators.eq(self.acc_read.data),
         ]
-        with m.If(deliver_valid):
+        with m.If(add_valid):
             m.d.comb += [
-                self.acc_write.addr.eq(deliver_acc_addr),
+                self.acc_write.addr.eq(add.acc_addr),
                 self.acc_write.data.eq(lane_add.sums),
                 self.acc_write.en.eq(Const(-1, config.lanes)),
                 self.saturated.eq(lane_add.saturated.any()),
             ]
-        if self._lead is not None:
-            self._plasticity(m, walker, deliver_valid)
+        if registered:
+            # Idle once every word is written back: the next phase may use the port.
+            m.d.comb += self.idle.eq(walker.idle & ~deliver_valid & ~add_valid & ~in_flight)
+        else:
+            m.d.comb += self.idle.eq(walker.idle)
         if self._checks:
-            self._assert_no_wrap(m, lane_add, deliver_valid)
+            self._assert_no_wrap(m, lane_add, weight, add_valid)
         return m
 
-    def _plasticity(self, m, walker, deliver_valid):
-        """Hand the walker's words to the plasticity part; write back the weight it returns."""
+    def _plasticity(self, m, walker, weight, deliver_valid, add_valid, add, registered):
+        """Hand the walker's words to the plasticity part and write back the weight it
+        returns; return the weight word the accumulators get, and whether a write-back is
+        still to come."""
         plasticity = self.plasticity
         for name in ("step", "early", "words"):
             m.d.comb += [getattr(plasticity, name).valid.eq(getattr(walker, name).valid),
                          getattr(plasticity, name).payload.eq(getattr(walker, name).payload)]
-        deliver_weight_addr = Signal.like(walker.words.payload.weight_addr)
-        m.d.sync += deliver_weight_addr.eq(walker.words.payload.weight_addr)
-        m.d.comb += plasticity.old_weight.eq(self.weight_read.data)
-        # Written back in the cycle the accumulator is: the weight read port is transparent,
-        # so the next event on the same row reads the learned weight.
-        with m.If(deliver_valid):
+        if not registered:
+            # Written back in the cycle the accumulator is: the weight read port is
+            # transparent, so the next event on the same row reads the learned weight.
+            m.d.comb += plasticity.old_weight.eq(weight)
+            with m.If(add_valid):
+                m.d.comb += [
+                    self.weight_write.addr.eq(add.weight_addr),
+                    self.weight_write.data.eq(plasticity.new_weight),
+                    self.weight_write.en.eq(Const(-1, self._config.lanes)),
+                    self.weight_saturated.eq(plasticity.saturated),
+                ]
+            return weight, Const(0)
+        # Stage D: the new word is registered, then written back at the address stage C
+        # still holds.
+        written = Signal.like(weight)
+        write_valid = Signal()
+        m.d.sync += write_valid.eq(add_valid)
+        with m.If(add_valid):
+            m.d.sync += written.eq(plasticity.new_weight)
+            m.d.comb += self.weight_saturated.eq(plasticity.saturated)
+        with m.If(write_valid):
             m.d.comb += [
-                self.weight_write.addr.eq(deliver_weight_addr),
-                self.weight_write.data.eq(plasticity.new_weight),
+                self.weight_write.addr.eq(add.weight_addr),
+                self.weight_write.data.eq(written),
                 self.weight_write.en.eq(Const(-1, self._config.lanes)),
-                self.weight_saturated.eq(plasticity.saturated),
             ]
+        current = weight
+        if any(projection.row_words == 1 for projection in self._layout.projections):
+            # A row of one word, its event twice in a row: the word is read again in the
+            # cycle before its write-back. Seen in stage B (this word's read was in the
+            # cycle before the write now going out), it takes the word written instead.
+            forward = Signal()
+            m.d.sync += forward.eq(deliver_valid & write_valid
+                                   & (walker.words.payload.weight_addr == add.weight_addr))
+            current = Signal.like(weight)
+            m.d.comb += current.eq(Mux(forward, written, weight))
+        m.d.comb += plasticity.old_weight.eq(current)
+        return current, write_valid
 
-    def _assert_no_wrap(self, m, lane_add, deliver_valid):
+    def _assert_no_wrap(self, m, lane_add, weight, deliver_valid):
         """An addition that was not clamped stores the exact sum, one that was a bound."""
         low, high = self._config.membrane_range
         for lane in range(self._config.lanes):
-            exact = (self.acc_read.data[lane]
-                     + (self.weight_read.data[lane] << self._gain_shift))
+            exact = (self.acc_read.data[lane] + (weight[lane] << self._gain_shift))
             stored = lane_add.sums[lane]
             m.d.sync += Assert(~deliver_valid | Mux(lane_add.saturated[lane],
                                                      (stored == low) | (stored == high),

@@ -222,10 +222,12 @@ def test_learning_core_on_single_port_spram_matches_golden(seed, lanes):
     assert sum(int((a != b).sum()) for a, b in zip(weights, golden.weights)) > 0
 
 
-def test_repeated_event_rereads_the_learned_weight_and_weights_saturate():
+@pytest.mark.parametrize("memory", ["bram", "spram"])
+def test_repeated_event_rereads_the_learned_weight_and_weights_saturate(memory):
     """One hidden neuron: input 0 arrives three times in a tick, each time re-reading the
-    weight the previous event wrote (the back-to-back case of the transparent read port),
-    and the steps are big enough to clamp weights and dendrites."""
+    weight the previous event wrote (block RAM: the back-to-back case of the transparent
+    read port; SPRAM: the word read again before that write-back, which the delivery
+    forwards), and the steps are big enough to clamp weights and dendrites."""
     config = CoreConfig.from_dict({
         "layers": [2, 1, 2], "weight_bits": 8, "membrane_bits": 12, "leak_shift": 3,
         "threshold": 40, "rule": "erbp",
@@ -233,7 +235,7 @@ def test_repeated_event_rereads_the_learned_weight_and_weights_saturate():
                  "soma_gain_shift": 1, "gate_low": -2048, "gate_high": 2047,
                  "learning_rate_shift": 3, "error_threshold": 100, "error_input_weight": 400,
                  "feedback_output_weight": 300, "feedback_hidden_scale": 600,
-                 "initial_weight_range": [3, 3]}})
+                 "initial_weight_range": [3, 3]}}).replace(weight_memory=memory)
     weights = [np.array([[20], [-3]]), np.array([[30, -30]])]
     # The label says class 1 while the network predicts class 0: E+ of class 1 and E- of
     # class 0 spike, and the hidden dendrite (feedback +-269) turns positive.
@@ -249,6 +251,25 @@ def test_repeated_event_rereads_the_learned_weight_and_weights_saturate():
     assert single.dendrite[0][0] == 538
     single.tick(session[1][1])
     assert single.weights[0][0, 0] == 127
+
+
+def test_spram_word_read_again_before_its_write_back_takes_the_written_word():
+    """On SPRAM a word is written back three cycles after its read, so an event on the same
+    one-word row two cycles later reads the memory too early: the delivery forwards the
+    word it has just written (without that, these weights end differently)."""
+    config = CoreConfig.from_dict({
+        "layers": [2, 1, 2], "weight_bits": 8, "membrane_bits": 12, "leak_shift": 3,
+        "threshold": 40, "rule": "erbp", "weight_memory": "spram",
+        "erbp": {"ticks_per_sample": 20, "test_ticks_per_sample": 20, "burn_in_ticks": 0,
+                 "soma_gain_shift": 1, "gate_low": -2048, "gate_high": 2047,
+                 "learning_rate_shift": 5, "error_threshold": 100, "error_input_weight": 400,
+                 "feedback_output_weight": 300, "feedback_hidden_scale": 600,
+                 "initial_weight_range": [3, 3]}})
+    weights = [np.array([[-20], [-3]]), np.array([[30, -30]])]
+    session = [([("learning_enabled", 1)] if t == 0 else [], np.array([3, 0, 0]))
+               for t in range(8)]
+    golden, _ = _assert_learning_run_matches(config, weights, session)
+    assert golden.weights[0][0, 0] != weights[0][0, 0]
 
 
 def test_learning_off_leaves_weights_and_burn_in_holds_them():
