@@ -265,6 +265,10 @@ class HostLink(wiring.Component):
         count = Signal(16)
         done = Signal(range(max_payload // 2 + 1))   # words or events of one frame
         m.d.sync += last_word.eq(done + 1 == count)
+        # done == count, registered likewise: READ_STORE and SPIKES_POP look at it at
+        # least four cycles after `done` moved (VERIFY sets it for SPIKES_POP itself).
+        all_done = Signal()
+        m.d.sync += all_done.eq(done == count)
         ticks_sent = Signal(16)
         tx_crc = Signal(16)
         address_param = address_low      # READ, WRITE
@@ -324,15 +328,25 @@ class HostLink(wiring.Component):
             with m.Case(Command.STATUS):
                 m.d.comb += [known_command.eq(1), length_ok.eq(length == 0)]
 
-        # The request's own checks, registered as above.
+        # The request's own checks, registered as above, and its command one-hot, so that
+        # VERIFY chooses the next phase from single bits.
         crc_ok, command_known, command_length_ok = Signal(), Signal(), Signal()
         m.d.sync += [crc_ok.eq(received_crc == rx_crc), command_known.eq(known_command),
                      command_length_ok.eq(length_ok)]
+        is_command = {name: Signal(name=f"is_{name.lower()}") for name in (
+            "WRITE", "READ", "PUSH_EVENTS", "RUN_TICKS", "READ_SPIKES", "STATUS")}
+        m.d.sync += [flag.eq(command == Command[name]) for name, flag in is_command.items()]
 
         status_word = Signal(64)
+        # The event buffer's fill level, registered: the FIFO's level is a sum of its
+        # counters, and READ_SPIKES compares it and STATUS stores it. It lags the FIFO by
+        # a cycle; the FIFO is popped only in SPIKES_POP, so it never exceeds the level.
+        # It holds while STATUS stores it, so its two bytes come from one value.
         level = Signal(16)
-        m.d.comb += [level.eq(events.level),
-                     status_word.eq(Cat(level, Const(self._depth, 16), lost, Const(0, 7),
+        hold_level = Signal()
+        with m.If(~hold_level):
+            m.d.sync += level.eq(events.level)
+        m.d.comb += [status_word.eq(Cat(level, Const(self._depth, 16), lost, Const(0, 7),
                                         Const(PROTOCOL_VERSION, 8), Const(max_payload, 16)))]
 
         reply_header = Array([Const(SYNC, 8), command, status, reply_length[:8],
@@ -352,11 +366,12 @@ class HostLink(wiring.Component):
                      self.host.strobe.eq(strobe), self.host.write.eq(write)]
         # The same for the events offered to the core (PUSH_SEND, RUN), whose intake
         # decides on `valid` and the payload in the cycle it sees them: the payload comes
-        # from registers too (an event's word; the request's command), not the phase.
+        # from registers too (an event's word; the request's command, one-hot), not the
+        # phase.
         offer = Signal()
         m.d.comb += [self.o_events.valid.eq(offer),
                      self.o_events.payload.address.eq(word[16:]),
-                     self.o_events.payload.end_of_tick.eq(command == Command.RUN_TICKS)]
+                     self.o_events.payload.end_of_tick.eq(is_command["RUN_TICKS"])]
 
         ns.keep(locals())
 
@@ -461,6 +476,14 @@ class HostLink(wiring.Component):
             "command_known", "command_length_ok", "count", "crc_ok", "done", "last_word",
             "length", "level", "lost", "max_words", "offer", "pointer", "reply_length",
             "short_param", "status", "strobe", "ticks_seen", "ticks_sent", "word", "write")
+        is_command, all_done = ns.is_command, ns.all_done
+        # READ_SPIKES takes min(asked, buffered, max_words) events, found in two registered
+        # steps: the request holds still from its end, and the buffer only fills until
+        # SPIKES_POP, so the count is never more than the buffer holds.
+        spikes_limit = Signal.like(level)
+        spikes_to_read = Signal.like(count)
+        m.d.sync += [spikes_limit.eq(Mux(short_param < level, short_param, level)),
+                     spikes_to_read.eq(Mux(spikes_limit < max_words, spikes_limit, max_words))]
         with m.State("CHECK"):
             m.next = "VERIFY"       # the checks' lookups are registered in this cycle
         with m.State("VERIFY"):
@@ -475,35 +498,31 @@ class HostLink(wiring.Component):
             with m.Elif(~command_length_ok):
                 m.d.sync += status.eq(Status.BAD_LENGTH)
                 m.next = "REPLY_EMPTY"
-            with m.Elif(((command == Command.READ) | (command == Command.WRITE))
-                        & ~address_ok):
+            with m.Elif((is_command["READ"] | is_command["WRITE"]) & ~address_ok):
                 m.d.sync += status.eq(Status.ADDRESS_OUT_OF_RANGE)
                 m.next = "REPLY_EMPTY"
-            with m.Else():
-                with m.Switch(command):
-                    with m.Case(Command.WRITE):
-                        m.d.sync += pointer.eq(4)
-                        m.next = "WRITE_FETCH"
-                    with m.Case(Command.READ):
-                        m.d.sync += [pointer.eq(0), strobe.eq(1)]
-                        m.next = "READ_ACCESS"
-                    with m.Case(Command.PUSH_EVENTS):
-                        m.d.sync += [pointer.eq(0), count.eq(length >> 1)]
-                        m.next = "PUSH_FETCH"
-                    with m.Case(Command.RUN_TICKS):
-                        m.d.sync += [count.eq(short_param), ticks_sent.eq(0),
-                                     ticks_seen.eq(0), offer.eq(short_param != 0)]
-                        m.next = "RUN"
-                    with m.Case(Command.READ_SPIKES):
-                        limit = Mux(short_param < level, short_param, level)
-                        m.d.sync += [count.eq(Mux(limit < max_words, limit, max_words)),
-                                     pointer.eq(0),
-                                     status.eq(Mux(lost, Status.SPIKES_LOST, Status.OK)),
-                                     lost.eq(0)]
-                        m.next = "SPIKES_POP"
-                    with m.Case(Command.STATUS):
-                        m.d.sync += [pointer.eq(0), byte_index.eq(0)]
-                        m.next = "STATUS_STORE"
+            with m.Elif(is_command["WRITE"]):
+                m.d.sync += pointer.eq(4)
+                m.next = "WRITE_FETCH"
+            with m.Elif(is_command["READ"]):
+                m.d.sync += [pointer.eq(0), strobe.eq(1)]
+                m.next = "READ_ACCESS"
+            with m.Elif(is_command["PUSH_EVENTS"]):
+                m.d.sync += [pointer.eq(0), count.eq(length >> 1)]
+                m.next = "PUSH_FETCH"
+            with m.Elif(is_command["RUN_TICKS"]):
+                m.d.sync += [count.eq(short_param), ticks_sent.eq(0),
+                             ticks_seen.eq(0), offer.eq(short_param != 0)]
+                m.next = "RUN"
+            with m.Elif(is_command["READ_SPIKES"]):
+                m.d.sync += [count.eq(spikes_to_read), all_done.eq(spikes_to_read == 0),
+                             pointer.eq(0),
+                             status.eq(Mux(lost, Status.SPIKES_LOST, Status.OK)),
+                             lost.eq(0)]
+                m.next = "SPIKES_POP"
+            with m.Elif(is_command["STATUS"]):
+                m.d.sync += [pointer.eq(0), byte_index.eq(0)]
+                m.next = "STATUS_STORE"
 
         # WRITE: assemble each word from four payload bytes, then write it.
         self._gather_bytes(m, ns, "WRITE", 4, then="WRITE_ACCESS",
@@ -539,7 +558,7 @@ class HostLink(wiring.Component):
                 with m.If(status == Status.REFUSED):
                     m.d.sync += reply_length.eq(2)
                     m.next = "REPLY"
-                with m.Elif(done == count):
+                with m.Elif(all_done):
                     m.d.sync += reply_length.eq(count << 2)
                     m.next = "REPLY"
                 with m.Else():
@@ -550,30 +569,48 @@ class HostLink(wiring.Component):
 
     def _event_phases(self, m, ns):
         """Add the phases of PUSH_EVENTS, RUN_TICKS, READ_SPIKES and STATUS."""
-        (buf_wr, byte_index, count, done, events, last_word, offer, pointer, reply_length,
-         status_word, ticks_seen, ticks_sent, word) = ns.take(
-            "buf_wr", "byte_index", "count", "done", "events", "last_word", "offer", "pointer",
-            "reply_length", "status_word", "ticks_seen", "ticks_sent", "word")
+        (buf_wr, byte_index, count, done, events, hold_level, last_word, offer, pointer,
+         reply_length, status_word, ticks_seen, ticks_sent, word) = ns.take(
+            "buf_wr", "byte_index", "count", "done", "events", "hold_level", "last_word",
+            "offer", "pointer", "reply_length", "status_word", "ticks_seen", "ticks_sent",
+            "word")
+        all_done = ns.all_done
+        # The core's `ready` is a decode of its phase and its delivery's state: it clears
+        # `offer` and nothing else, and the phases move on in the cycles after.
         # PUSH_EVENTS: two payload bytes per event, into the core's input stream.
         self._gather_bytes(m, ns, "PUSH", 2, then="PUSH_SEND", entering=[offer.eq(1)])
         with m.State("PUSH_SEND"):
-            with m.If(self.o_events.ready):
-                m.d.sync += [done.eq(done + 1), offer.eq(0)]
+            with m.If(offer):
+                with m.If(self.o_events.ready):
+                    m.d.sync += offer.eq(0)
+            with m.Else():
+                m.d.sync += done.eq(done + 1)
                 with m.If(last_word):
                     m.next = "REPLY"
                 with m.Else():
                     m.next = "PUSH_FETCH"
 
         # RUN_TICKS: close `count` ticks, then wait for the core to finish them all.
+        # After each tick is taken the offer stays down for three cycles: `ticks_sent`
+        # moves in the first, `more_ticks` (registered, no adder before it) follows it in
+        # the second, and the offer is renewed from it in the third. A tick takes the
+        # core far longer than that.
+        more_ticks = Signal()
+        taken = Signal(3)
+        m.d.sync += [more_ticks.eq(ticks_sent != count), taken.eq(taken << 1)]
         with m.State("RUN"):
             with m.If(offer & self.o_events.ready):
-                m.d.sync += [ticks_sent.eq(ticks_sent + 1), offer.eq(ticks_sent + 1 != count)]
+                m.d.sync += [offer.eq(0), taken.eq(0b001)]
+            with m.Elif(taken[2]):
+                m.d.sync += offer.eq(more_ticks)
+            with m.If(taken[0]):
+                m.d.sync += ticks_sent.eq(ticks_sent + 1)
             with m.If(ticks_seen == count):
                 m.next = "REPLY"
 
         # READ_SPIKES: move buffered events into the reply payload.
         with m.State("SPIKES_POP"):
-            with m.If(done == count):
+            with m.If(all_done):
                 m.d.sync += reply_length.eq(count << 2)
                 m.next = "REPLY"
             with m.Elif(events.r_rdy):
@@ -586,7 +623,7 @@ class HostLink(wiring.Component):
                 m.next = "SPIKES_POP"
 
         with m.State("STATUS_STORE"):
-            m.d.comb += [buf_wr.addr.eq(pointer), buf_wr.en.eq(1),
+            m.d.comb += [hold_level.eq(1), buf_wr.addr.eq(pointer), buf_wr.en.eq(1),
                          buf_wr.data.eq(status_word.word_select(byte_index, 8))]
             m.d.sync += [pointer.eq(pointer + 1), byte_index.eq(byte_index + 1)]
             with m.If(byte_index == 7):

@@ -79,7 +79,8 @@ class UARTReceiver(_BitTimed):
         The line, idle high; synchronized inside.
     o_stream : Out(stream.Signature(8))
     framing_error, overrun : Out(1)
-        One-cycle pulses.
+        One-cycle pulses; ``overrun`` comes from a register, the cycle after the byte
+        that replaced the one not taken.
     """
 
     rx: In(1, init=1)
@@ -100,6 +101,8 @@ class UARTReceiver(_BitTimed):
 
         with m.If(self.o_stream.ready):
             m.d.sync += self.o_stream.valid.eq(0)
+        # Registered, so that the bit timer's compare reaches no further than it.
+        m.d.sync += self.overrun.eq(0)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -123,7 +126,7 @@ class UARTReceiver(_BitTimed):
                 with m.Elif(line):
                     m.d.sync += [self.o_stream.payload.eq(shift), self.o_stream.valid.eq(1)]
                     with m.If(self.o_stream.valid & ~self.o_stream.ready):
-                        m.d.comb += self.overrun.eq(1)
+                        m.d.sync += self.overrun.eq(1)
                     m.next = "IDLE"
                 with m.Else():
                     m.d.comb += self.framing_error.eq(1)
