@@ -19,11 +19,69 @@ from functools import reduce
 from amaranth.hdl import Assert, Cat, Const, Module, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from .shell import assert_one_owner
 
-__all__ = ["read_access", "write_access", "ReadArbiter", "WriteArbiter", "access_for",
-           "share_port"]
+__all__ = ["NO_COLLISION_LOGIC", "UncollidedReadPort", "read_access", "write_access", "ReadArbiter", "WriteArbiter",
+           "access_for", "share_port"]
+
+#: Attributes for a memory whose read ports are not transparent and never read a word in
+#: the cycle it is written (or do not use what such a read returns). Yosys then adds no
+#: logic to return the old word on such a collision: the iCE40's block RAM does not do
+#: that by itself, and the address compare and bypass multiplexer sit on the
+#: memory's paths. The parts that use such a memory state in their docstrings why no read
+#: meets a write.
+NO_COLLISION_LOGIC = {"no_rw_check": 1}
+
+
+class UncollidedReadPort(wiring.Component):
+    """A synchronous read port, not transparent, of a memory that has
+    ``attrs=NO_COLLISION_LOGIC``: a combinational read port and a data register with the
+    port's enable.
+
+    It reads as :meth:`Memory.read_port` does (the word before any write of the same cycle).
+    Yosys only takes the attribute into account where it folds a register into a read
+    port, so that is how the port is built: then the block RAM's own read register is the
+    data register, and nothing compares addresses for a collision.
+
+    Parameters
+    ----------
+    memory : amaranth.lib.memory.Memory
+    write : the memory's write port, for ``checks``
+    name : str
+        The memory's name in the check's message.
+    checks : bool
+        Assert that no claimed read has the address of a write in the same cycle (the
+        synthesized memory would return an undefined word there).
+
+    Members
+    -------
+    addr, en, data
+        As a memory read port's.
+    valid : In(1)
+        Some part claims the read (:class:`ReadArbiter` drives it); only the check uses it.
+    """
+
+    def __init__(self, memory, write=None, *, checks: bool = False, name: str = "memory"):
+        self._port = memory.read_port(domain="comb")
+        self._write, self._checks, self._name = write, checks, name
+        super().__init__(wiring.Signature({
+            "addr": In(ceil_log2(memory.depth)), "en": In(1, init=1), "valid": In(1),
+            "data": Out(memory.shape)}))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self._port.addr.eq(self.addr)
+        with m.If(self.en):
+            m.d.sync += self.data.eq(self._port.data)
+        if self._checks and self._write is not None:
+            write = self._write
+            # On the values a clock edge takes, as assert_one_owner does.
+            m.d.sync += Assert(~(self.valid & self.en & write.en.any()
+                                 & (self.addr == write.addr)),
+                               f"{self._name}: a read meets a write of its word in one cycle")
+        return m
 
 
 def read_access(addr_bits: int, data_shape) -> wiring.Signature:

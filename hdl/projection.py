@@ -26,7 +26,7 @@ from plasticore.config import WEIGHT_MEMORIES
 from plasticore.rules.erbp import synapse_offsets
 
 from .interfaces import ADDRESS_BITS
-from .ports import read_access, write_access
+from .ports import NO_COLLISION_LOGIC, UncollidedReadPort, read_access, write_access
 from .shell import select_constants
 from .spram import SPRAM_DEPTH, SpramBlock, SpramGeometry
 from .synapse import LaneAccumulate, accumulator_word_layout, weight_word_layout
@@ -63,7 +63,8 @@ class WeightBanks(wiring.Component):
         has the same address: a read or write of a word reads or writes all its banks.
     transparent : bool
         A read in the cycle of a write to the same word sees the new word (the eRBP core
-        relies on it; a core that never reads a word as it writes it saves the bypass).
+        relies on it; a core that never reads a word as it writes it saves the bypass and
+        the logic that returns the old word on a collision: ``NO_COLLISION_LOGIC``).
         Without effect in SPRAM, where no read may share a cycle with a write.
     memory : {"bram", "spram"} or None
         Where the weights live; ``None``: ``config.weight_memory``. ``"spram"`` lays the
@@ -131,10 +132,15 @@ class WeightBanks(wiring.Component):
         for bank in range(banks):
             lanes = slice(bank * per_bank, (bank + 1) * per_bank)
             memory = Memory(shape=data.ArrayLayout(signed(config.weight_bits), per_bank),
-                            depth=self._depth, init=[])
+                            depth=self._depth, init=[],
+                            attrs=None if self._transparent else NO_COLLISION_LOGIC)
             m.submodules[f"bank{bank}" if banks > 1 else "memory"] = memory
             write = memory.write_port(granularity=1)
-            read = memory.read_port(transparent_for=(write,) if self._transparent else ())
+            if self._transparent:
+                read = memory.read_port(transparent_for=(write,))
+            else:
+                m.submodules[f"bank{bank}_read" if banks > 1 else "read"] = read = \
+                    UncollidedReadPort(memory, write, checks=self._checks)
             m.d.comb += [
                 write.addr.eq(self.write.addr),
                 write.data.eq(self.write.data.as_value()[lanes.start * config.weight_bits:
@@ -142,6 +148,7 @@ class WeightBanks(wiring.Component):
                 write.en.eq(self.write.en[lanes]),
                 read.addr.eq(self.read.addr),
                 read.en.eq(self.read.en),
+                *([] if self._transparent else [read.valid.eq(self.read.valid)]),
                 self.read.data.as_value()[lanes.start * config.weight_bits:
                                           lanes.stop * config.weight_bits].eq(read.data),
             ]

