@@ -64,11 +64,12 @@ from .arith import fits_signed
 from .erbp_passes import (DendritePass, ErbpWeightStage, ErrorPass, FeedbackPass, SignalPass,
                           error_word_layout, signal_word_layout)
 from .population import UpdatePass
-from .ports import access_for, share_port
+from .ports import NO_COLLISION_LOGIC, UncollidedReadPort, access_for, share_port
 from .projection import Delivery, WeightBanks
 from .recurrence import SpikeList
-from .shell import (CoreShell, HostDecoder, count_saturating, open_tick, select_constants,
-                    send_end_of_tick, serve_memory, serve_register_write, weight_word_decoder)
+from .shell import (CoreShell, HostDecoder, count_saturating, host_check, host_checked_writes,
+                    open_tick, select_constants, send_end_of_tick, serve_memory,
+                    serve_register_write, weight_word_decoder)
 from .synapse import accumulator_word_layout
 
 __all__ = ["Core"]
@@ -130,13 +131,24 @@ class Core(CoreShell):
         m.submodules.weights = p.weights = WeightBanks(config, layout.weight_words,
                                                        checks=self.checks)
 
-        def memory(name, shape, depth, granularity=None):
-            m.submodules[name] = memory = Memory(shape=shape, depth=depth, init=[])
+        def memory(name, shape, depth, granularity=None, transparent=False):
+            m.submodules[name] = memory = Memory(
+                shape=shape, depth=depth, init=[],
+                attrs=None if transparent else NO_COLLISION_LOGIC)
             write = memory.write_port(granularity=granularity)
-            return memory.read_port(transparent_for=(write,)), write
+            if transparent:
+                return memory.read_port(transparent_for=(write,)), write
+            m.submodules[f"{name}_read"] = read = UncollidedReadPort(
+                memory, write, checks=self.checks, name=name)
+            return read, write
 
+        # Only the accumulators are read in the cycle they are written and need the word
+        # written (delivery adds event after event into the same words). Every other
+        # memory is walked a neuron (or class) at a time, each written back before it is
+        # read again, and never read in the cycle it is written: its read port needs no
+        # bypass and no collision logic (NO_COLLISION_LOGIC).
         p.acc = memory("accumulators", accumulator_word_layout(config),
-                       layout.accumulator_words, granularity=1)
+                       layout.accumulator_words, granularity=1, transparent=True)
         state = signed(config.membrane_bits)
         p.membrane = memory("membranes", state, layout.state_words)
         p.refractory = memory("refractory", unsigned(config.refractory_bits),
@@ -229,6 +241,19 @@ class Core(CoreShell):
                 stage.active.eq(p.learning_enabled & (p.sample_tick >= p.burn_in_ticks)),
                 p.error_pass.predictions.eq(p.predictions),
             ]
+            # A label event, registered on its way to the error pass's label counts.
+            p.label_valid = Signal()
+            p.label_class = Signal(max(1, ceil_log2(config.layers[-1])))
+            m.d.sync += p.label_valid.eq(0)
+            m.d.comb += [p.error_pass.label_valid.eq(p.label_valid),
+                         p.error_pass.label_class.eq(p.label_class)]
+            # The passes' start pulses, registered (see _erbp_phases): phase -> pulse.
+            p.pass_start = {state: Signal(name=f"start_{state.lower()}")
+                            for state in ("ERROR", "FEEDBACK", "DENDRITE")}
+            for state, part in zip(p.pass_start, (p.error_pass, p.feedback_pass,
+                                                  p.dendrite_pass)):
+                m.d.sync += p.pass_start[state].eq(0)
+                m.d.comb += part.start.eq(p.pass_start[state])
             raised += [(FLAG_WEIGHT_SATURATED, p.delivery.weight_saturated),
                        (FLAG_ERROR_SATURATED, p.error_pass.saturated),
                        (FLAG_ERROR_SATURATED, p.error_pass.label_saturated),
@@ -258,6 +283,18 @@ class Core(CoreShell):
         p.weight_decode = weight_word_decoder(m, layout, p.decoder.offset)
         # The CLEAR phase writes the accumulators itself.
         p.clear_write = access_for(p.acc[1], path="clear_write")
+        # The checks of a host access's offset and value, registered (host_check).
+        config, offset, value = self._config, p.decoder.offset, self.host.write_data
+        checks = p.host_checks = SimpleNamespace(
+            neuron_valid=host_check(m, offset < layout.state_words),
+            fits_weight=host_check(m, fits_signed(value, config.weight_bits)),
+            fits_membrane=host_check(m, fits_signed(value, config.membrane_bits)),
+            fits_refractory=host_check(m, value <= config.refractory_ticks),
+            register_writes=host_checked_writes(m, self._register_writes(p, value)))
+        if p.learning:
+            # Error neurons never go negative: 0 .. 2**(membrane_bits-1) - 1.
+            checks.error_valid = host_check(m, offset < layout.error_neurons)
+            checks.fits_error = host_check(m, value <= (1 << (config.membrane_bits - 1)) - 1)
 
     def _connect_ports(self, m, p):
         """Give every shared memory port its arbiter, and every part its access."""
@@ -349,8 +386,6 @@ class Core(CoreShell):
             if p.learning:
                 n_classes = config.layers[-1]
                 is_label = ~in_range & (payload.address < config.n_inputs + n_classes)
-                m.d.comb += p.error_pass.label_class.eq(
-                    (payload.address - config.n_inputs)[:max(1, ceil_log2(n_classes))])
             with m.If(host.strobe & delivery.idle):
                 m.next = "HOST_ACCESS"
             if p.signals:
@@ -365,9 +400,12 @@ class Core(CoreShell):
                         m.next = "UPDATE"
                 if p.learning:
                     with m.Elif(is_label):
-                        # Labels only add into their class's error inputs (step 4).
-                        m.d.comb += [self.i_events.ready.eq(1),
-                                     p.error_pass.label_valid.eq(1)]
+                        # Labels only add into their class's error inputs (step 4), a
+                        # cycle later (registered); the error pass reads them at the
+                        # tick's end.
+                        m.d.comb += self.i_events.ready.eq(1)
+                        m.d.sync += [p.label_valid.eq(1), p.label_class.eq(
+                            (payload.address - config.n_inputs)[:len(p.label_class)])]
                 with m.Elif(~in_range):
                     # Dropped without touching any state, and counted.
                     m.d.comb += self.i_events.ready.eq(1)
@@ -385,7 +423,7 @@ class Core(CoreShell):
                 m.d.sync += spikes_taken.eq(0)
                 with m.If(p.is_last):
                     if p.learning:
-                        m.d.comb += p.error_pass.start.eq(1)
+                        m.d.sync += p.pass_start["ERROR"].eq(1)
                         m.next = "ERROR"
                     elif p.recurrent:
                         m.d.sync += p.recurrent_index.eq(0)
@@ -415,22 +453,26 @@ class Core(CoreShell):
                 m.next = "UPDATE"
 
     def _erbp_phases(self, m, p):
-        """Add eRBP's phases: each starts its pass and waits until it is done."""
+        """Add eRBP's phases: each starts its pass and waits until it is done.
+
+        A pass's ``start`` comes from a register set as its phase is entered, so that no
+        pass's ``done`` reaches into the next pass's registers in one cycle. In that first
+        cycle the pass has not started yet, and its ``done`` is not looked at.
+        """
         if p.signals:
             with m.State("SIGNALS"):
                 with m.If(p.signal_pass.done):
                     m.d.sync += p.signals_loaded.eq(1)
                     m.next = "INPUT"
-        for state, part, following, started in (
-                ("ERROR", p.error_pass, "FEEDBACK", p.feedback_pass),
-                ("FEEDBACK", p.feedback_pass, "DENDRITE", p.dendrite_pass),
-                ("DENDRITE", p.dendrite_pass, "END_TICK", None)):
+        for state, part, following in (("ERROR", p.error_pass, "FEEDBACK"),
+                                       ("FEEDBACK", p.feedback_pass, "DENDRITE"),
+                                       ("DENDRITE", p.dendrite_pass, "END_TICK")):
             with m.State(state):
-                with m.If(part.done):
+                with m.If(part.done & ~p.pass_start[state]):
                     if part is p.error_pass:
                         m.d.sync += p.predictions.eq(0)
-                    if started is not None:
-                        m.d.comb += started.start.eq(1)
+                    if following in p.pass_start:
+                        m.d.sync += p.pass_start[following].eq(1)
                     m.next = following
 
     def _recurrent_phase(self, m, p):
@@ -498,9 +540,8 @@ class Core(CoreShell):
         offset, value = decoder.offset, host.write_data
         weight_word, weight_valid, weight_post = p.weight_decode
         host_lane = Signal(max(1, lane_bits))
-        neuron_valid = offset < layout.state_words
         n_classes = config.layers[-1]
-        membrane_high = (1 << (config.membrane_bits - 1)) - 1
+        checks = p.host_checks
 
         def serve(name, address, valid, fits, data, enable=1):
             serve_memory(m, host, decoder.error, p.host_read[name], p.host_write[name],
@@ -515,28 +556,26 @@ class Core(CoreShell):
                                 [host_lane.eq(weight_post if lanes > 1 else 0)]):
                 with m.Case(REGION_REGISTERS):
                     serve_register_write(m, host, decoder.error, offset, layout.registers,
-                                         self._register_writes(p, value))
+                                         checks.register_writes)
                 with m.Case(REGION_WEIGHTS):
                     serve("weights", weight_word, weight_valid,
-                          fits_signed(value, config.weight_bits),
+                          checks.fits_weight,
                           Cat(*[value[:config.weight_bits]] * lanes),
                           Const(1, lanes) << weight_post[:lane_bits] if lanes > 1 else 1)
                 with m.Case(REGION_MEMBRANE):
-                    serve("membrane", offset, neuron_valid,
-                          fits_signed(value, config.membrane_bits), value)
+                    serve("membrane", offset, checks.neuron_valid, checks.fits_membrane, value)
                 with m.Case(REGION_REFRACTORY):
-                    serve("refractory", offset, neuron_valid,
-                          value <= config.refractory_ticks, value)
+                    serve("refractory", offset, checks.neuron_valid,
+                          checks.fits_refractory, value)
                 if p.learning:
                     with m.Case(REGION_DENDRITE):
-                        serve("dendrite", offset, neuron_valid,
-                              fits_signed(value, config.membrane_bits), value)
+                        serve("dendrite", offset, checks.neuron_valid, checks.fits_membrane,
+                              value)
                     with m.Case(REGION_ERROR):
-                        # Error neurons never go negative: 0 .. 2**(membrane_bits-1) - 1.
                         minus = offset >= n_classes
                         error_bits = config.membrane_bits - 1
                         serve("error", Mux(minus, offset - n_classes, offset),
-                              offset < layout.error_neurons, value <= membrane_high,
+                              checks.error_valid, checks.fits_error,
                               Cat(value[:error_bits], value[:error_bits]),
                               Mux(minus, 0b10, 0b01))
                     with m.Default():

@@ -67,11 +67,12 @@ from .decolle_passes import (LearningPass, MembranePass, layer_constants_layout,
                              state_word_layout, trace_word_layout)
 from .decolle_units import ErrorUnit
 from .interfaces import ADDRESS_BITS
-from .ports import access_for, share_port
+from .ports import NO_COLLISION_LOGIC, UncollidedReadPort, access_for, share_port
 from .projection import WeightBanks
 from .synapse import weight_word_layout
-from .shell import (CoreShell, HostDecoder, count_saturating, open_tick, select_constants,
-                    send_end_of_tick, serve_memory, serve_register_write, weight_word_decoder)
+from .shell import (CoreShell, HostDecoder, count_saturating, host_check, host_checked_writes,
+                    open_tick, select_constants, send_end_of_tick, serve_memory,
+                    serve_register_write, weight_word_decoder)
 
 __all__ = ["DecolleCore"]
 
@@ -126,9 +127,17 @@ class DecolleCore(CoreShell):
                 ("traces", trace_word_layout(config), layout.rows),
                 ("input", 1, config.n_inputs),
                 ("state", state_word_layout(config), layout.state_words)):
-            m.submodules[name] = memory = Memory(shape=shape, depth=depth, init=[])
+            # No read meets a write of its word (MembranePass, LearningPass say why). The
+            # input spikes go in block RAM too, though one bit wide: in logic cells their
+            # read is a multiplexer as wide as the inputs.
+            attrs = dict(NO_COLLISION_LOGIC, **({"ram_style": "block"} if name == "input"
+                                                 else {}))
+            m.submodules[name] = memory = Memory(shape=shape, depth=depth, init=[],
+                                                 attrs=attrs)
             write = memory.write_port(granularity=1 if name == "bias" else None)
-            p.ports[name] = (memory.read_port(), write)
+            m.submodules[f"{name}_read"] = read = UncollidedReadPort(
+                memory, write, checks=self.checks, name=name)
+            p.ports[name] = (read, write)
 
     def _parts(self, m, p):
         """Add the passes and the error unit they share."""
@@ -184,6 +193,12 @@ class DecolleCore(CoreShell):
         # layer register takes the next layer in the cycle of the start.
         clear_readout = Signal()
         m.d.sync += clear_readout.eq(p.membrane.start)
+        # The passes' start pulses come from registers set as their phases are entered, so
+        # that no `done` or input decode reaches into a pass's registers in one cycle.
+        p.membrane_start, p.learning_start = Signal(), Signal()
+        m.d.sync += [p.membrane_start.eq(0), p.learning_start.eq(0)]
+        m.d.comb += [p.membrane.start.eq(p.membrane_start),
+                     p.learning_pass.start.eq(p.learning_start)]
         m.d.comb += [
             p.error_unit.clear.eq(clear_readout),
             p.membrane.fresh.eq(p.fresh),
@@ -241,7 +256,7 @@ class DecolleCore(CoreShell):
                                       & p.target.any()),
                         p.layer.eq(0),
                     ]
-                    m.d.comb += p.membrane.start.eq(1)
+                    m.d.sync += p.membrane_start.eq(1)
                     m.next = "MEMBRANE"
                 with m.Elif(payload.address < n_inputs):
                     m.d.comb += [p.input_write.addr.eq(payload.address),
@@ -262,14 +277,15 @@ class DecolleCore(CoreShell):
                 m.next = "END_TICK"
             with m.Else():
                 m.d.sync += p.layer.eq(p.layer + 1)
-                m.d.comb += p.membrane.start.eq(1)
+                m.d.sync += p.membrane_start.eq(1)
                 m.next = "MEMBRANE"
 
         with m.State("MEMBRANE"):
             m.d.comb += self.o_events.valid.eq(p.membrane.spikes.valid)
-            with m.If(p.membrane.done):
+            # In the phase's first cycle the pass is only starting: its `done` is stale.
+            with m.If(p.membrane.done & ~p.membrane_start):
                 with m.If(p.learning):
-                    m.d.comb += p.learning_pass.start.eq(1)
+                    m.d.sync += p.learning_start.eq(1)
                     m.next = "LEARN"
                 with m.Else():
                     next_layer()
@@ -297,18 +313,21 @@ class DecolleCore(CoreShell):
         p.decoder = HostDecoder(self.host, layout, layout.offset_bits)
         p.weight_decode = weight_word_decoder(m, layout, p.decoder.offset)
         p.bias_decode = self._bias_word_decoder(m, p.decoder.offset)
-        p.fits_weight = Signal()
-        m.d.comb += p.fits_weight.eq(fits_signed(value, config.weight_bits))
-        p.register_writes = {
+        # The checks of a host access's offset and value, registered (host_check).
+        p.fits_weight = host_check(m, fits_signed(value, config.weight_bits))
+        p.neuron_valid = host_check(m, p.decoder.offset < layout.state_words)
+        p.trace_valid = host_check(m, p.decoder.offset < layout.rows)
+        register_writes = {
             "dropped_events": (None, p.dropped_events.eq(0)),
             "flags": (None, p.flags.eq(p.flags & ~value[:2])),
             "learn": (value <= 1, p.learn_enable.eq(value[0])),
             "burn_in": (value <= BURN_IN_MAX, p.burn_in.eq(value)),
             "sample_tick": (None, [p.sample_tick.eq(0), p.fresh.eq(1)]),
         }
-        p.register_writes.update({
+        register_writes.update({
             f"lr_shift_{index + 1}": (value <= RANDOM_DRAW_BITS, signal.eq(value))
             for index, signal in enumerate(p.lr_shifts)})
+        p.register_writes = host_checked_writes(m, register_writes)
         p.tick_is_open = open_tick(m, self.i_events)
 
     def _bias_word_decoder(self, m, offset):
@@ -322,7 +341,8 @@ class DecolleCore(CoreShell):
         for lay in layout.layers:
             with m.If((offset >= lay.state_base) & (offset < lay.state_base + lay.n_post)):
                 index = offset - lay.state_base
-                m.d.comb += [word.eq(lay.accumulator_base + (index >> lane_bits)),
+                # Registered, as the weight decode is (host_check says why that holds).
+                m.d.sync += [word.eq(lay.accumulator_base + (index >> lane_bits)),
                              lane.eq(index[:lane_bits])]
         return word, lane
 
@@ -332,7 +352,7 @@ class DecolleCore(CoreShell):
         offset, host_error, value = decoder.offset, decoder.error, host.write_data
         weight_word, weight_valid, weight_post = p.weight_decode
         bias_word, bias_lane = p.bias_decode
-        neuron_valid = offset < layout.state_words
+        neuron_valid = p.neuron_valid
         lanes, lane_bits = config.lanes, layout.lane_bits
         # The lane of a weight or bias access, kept for the answer; a write enables it only.
         lane = Mux(decoder.region == REGION_BIAS, bias_lane, weight_post[:lane_bits]) \
@@ -365,7 +385,7 @@ class DecolleCore(CoreShell):
                 with m.Case(REGION_MEMBRANE, REGION_REFRACTORY, REGION_SPIKES):
                     serve_read_only("state", neuron_valid)
                 with m.Case(REGION_TRACE_Q, REGION_TRACE_P):
-                    serve_read_only("traces", offset < layout.rows)
+                    serve_read_only("traces", p.trace_valid)
 
         with m.State("HOST_ACK"):
             # The old state of a fresh sample reads as zero, as it will be used.

@@ -162,9 +162,7 @@ class MembranePass(wiring.Component):
             ]
             # Only the memory the spike comes from is read: the other may be shallower
             # than this layer's inputs.
-            with p.If(first_group & layer.is_first):
-                p.d.comb += [self.input_read.valid.eq(1), self.input_read.addr.eq(pre)]
-            with p.Elif(first_group):
+            with p.If(first_group & ~layer.is_first):
                 p.d.comb += [self.state_read.valid.eq(1),
                              self.state_read.addr.eq(layer.previous_base + pre)]
             with p.If(last_input):
@@ -173,6 +171,11 @@ class MembranePass(wiring.Component):
                     p.d.sync += active.eq(0)
             with p.Else():
                 p.d.sync += [pre.eq(pre + 1), weight_offset.eq(weight_offset + layer.row_words)]
+        # The input-spike memory (logic cells, a wide multiplexer) is read through the whole
+        # first group of the first layer, stalls included, so that its address does not
+        # wait for `issue`: only the reads issued are used.
+        with p.If(active & first_group & layer.is_first):
+            p.d.comb += [self.input_read.valid.eq(1), self.input_read.addr.eq(pre)]
         with p.If(issue & last_input):
             p.d.sync += since.eq(1)
         with p.Elif(since != wait):
@@ -263,30 +266,43 @@ class MembranePass(wiring.Component):
                      f3_valid.eq(f2_valid), f3_neuron.eq(f2_neuron)]
         state = self.state_read.data
         bias = self.bias_read.data[f2_neuron[:lane_bits]] if lanes > 1 else self.bias_read.data[0]
-        spike = f3_valid & unit.spike
         p.d.comb += [
             unit.dot.eq(f2_dot),
             unit.bias.eq(bias),
             unit.refractory.eq(Mux(self.fresh, 0, state.r)),
             unit.last_spike.eq(~self.fresh & state.s),
+        ]
+        # F4 registers the neuron unit's results, so that the compare behind a spike does
+        # not reach the output stream, the stall and the memories' write ports in a cycle.
+        f4_valid, f4_spike, f4_saturated = Signal(), Signal(), Signal()
+        f4_neuron = Signal(range(max_post))
+        f4_membrane = Signal.like(unit.membrane)
+        f4_refractory = Signal.like(unit.new_refractory)
+        f4_address = Signal.like(self.state_write.addr)
+        p.d.sync += [f4_valid.eq(f3_valid), f4_neuron.eq(f3_neuron),
+                     f4_address.eq(layer.state_base + f3_neuron),
+                     f4_spike.eq(unit.spike), f4_saturated.eq(unit.saturated),
+                     f4_membrane.eq(unit.membrane), f4_refractory.eq(unit.new_refractory)]
+        spike = f4_valid & f4_spike
+        p.d.comb += [
             self.done.eq(~active & ~b_valid & ~c_valid & ~d_valid & ~serial & ~f1_valid
-                         & ~f2_valid & ~f3_valid),
+                         & ~f2_valid & ~f3_valid & ~f4_valid),
             self.spikes.valid.eq(spike),
-            self.spikes.payload.eq(f3_neuron),
+            self.spikes.payload.eq(f4_neuron),
         ]
         m.d.comb += stall.eq(spike & ~self.spikes.ready)
-        with p.If(f3_valid):
+        with p.If(f4_valid):
             # Repeated while stalled: the same word, the same flag; the readout row is
             # added once, in the cycle the spike leaves.
             p.d.comb += [
-                self.state_write.addr.eq(layer.state_base + f3_neuron),
-                self.state_write.data.u.eq(unit.membrane),
-                self.state_write.data.r.eq(unit.new_refractory),
-                self.state_write.data.s.eq(unit.spike),
+                self.state_write.addr.eq(f4_address),
+                self.state_write.data.u.eq(f4_membrane),
+                self.state_write.data.r.eq(f4_refractory),
+                self.state_write.data.s.eq(f4_spike),
                 self.state_write.en.eq(1),
                 self.readout.add.eq(spike & ~stall),
-                self.readout.add_neuron.eq(f3_neuron),
-                self.saturated.eq(unit.saturated),
+                self.readout.add_neuron.eq(f4_neuron),
+                self.saturated.eq(f4_saturated),
             ]
         return m
 

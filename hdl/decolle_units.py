@@ -358,8 +358,9 @@ class UpdateUnit(wiring.Component):
     ``W = clamp_w(W + ((-e_q * P + rnd) >> lr_shift))`` with ``rnd`` the top ``lr_shift``
     bits of the 16-bit draw (0 without stochastic rounding). The first stage forms the
     product and the rounding bits from the inputs and registers them with the weight; the
-    second adds them and shifts, and registers the step; the third adds the step to the
-    weight and saturates (combinational outputs, two cycles after the inputs). A block
+    second adds them and shifts, and registers the step limited to ``weight_bits + 2``
+    bits (a larger step saturates every weight the same way); the third adds the step to
+    the weight and saturates (combinational outputs, two cycles after the inputs). A block
     RAM read, a multiplier, a shifter and the saturating add do not fit one cycle at 50 MHz
     on the ECP5; the shifter and the saturating add into a single-port SPRAM's write data,
     whose routing alone takes 7 ns, did not fit two at 20 MHz on the iCE40.
@@ -409,9 +410,26 @@ class UpdateUnit(wiring.Component):
             m.d.comb += amount.eq(RANDOM_DRAW_BITS - self.shift)
             m.d.sync += rounding.eq(self.draw >> amount)
         rounded = product + rounding
-        step = Signal(rounded.shape())     # an arithmetic shift right: no wider than that
+        shifted = Signal(rounded.shape())  # an arithmetic shift right: no wider than that
+        m.d.comb += shifted.eq(rounded >> shift)
+        # A step beyond +-2**weight_bits saturates every weight the same way, so it is
+        # limited to signed(weight_bits + 2) here and the last stage adds and clamps
+        # numbers a few bits wider than a weight. It fits when the bits of `rounded` from
+        # weight_bits + 1 + shift up all equal its sign: a mask (from the shift, registered
+        # in the first stage) beside the shifter, not a test after it.
+        bits = config.weight_bits + 2
+        width = len(rounded)
+        above = Signal(width)
+        m.d.sync += above.eq((Const(-1, width) << (bits - 1 + self.shift))[:width])
+        sign = rounded[-1]
+        outside = ((rounded ^ sign.replicate(width)) & above).any()
+        step = Signal(signed(bits))
         step_weight = Signal.like(self.weight)
-        m.d.sync += [step.eq(rounded >> shift), step_weight.eq(weight)]
+        m.d.sync += [
+            step.eq(Mux(outside, Mux(sign, -(1 << (bits - 1)), (1 << (bits - 1)) - 1),
+                        shifted[:bits])),
+            step_weight.eq(weight),
+        ]
         new_weight, clamped = saturate(step_weight + step, config.weight_bits)
         m.d.comb += [self.new_weight.eq(new_weight), self.saturated.eq(clamped)]
         return m

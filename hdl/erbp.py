@@ -30,6 +30,10 @@ class ErbpWeightStep(wiring.Component):
     gated : bool
         The dendrite comes already gated (``u`` for a soma inside the window, else 0; see
         :class:`plasticore.hdl.erbp_passes.SignalPass`): no ``membrane`` input.
+    registered : bool
+        The shifted dendrite, the bump and the gate are registered, and ``delta`` follows
+        its inputs by a cycle (for a datapath that holds the change a cycle anyway: the
+        weights in SPRAM); otherwise ``delta`` is combinational.
 
     Attributes
     ----------
@@ -47,8 +51,8 @@ class ErbpWeightStep(wiring.Component):
     delta : Out(signed(membrane_bits))
     """
 
-    def __init__(self, config: CoreConfig, *, gated: bool = False):
-        self._config, self._gated = config, gated
+    def __init__(self, config: CoreConfig, *, gated: bool = False, registered: bool = False):
+        self._config, self._gated, self._registered = config, gated, registered
         bits = config.membrane_bits
         members = {
             "dendrite": In(signed(bits)),
@@ -72,8 +76,13 @@ class ErbpWeightStep(wiring.Component):
         else:
             gate = (self.active & (self.membrane > params.gate_low)
                     & (self.membrane < params.gate_high))
+        shifted = Signal(signed(len(self.dendrite)))
+        gated_bump, gate_open = Signal(), Signal()
+        domain = m.d.sync if self._registered else m.d.comb
+        domain += [shifted.eq(self.dendrite >> self.shift), gated_bump.eq(bump),
+                   gate_open.eq(gate)]
         # |u >> s| <= 2**(membrane_bits - 2) for s >= 1: the step and its bump fit the output.
-        m.d.comb += self.delta.eq(Mux(gate, (self.dendrite >> self.shift) + bump, 0))
+        m.d.comb += self.delta.eq(Mux(gate_open, shifted + gated_bump, 0))
         return m
 
 

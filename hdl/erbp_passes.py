@@ -166,7 +166,10 @@ class ErbpWeightStage(wiring.Component):
         for lane, prng in enumerate(self._prngs):
             m.submodules[f"prng{lane}" if lanes > 1 else "prng"] = prng
             m.d.comb += [prng.counter0.eq(self.tick), prng.counter1.eq(synapse + lane)]
-            step = ErbpWeightStep(config, gated=lanes > 1)
+            # Where the change is held a cycle or more anyway (SPRAM), the step holds it
+            # in the middle, between the shift and compare and the final add.
+            hold = weight_data_stage(config)
+            step = ErbpWeightStep(config, gated=lanes > 1, registered=hold > 0)
             m.submodules[f"step{lane}" if lanes > 1 else "step"] = step
             if lanes == 1:
                 m.d.comb += [step.membrane.eq(self.membrane_read.data),
@@ -178,7 +181,7 @@ class ErbpWeightStage(wiring.Component):
                 step.shift.eq(self.shift), step.mask.eq(self.mask), step.active.eq(self.active),
             ]
             # Registered, and held until the weight word reaches the update.
-            delta = delayed(m, step.delta, weight_data_stage(config), f"delta{lane}")
+            delta = delayed(m, step.delta, max(hold - 1, 0), f"delta{lane}")
             update = WeightUpdate(config.weight_bits, signed(config.membrane_bits))
             m.submodules[f"update{lane}" if lanes > 1 else "update"] = update
             m.d.comb += [update.weight.eq(plasticity.old_weight[lane]), update.delta.eq(delta)]
@@ -443,6 +446,7 @@ class FeedbackPass(wiring.Component):
         write_lane = Signal(max(1, lane_bits))
         m.d.sync += [write.eq(issue), write_addr.eq(acc_base + (index >> lane_bits)),
                      write_negative.eq(negative), write_lane.eq(index[:lane_bits])]
+        add_valid = Signal()
 
         with m.If(self.start):
             m.d.sync += [running.eq(1), spikes_done.eq(0), walking.eq(0), layer.eq(0)]
@@ -452,12 +456,12 @@ class FeedbackPass(wiring.Component):
             m.d.sync += [spikes_done.eq(spikes_done | lowest), walking.eq(1),
                          index.eq(0), row.eq(next_row), negative.eq(next_negative)]
         with m.Elif(running):
-            m.d.sync += spikes_done.eq(0)
-            with m.If(layer == len(hidden) - 1):
+            with m.If(layer != len(hidden) - 1):
+                m.d.sync += [spikes_done.eq(0), layer.eq(layer + 1)]
+            with m.Elif(~write & ~add_valid):
+                # Done once the last write-back has been made.
                 m.d.comb += self.done.eq(1)
-                m.d.sync += running.eq(0)
-            with m.Else():
-                m.d.sync += layer.eq(layer + 1)
+                m.d.sync += [spikes_done.eq(0), running.eq(0)]
 
         with m.If(issue):
             m.d.comb += [rom_read.addr.eq(row + index), self.acc_read.valid.eq(1),
@@ -465,14 +469,23 @@ class FeedbackPass(wiring.Component):
             m.d.sync += index.eq(index + 1)
             with m.If(index == n_post - 1):
                 m.d.sync += walking.eq(0)
-        value = Mux(write_negative, -rom_read.data, rom_read.data)
-        # Consecutive neurons share a word: the port is transparent, so each reads the
-        # lane its neighbour wrote in the cycle before.
-        total, clamped = saturate(self.acc_read.data[write_lane] + value, config.membrane_bits)
-        with m.If(write):
-            m.d.comb += [self.acc_write.addr.eq(write_addr),
+        # The row's value and the accumulator's lane are registered as they are read, and
+        # added in the next cycle: no memory's read data reaches another's write data in
+        # one cycle. Consecutive neurons of a word write only their own lanes, and a
+        # neuron's next visit (the next spike's walk) is issued two cycles after its
+        # last one at the earliest, with its write-back: the port is transparent.
+        add_lane = Signal.like(write_lane)
+        add_addr = Signal.like(write_addr)
+        add_value = Signal(signed(rom_bits + 1))
+        add_acc = Signal(signed(config.membrane_bits))
+        m.d.sync += [add_valid.eq(write), add_addr.eq(write_addr), add_lane.eq(write_lane),
+                     add_value.eq(Mux(write_negative, -rom_read.data, rom_read.data)),
+                     add_acc.eq(self.acc_read.data[write_lane])]
+        total, clamped = saturate(add_acc + add_value, config.membrane_bits)
+        with m.If(add_valid):
+            m.d.comb += [self.acc_write.addr.eq(add_addr),
                          self.acc_write.data.eq(Cat(*[total[:config.membrane_bits]] * lanes)),
-                         self.acc_write.en.eq(Const(1, lanes) << write_lane),
+                         self.acc_write.en.eq(Const(1, lanes) << add_lane),
                          self.saturated.eq(clamped)]
         return m
 

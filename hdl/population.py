@@ -19,13 +19,13 @@ __all__ = ["UpdatePass"]
 
 
 class UpdatePass(wiring.Component):
-    """Update the neurons of one layer, one per cycle, in three stages.
+    """Update the neurons of one layer, one per cycle, in four stages.
 
     U1 issues the reads of neuron ``index``; U2 has its words on the read ports and forms
-    the raw sum (:class:`LifIntegrate`); U3 has the raw sum in a register, fires
-    (:class:`LifFire`), writes the neuron back, clears its accumulator lane and offers its
-    spike. A spike that is not taken stalls all three stages (the read ports hold their
-    data while ``en`` is low).
+    the raw sum (:class:`LifIntegrate`); U3 has the raw sum in a register and fires
+    (:class:`LifFire`); U4 has the new state and the spike in registers, writes the neuron
+    back, clears its accumulator lane and offers its spike. A spike that is not taken
+    stalls all four stages (the read ports hold their data while ``en`` is low).
 
     Parameters
     ----------
@@ -88,8 +88,17 @@ class UpdatePass(wiring.Component):
         u3_membrane = Signal(signed(config.membrane_bits))
         u3_refractory = Signal(unsigned(config.refractory_bits))
         u3_raw = Signal(raw_shape(config))
+        # U4: the threshold's compare ends in registers, not in the spike's consumers.
+        u4_valid, u4_spike, u4_saturated = Signal(), Signal(), Signal()
+        u4_index = Signal(range(max_post))
+        u4_membrane = Signal(signed(config.membrane_bits))
+        u4_refractory = Signal(unsigned(config.refractory_bits))
         stall = Signal()
         reads = (self.acc_read, self.membrane_read, self.refractory_read)
+        # The layer's last neuron has been issued: a register, so that the reads are
+        # claimed only for neurons issued (a read past the layer may alias a neuron being
+        # written back) without a compare in front of their addresses.
+        all_issued = Signal()
 
         m.d.comb += [
             integrate.membrane.eq(self.membrane_read.data),
@@ -98,24 +107,25 @@ class UpdatePass(wiring.Component):
             fire.membrane.eq(u3_membrane),
             fire.refractory.eq(u3_refractory),
             fire.raw.eq(u3_raw),
-            self.spikes.valid.eq(u3_valid & fire.spike),
-            self.spikes.payload.eq(u3_index),
+            self.spikes.valid.eq(u4_valid & u4_spike),
+            self.spikes.payload.eq(u4_index),
             stall.eq(self.spikes.valid & ~self.spikes.ready),
-            issue.eq(self.enable & (index < self.n_post)),
-            self.busy.eq(issue | u2_valid | u3_valid),
+            issue.eq(self.enable & ~all_issued),
+            self.busy.eq(issue | u2_valid | u3_valid | u4_valid),
         ]
         # A stalled pass keeps its read data: the ports only latch when the pass advances.
         for port in reads:
             m.d.comb += port.en.eq(~stall)
         with m.If(self.start):
-            m.d.sync += index.eq(0)
-        with m.If(self.enable):
+            m.d.sync += [index.eq(0), all_issued.eq(0)]
+        with m.If(issue):
             m.d.comb += [port.valid.eq(1) for port in reads]
             m.d.comb += [
                 self.membrane_read.addr.eq(self.state_base + index),
                 self.refractory_read.addr.eq(self.state_base + index),
                 self.acc_read.addr.eq(self.acc_base + (index >> lane_bits)),
             ]
+        with m.If(self.enable):
             with m.If(~stall):
                 m.d.sync += [
                     u2_valid.eq(issue), u2_index.eq(index),
@@ -124,24 +134,29 @@ class UpdatePass(wiring.Component):
                     u3_membrane.eq(self.membrane_read.data),
                     u3_refractory.eq(self.refractory_read.data),
                     u3_raw.eq(integrate.raw),
+                    u4_valid.eq(u3_valid), u4_index.eq(u3_index),
+                    u4_spike.eq(fire.spike), u4_saturated.eq(fire.saturated),
+                    u4_membrane.eq(fire.new_membrane), u4_refractory.eq(fire.new_refractory),
                 ]
                 with m.If(issue):
                     m.d.sync += index.eq(index + 1)
+                    with m.If(index == self.n_post - 1):
+                        m.d.sync += all_issued.eq(1)
 
-        with m.If(u3_valid & ~stall):           # U3 writes its neuron back
-            state_addr = self.state_base + u3_index
+        with m.If(u4_valid & ~stall):           # U4 writes its neuron back
+            state_addr = self.state_base + u4_index
             m.d.comb += [
                 self.membrane_write.addr.eq(state_addr),
-                self.membrane_write.data.eq(fire.new_membrane),
+                self.membrane_write.data.eq(u4_membrane),
                 self.membrane_write.en.eq(1),
                 self.refractory_write.addr.eq(state_addr),
-                self.refractory_write.data.eq(fire.new_refractory),
+                self.refractory_write.data.eq(u4_refractory),
                 self.refractory_write.en.eq(1),
                 # Clear this neuron's accumulator lane for the next tick (the lane is read
                 # once per tick, so the clear never races a read of it).
-                self.acc_write.addr.eq(self.acc_base + (u3_index >> lane_bits)),
-                self.acc_write.en.eq(Const(1, lanes) << u3_index[:lane_bits] if lanes > 1
+                self.acc_write.addr.eq(self.acc_base + (u4_index >> lane_bits)),
+                self.acc_write.en.eq(Const(1, lanes) << u4_index[:lane_bits] if lanes > 1
                                      else 1),
-                self.saturated.eq(fire.saturated),
+                self.saturated.eq(u4_saturated),
             ]
         return m

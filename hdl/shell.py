@@ -27,7 +27,7 @@ from plasticore.layout import REGION_REGISTERS
 from .interfaces import HOST_DATA_BITS, core_ports
 
 __all__ = ["CoreShell", "HostDecoder", "SharedNames", "COUNTER_MAX", "select_constants", "weight_word_decoder",
-           "serve_memory", "serve_register_write", "answer_host", "send_end_of_tick",
+           "host_check", "host_checked_writes", "serve_memory", "serve_register_write", "answer_host", "send_end_of_tick",
            "open_tick", "count_saturating", "assert_one_owner"]
 
 #: 32-bit counters (tick, dropped events) stick at this value.
@@ -227,6 +227,25 @@ def weight_word_decoder(m: Module, layout, offset, projections=None):
                         + (post >> lane_bits)),
             ]
     return word, valid, post
+
+
+def host_check(m: Module, condition) -> Signal:
+    """``condition`` on the host's address or write data, registered for the decode cycle.
+
+    As in :func:`weight_word_decoder`: the host holds its address and data from the cycle
+    it raises ``strobe`` until ``ack``, and a core takes at least a cycle between seeing
+    ``strobe`` and its decode, so the register holds the check of the access being served,
+    and the comparisons stay off the paths into the memories' write enables.
+    """
+    flag = Signal()
+    m.d.sync += flag.eq(condition)
+    return flag
+
+
+def host_checked_writes(m: Module, writes) -> dict:
+    """``writes`` (see :func:`serve_register_write`) with each ``fits`` a :func:`host_check`."""
+    return {name: (fits if fits is None else host_check(m, fits), statements)
+            for name, (fits, statements) in writes.items()}
 
 
 def serve_memory(m: Module, host, host_error, read_port, write_port, address, valid, fits,

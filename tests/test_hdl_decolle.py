@@ -472,7 +472,7 @@ def expected_cycles(config, golden, events, learned, targets):
     for layer, (n_pre, n_post) in enumerate(zip(config.layers, config.layers[1:])):
         groups = -(-n_post // lanes)
         last_group = n_post - (groups - 1) * lanes
-        cycles += n_pre + (groups - 1) * max(n_pre, lanes, 2) + last_group + 6
+        cycles += n_pre + (groups - 1) * max(n_pre, lanes, 2) + last_group + 8
         if not learned:
             continue
         membrane, spikes = golden.U[layer], golden.S[layer]
@@ -505,7 +505,7 @@ def expected_cycles(config, golden, events, learned, targets):
             busy = occupied if errors[neurons].any() else 0
             if busy:
                 finished = handed + update
-        cycles += max(handed + 1, finished) + 1
+        cycles += max(handed + 1, finished) + 2
     return cycles
 
 
