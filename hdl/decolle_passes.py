@@ -171,9 +171,9 @@ class MembranePass(wiring.Component):
                     p.d.sync += active.eq(0)
             with p.Else():
                 p.d.sync += [pre.eq(pre + 1), weight_offset.eq(weight_offset + layer.row_words)]
-        # The input-spike memory (logic cells, a wide multiplexer) is read through the whole
-        # first group of the first layer, stalls included, so that its address does not
-        # wait for `issue`: only the reads issued are used.
+        # The input-spike memory is read through the whole first group of the first layer,
+        # stalls included, so that its address does not wait for `issue`: only the reads
+        # issued are used (a stalled read is of `pre`, never of the word being cleared).
         with p.If(active & first_group & layer.is_first):
             p.d.comb += [self.input_read.valid.eq(1), self.input_read.addr.eq(pre)]
         with p.If(issue & last_input):
