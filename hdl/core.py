@@ -69,7 +69,7 @@ from .projection import Delivery, WeightBanks
 from .recurrence import SpikeList
 from .shell import (CoreShell, HostDecoder, count_saturating, host_check, host_checked_writes,
                     open_tick, select_constants, send_end_of_tick, serve_memory,
-                    serve_register_write, weight_word_decoder)
+                    serve_register_write, start_pulses, weight_word_decoder)
 from .synapse import accumulator_word_layout
 
 __all__ = ["Core"]
@@ -248,12 +248,8 @@ class Core(CoreShell):
             m.d.comb += [p.error_pass.label_valid.eq(p.label_valid),
                          p.error_pass.label_class.eq(p.label_class)]
             # The passes' start pulses, registered (see _erbp_phases): phase -> pulse.
-            p.pass_start = {state: Signal(name=f"start_{state.lower()}")
-                            for state in ("ERROR", "FEEDBACK", "DENDRITE")}
-            for state, part in zip(p.pass_start, (p.error_pass, p.feedback_pass,
-                                                  p.dendrite_pass)):
-                m.d.sync += p.pass_start[state].eq(0)
-                m.d.comb += part.start.eq(p.pass_start[state])
+            p.pass_start = start_pulses(m, {"ERROR": p.error_pass, "FEEDBACK": p.feedback_pass,
+                                            "DENDRITE": p.dendrite_pass})
             raised += [(FLAG_WEIGHT_SATURATED, p.delivery.weight_saturated),
                        (FLAG_ERROR_SATURATED, p.error_pass.saturated),
                        (FLAG_ERROR_SATURATED, p.error_pass.label_saturated),

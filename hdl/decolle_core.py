@@ -72,7 +72,7 @@ from .projection import WeightBanks
 from .synapse import weight_word_layout
 from .shell import (CoreShell, HostDecoder, count_saturating, host_check, host_checked_writes,
                     open_tick, select_constants, send_end_of_tick, serve_memory,
-                    serve_register_write, weight_word_decoder)
+                    serve_register_write, start_pulses, weight_word_decoder)
 
 __all__ = ["DecolleCore"]
 
@@ -195,10 +195,8 @@ class DecolleCore(CoreShell):
         m.d.sync += clear_readout.eq(p.membrane.start)
         # The passes' start pulses come from registers set as their phases are entered, so
         # that no `done` or input decode reaches into a pass's registers in one cycle.
-        p.membrane_start, p.learning_start = Signal(), Signal()
-        m.d.sync += [p.membrane_start.eq(0), p.learning_start.eq(0)]
-        m.d.comb += [p.membrane.start.eq(p.membrane_start),
-                     p.learning_pass.start.eq(p.learning_start)]
+        pulses = start_pulses(m, {"membrane": p.membrane, "learning": p.learning_pass})
+        p.membrane_start, p.learning_start = pulses["membrane"], pulses["learning"]
         m.d.comb += [
             p.error_unit.clear.eq(clear_readout),
             p.membrane.fresh.eq(p.fresh),

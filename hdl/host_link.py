@@ -476,7 +476,7 @@ class HostLink(wiring.Component):
             "command_known", "command_length_ok", "count", "crc_ok", "done", "last_word",
             "length", "level", "lost", "max_words", "offer", "pointer", "reply_length",
             "short_param", "status", "strobe", "ticks_seen", "ticks_sent", "word", "write")
-        is_command, all_done = ns.is_command, ns.all_done
+        (all_done, is_command) = ns.take("all_done", "is_command")
         # READ_SPIKES takes min(asked, buffered, max_words) events, found in two registered
         # steps: the request holds still from its end, and the buffer only fills until
         # SPIKES_POP, so the count is never more than the buffer holds.
@@ -574,7 +574,7 @@ class HostLink(wiring.Component):
             "buf_wr", "byte_index", "count", "done", "events", "hold_level", "last_word",
             "offer", "pointer", "reply_length", "status_word", "ticks_seen", "ticks_sent",
             "word")
-        all_done = ns.all_done
+        (all_done,) = ns.take("all_done")
         # The core's `ready` is a decode of its phase and its delivery's state: it clears
         # `offer` and nothing else, and the phases move on in the cycles after.
         # PUSH_EVENTS: two payload bytes per event, into the core's input stream.

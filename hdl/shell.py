@@ -26,9 +26,10 @@ from plasticore.config import ConfigError, CoreConfig
 from plasticore.layout import REGION_REGISTERS
 from .interfaces import HOST_DATA_BITS, core_ports
 
-__all__ = ["CoreShell", "HostDecoder", "SharedNames", "COUNTER_MAX", "select_constants", "weight_word_decoder",
-           "host_check", "host_checked_writes", "serve_memory", "serve_register_write", "answer_host", "send_end_of_tick",
-           "open_tick", "count_saturating", "assert_one_owner"]
+__all__ = ["CoreShell", "HostDecoder", "SharedNames", "COUNTER_MAX", "select_constants",
+           "weight_word_decoder", "host_check", "host_checked_writes", "serve_memory",
+           "serve_register_write", "answer_host", "send_end_of_tick", "open_tick",
+           "count_saturating", "assert_one_owner", "start_pulses"]
 
 #: 32-bit counters (tick, dropped events) stick at this value.
 COUNTER_MAX = (1 << 32) - 1
@@ -227,6 +228,23 @@ def weight_word_decoder(m: Module, layout, offset, projections=None):
                         + (post >> lane_bits)),
             ]
     return word, valid, post
+
+
+def start_pulses(m: Module, passes: dict) -> dict:
+    """A registered start pulse for each pass in ``passes`` (name -> pass with a ``start``
+    input); returns name -> pulse.
+
+    A phase that starts a pass sets its pulse (``m.d.sync += pulse.eq(1)``) as the phase is
+    entered; the pulse lasts one cycle, the phase's first, so no phase decision reaches into
+    a pass's registers in the cycle it is made. In that cycle the pass has not started yet:
+    the phase does not look at its ``done``.
+    """
+    pulses = {}
+    for name, part in passes.items():
+        pulses[name] = pulse = Signal(name=f"start_{name}")
+        m.d.sync += pulse.eq(0)
+        m.d.comb += part.start.eq(pulse)
+    return pulses
 
 
 def host_check(m: Module, condition) -> Signal:
