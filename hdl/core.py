@@ -65,7 +65,7 @@ from .erbp_passes import (DendritePass, ErbpWeightStage, ErrorPass, FeedbackPass
                           error_word_layout, signal_word_layout)
 from .population import UpdatePass
 from .ports import NO_COLLISION_LOGIC, UncollidedReadPort, access_for, share_port
-from .projection import Delivery, WeightBanks
+from .projection import Delivery, WeightBanks, registered_reads
 from .recurrence import SpikeList
 from .shell import (CoreShell, HostDecoder, count_saturating, host_check, host_checked_writes,
                     open_tick, select_constants, send_end_of_tick, serve_memory,
@@ -261,7 +261,7 @@ class Core(CoreShell):
 
     def _host_accesses(self, m, p):
         """Add the host's accesses to the memories, and its decoder."""
-        layout = self._layout
+        config, layout = self._config, self._layout
         p.ports = {"weights": (p.weights.read, p.weights.write),
                    "acc": p.acc, "membrane": p.membrane, "refractory": p.refractory}
         if p.learning:
@@ -274,9 +274,11 @@ class Core(CoreShell):
         # The register number, or the error neuron's index, is kept for the answer.
         p.decoder = HostDecoder(self.host, layout,
                                 range(max(len(layout.registers), layout.error_neurons)))
+        p.decoder.drive(m)
         p.tick_is_open = open_tick(m, self.i_events)
         # Weight addresses: (row << post_bits) | post, row counting presynaptic rows.
-        p.weight_decode = weight_word_decoder(m, layout, p.decoder.offset)
+        p.weight_decode = weight_word_decoder(
+            m, layout, p.decoder.offset, stages=2 if registered_reads(config) else 1)
         # The CLEAR phase writes the accumulators itself.
         p.clear_write = access_for(p.acc[1], path="clear_write")
         # The checks of a host access's offset and value, registered (host_check).
@@ -383,7 +385,7 @@ class Core(CoreShell):
                 n_classes = config.layers[-1]
                 is_label = ~in_range & (payload.address < config.n_inputs + n_classes)
             with m.If(host.strobe & delivery.idle):
-                m.next = "HOST_ACCESS"
+                m.next = "HOST_DECODE"
             if p.signals:
                 with m.Elif(self.i_events.valid & need_signals & delivery.idle):
                     m.d.comb += p.signal_pass.start.eq(1)
@@ -530,7 +532,8 @@ class Core(CoreShell):
         return writes
 
     def _host_phases(self, m, p):
-        """Add HOST_ACCESS (decode and access) and HOST_ACK (answer)."""
+        """Add HOST_DECODE (the weight decode's second cycle), HOST_ACCESS (decode and
+        access) and HOST_ACK (answer)."""
         config, layout, host, decoder = self._config, self._layout, self.host, p.decoder
         lanes, lane_bits = config.lanes, layout.lane_bits
         offset, value = decoder.offset, host.write_data
@@ -542,6 +545,10 @@ class Core(CoreShell):
         def serve(name, address, valid, fits, data, enable=1):
             serve_memory(m, host, decoder.error, p.host_read[name], p.host_write[name],
                          address, valid, fits, data, enable)
+
+        with m.State("HOST_DECODE"):
+            # The weight word's decode takes two cycles (weight_word_decoder).
+            m.next = "HOST_ACCESS"
 
         with m.State("HOST_ACCESS"):
             m.next = "HOST_ACK"
@@ -597,4 +604,8 @@ class Core(CoreShell):
                 region_values[REGION_ERROR] = Mux(decoder.register < n_classes,
                                                   error[0], error[1])
             decoder.answer(m, layout.registers, register_values, region_values)
+            m.next = "HOST_DONE"
+
+        with m.State("HOST_DONE"):
+            # ack: the host drops strobe at the end of this cycle.
             m.next = "INPUT"

@@ -68,7 +68,7 @@ from .decolle_passes import (LearningPass, MembranePass, layer_constants_layout,
 from .decolle_units import ErrorUnit
 from .interfaces import ADDRESS_BITS
 from .ports import NO_COLLISION_LOGIC, UncollidedReadPort, access_for, share_port
-from .projection import WeightBanks
+from .projection import WeightBanks, registered_reads
 from .synapse import weight_word_layout
 from .shell import (CoreShell, HostDecoder, count_saturating, host_check, host_checked_writes,
                     open_tick, select_constants, send_end_of_tick, serve_memory,
@@ -245,7 +245,7 @@ class DecolleCore(CoreShell):
         n_inputs, n_classes = config.n_inputs, config.layers[-1]
         with m.State("INPUT"):
             with m.If(self.host.strobe):
-                m.next = "HOST_ACCESS"
+                m.next = "HOST_DECODE"
             with m.Elif(self.i_events.valid):
                 m.d.comb += self.i_events.ready.eq(1)
                 with m.If(payload.end_of_tick):
@@ -309,7 +309,9 @@ class DecolleCore(CoreShell):
         """Add the host decoder: address fields, weight and bias decode, the register table."""
         config, layout, value = self._config, self._layout, self.host.write_data
         p.decoder = HostDecoder(self.host, layout, layout.offset_bits)
-        p.weight_decode = weight_word_decoder(m, layout, p.decoder.offset)
+        p.decoder.drive(m)
+        p.weight_decode = weight_word_decoder(
+            m, layout, p.decoder.offset, stages=2 if registered_reads(config) else 1)
         p.bias_decode = self._bias_word_decoder(m, p.decoder.offset)
         # The checks of a host access's offset and value, registered (host_check).
         p.fits_weight = host_check(m, fits_signed(value, config.weight_bits))
@@ -345,7 +347,8 @@ class DecolleCore(CoreShell):
         return word, lane
 
     def _host_phases(self, m, p):
-        """Add HOST_ACCESS (decode and access) and HOST_ACK (answer)."""
+        """Add HOST_DECODE (the weight decode's second cycle), HOST_ACCESS (decode and
+        access) and HOST_ACK (answer)."""
         config, layout, host, decoder = self._config, self._layout, self.host, p.decoder
         offset, host_error, value = decoder.offset, decoder.error, host.write_data
         weight_word, weight_valid, weight_post = p.weight_decode
@@ -366,6 +369,10 @@ class DecolleCore(CoreShell):
             m.d.comb += [p.host_read[name].valid.eq(1), p.host_read[name].addr.eq(offset)]
             with m.If(~valid | host.write):
                 m.d.sync += host_error.eq(1)
+
+        with m.State("HOST_DECODE"):
+            # The weight word's decode takes two cycles (weight_word_decoder).
+            m.next = "HOST_ACCESS"
 
         with m.State("HOST_ACCESS"):
             m.next = "HOST_ACK"
@@ -404,4 +411,8 @@ class DecolleCore(CoreShell):
                 REGION_TRACE_Q: Mux(p.fresh, 0, traces.q),
                 REGION_TRACE_P: Mux(p.fresh, 0, traces.p),
             })
+            m.next = "HOST_DONE"
+
+        with m.State("HOST_DONE"):
+            # ack: the host drops strobe at the end of this cycle.
             m.next = "INPUT"

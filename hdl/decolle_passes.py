@@ -18,6 +18,7 @@ from .decolle_units import (NeuronUnit, TraceUnit, UpdateUnit, dot_shape, refrac
                             trace_shape)
 from .ports import read_access, write_access
 from .prng import Threefry2x32, delayed
+from .projection import prng_rounds_per_stage
 from .synapse import weight_word_layout
 
 __all__ = ["layer_constants_layout", "trace_word_layout", "state_word_layout",
@@ -143,17 +144,24 @@ class MembranePass(wiring.Component):
         # cycle that starts the pass, so nothing is taken from them then.
         weight_offset = Signal.like(layer.weight_base)
         # Cycles since the last group's last input was read (at most `wait`).
-        wait = max(lanes, 2)
+        wait = max(lanes, 3)
         since = Signal(range(wait + 1), init=wait)
         last_input = pre == layer.n_pre - 1
         first_group = group == 0
+        # A layer of two inputs: a later group's first read waits a cycle more, so that
+        # it never reads a P in the cycle the group before writes it (three cycles after
+        # that group read it); a layer of one input has only its last input, which waits
+        # `wait` cycles anyway, and one of three or more reads the first P late enough.
+        # Registered: the layer's constants change as the pass starts.
+        two_inputs = Signal()
+        p.d.sync += two_inputs.eq(layer.n_pre == 2)
         issue = Signal()
         with p.If(self.start):
             p.d.sync += [active.eq(1), group.eq(0), pre.eq(0), weight_offset.eq(0),
                          since.eq(wait)]
         # Stage A: read W[j, group] and the traces of j (and, in the first group, the
         # input's spike); a group's words are row_words apart.
-        with p.Elif(active & (~last_input | (since == wait))):
+        with p.Elif(active & Mux(last_input, since == wait, ~two_inputs | (since >= 2))):
             p.d.comb += [
                 issue.eq(1),
                 self.weights_read.valid.eq(1),
@@ -180,29 +188,39 @@ class MembranePass(wiring.Component):
             p.d.sync += since.eq(1)
         with p.Elif(since != wait):
             p.d.sync += since.eq(since + 1)
-        # Stage B: the read data; in the first group the traces are updated and written
-        # back (the input spikes cleared for the next tick), and the new P goes on.
+        # Stage B: the read data are registered (a block RAM's read data take 6 ns to come
+        # out on the ECP5); the input spikes are cleared for the next tick.
         b_valid, b_first, b_last, b_traces = Signal(), Signal(), Signal(), Signal()
         b_group = Signal.like(group)
         b_pre = Signal.like(pre)
         p.d.sync += [b_valid.eq(issue), b_first.eq(pre == 0), b_last.eq(last_input),
                      b_group.eq(group), b_pre.eq(pre), b_traces.eq(first_group)]
-        traces = self.traces_read.data
-        p.d.comb += [
-            trace_unit.q.eq(Mux(self.fresh, 0, traces.q)),
-            trace_unit.p.eq(Mux(self.fresh, 0, traces.p)),
-            trace_unit.spike.eq(Mux(layer.is_first, self.input_read.data,
-                                    self.state_read.data.s)),
-        ]
-        with p.If(b_valid & b_traces):
+        with p.If(b_valid & b_traces & layer.is_first):
+            p.d.comb += [self.input_write.addr.eq(b_pre), self.input_write.en.eq(1)]
+        # Stage T: in the first group the traces are updated and written back, and the new
+        # P goes on.
+        t_valid, t_first, t_last, t_traces = Signal(), Signal(), Signal(), Signal()
+        t_group = Signal.like(group)
+        t_pre = Signal.like(pre)
+        t_weights = Signal(weight_word_layout(config))
+        t_old = Signal.like(self.traces_read.data)
+        t_spike = Signal()
+        p.d.sync += [t_valid.eq(b_valid), t_first.eq(b_first), t_last.eq(b_last),
+                     t_group.eq(b_group), t_pre.eq(b_pre), t_traces.eq(b_traces),
+                     t_weights.eq(self.weights_read.data),
+                     t_old.eq(self.traces_read.data),
+                     t_spike.eq(Mux(layer.is_first, self.input_read.data,
+                                    self.state_read.data.s))]
+        p.d.comb += [trace_unit.q.eq(Mux(self.fresh, 0, t_old.q)),
+                     trace_unit.p.eq(Mux(self.fresh, 0, t_old.p)),
+                     trace_unit.spike.eq(t_spike)]
+        with p.If(t_valid & t_traces):
             p.d.comb += [
-                self.traces_write.addr.eq(layer.row_base + b_pre),
+                self.traces_write.addr.eq(layer.row_base + t_pre),
                 self.traces_write.data.q.eq(trace_unit.new_q),
                 self.traces_write.data.p.eq(trace_unit.new_p),
                 self.traces_write.en.eq(1),
             ]
-            with p.If(layer.is_first):
-                p.d.comb += [self.input_write.addr.eq(b_pre), self.input_write.en.eq(1)]
         # Stage C: the weight word and P in registers (the trace update stays out of the
         # multipliers' path); stage D: the products; stage E: accumulate, a group's last
         # input hands its sums on.
@@ -210,9 +228,9 @@ class MembranePass(wiring.Component):
         c_group = Signal.like(group)
         c_weights = Signal(weight_word_layout(config))
         c_p = Signal(trace_shape(config))
-        p.d.sync += [c_valid.eq(b_valid), c_first.eq(b_first), c_last.eq(b_last),
-                     c_group.eq(b_group), c_weights.eq(self.weights_read.data),
-                     c_p.eq(Mux(b_traces, trace_unit.new_p, traces.p))]
+        p.d.sync += [c_valid.eq(t_valid), c_first.eq(t_first), c_last.eq(t_last),
+                     c_group.eq(t_group), c_weights.eq(t_weights),
+                     c_p.eq(Mux(t_traces, trace_unit.new_p, t_old.p))]
         d_valid, d_first, d_last = Signal(), Signal(), Signal()
         d_group = Signal.like(group)
         product_shape = signed(config.weight_bits + trace_shape(config).width)
@@ -262,10 +280,18 @@ class MembranePass(wiring.Component):
                          self.state_read.addr.eq(layer.state_base + f1_neuron),
                          self.bias_read.valid.eq(1),
                          self.bias_read.addr.eq(layer.group_base + (f1_neuron >> lane_bits))]
-        p.d.sync += [f2_valid.eq(f1_valid), f2_neuron.eq(f1_neuron), f2_dot.eq(f1_dot),
+        # R registers the state and bias words as they are read (a block RAM's read data
+        # take 6 ns to come out on the ECP5).
+        r_valid = Signal()
+        r_neuron = Signal(range(max_post))
+        r_dot = Signal(dot_shape(config))
+        state = Signal.like(self.state_read.data)
+        bias_word = Signal.like(self.bias_read.data)
+        p.d.sync += [r_valid.eq(f1_valid), r_neuron.eq(f1_neuron), r_dot.eq(f1_dot),
+                     state.eq(self.state_read.data), bias_word.eq(self.bias_read.data)]
+        p.d.sync += [f2_valid.eq(r_valid), f2_neuron.eq(r_neuron), f2_dot.eq(r_dot),
                      f3_valid.eq(f2_valid), f3_neuron.eq(f2_neuron)]
-        state = self.state_read.data
-        bias = self.bias_read.data[f2_neuron[:lane_bits]] if lanes > 1 else self.bias_read.data[0]
+        bias = bias_word[f2_neuron[:lane_bits]] if lanes > 1 else bias_word[0]
         p.d.comb += [
             unit.dot.eq(f2_dot),
             unit.bias.eq(bias),
@@ -285,8 +311,8 @@ class MembranePass(wiring.Component):
                      f4_membrane.eq(unit.membrane), f4_refractory.eq(unit.new_refractory)]
         spike = f4_valid & f4_spike
         p.d.comb += [
-            self.done.eq(~active & ~b_valid & ~c_valid & ~d_valid & ~serial & ~f1_valid
-                         & ~f2_valid & ~f3_valid & ~f4_valid),
+            self.done.eq(~active & ~b_valid & ~t_valid & ~c_valid & ~d_valid & ~serial & ~f1_valid
+                         & ~r_valid & ~f2_valid & ~f3_valid & ~f4_valid),
             self.spikes.valid.eq(spike),
             self.spikes.payload.eq(f4_neuron),
         ]
@@ -390,7 +416,8 @@ class LearningPass(wiring.Component):
         active = Signal()
         draw_active = Signal()
         self._threefry = ([Threefry2x32((config.seed, ROUNDING_STREAM), params.prng_rounds,
-                                        rounds_per_stage=min(2, params.prng_rounds))
+                                        rounds_per_stage=min(prng_rounds_per_stage(config),
+                                                             params.prng_rounds))
                            for _ in range(draw_blocks(config, layout))]
                           if self._stochastic else [])
         latency = self._threefry[0].latency if self._threefry else 1

@@ -163,8 +163,10 @@ class ErrorUnit(wiring.Component):
     Use, for one layer (``layer`` held): pulse ``clear`` (``r = g``); pulse ``add`` with
     ``add_neuron`` for each neuron that spiked, at most one per cycle (``r += G[i]``, exact);
     then for each neuron pulse ``start`` with ``neuron``, ``membrane`` and ``spike`` and wait
-    for ``done``: ``error`` is ``e_q``. A neuron below the top whose membrane is inside the
-    boxcar takes ``K + 3`` cycles (one product per readout entry, pipelined), any other 2.
+    for ``done``: ``error`` is ``e_q``. The inputs are registered in the cycle of ``start``
+    and the gate is formed in the next. A neuron below the top whose membrane is inside
+    the boxcar takes ``K + 4`` cycles (one product per readout entry, pipelined), any
+    other 3.
 
     Attributes
     ----------
@@ -299,28 +301,26 @@ class ErrorUnit(wiring.Component):
 
         with m.FSM(name="error"):
             with m.State("IDLE"):
+                # The inputs are registered first: the membrane comes from a block RAM's
+                # read data, too late for the window's comparisons and the decision below.
                 with m.If(self.start):
-                    if rows:
-                        with m.If(~is_top):
-                            m.d.comb += rom_rd.addr.eq(base + self.neuron)
-                    inside = (self.membrane > -window) & (self.membrane <= window)
-                    target = self.target.bit_select(self.neuron, 1)
-                    top_error = Mux(self.spike & ~target, 1 << u,
-                                    Mux(~self.spike & target, -(1 << u), 0))
                     m.d.sync += [
                         neuron.eq(self.neuron),
                         membrane.eq(self.membrane),
                         spike.eq(self.spike),
-                        gate.eq(inside),
-                        k.eq(0),
-                        product_valid.eq(0),
-                        total.eq(top_error),
                     ]
-                    with m.If(~is_top & inside):
-                        m.d.sync += total.eq(0)
-                        m.next = "SUM"
-                    with m.Else():
-                        m.next = "QUANTIZE"
+                    m.next = "GATE"
+            with m.State("GATE"):
+                m.d.comb += self.busy.eq(1)
+                inside = (membrane > -window) & (membrane <= window)
+                target = self.target.bit_select(neuron, 1)
+                top_error = Mux(spike & ~target, 1 << u, Mux(~spike & target, -(1 << u), 0))
+                m.d.sync += [gate.eq(inside), k.eq(0), product_valid.eq(0), total.eq(top_error)]
+                with m.If(~is_top & inside):
+                    m.d.sync += total.eq(0)
+                    m.next = "SUM"
+                with m.Else():
+                    m.next = "QUANTIZE"
             with m.State("SUM"):
                 # One readout entry per cycle: err[k] and G[i, k] are formed (one clamp
                 # chain shared by every k) and registered, their product added a cycle later.
@@ -353,17 +353,19 @@ class ErrorUnit(wiring.Component):
 
 
 class UpdateUnit(wiring.Component):
-    """Step 5c for one synapse, a three-stage pipeline (latency 2, one synapse per cycle).
+    """Step 5c for one synapse, a five-stage pipeline (latency 4, one synapse per cycle).
 
     ``W = clamp_w(W + ((-e_q * P + rnd) >> lr_shift))`` with ``rnd`` the top ``lr_shift``
-    bits of the 16-bit draw (0 without stochastic rounding). The first stage forms the
-    product and the rounding bits from the inputs and registers them with the weight; the
-    second adds them and shifts, and registers the step limited to ``weight_bits + 2``
-    bits (a larger step saturates every weight the same way); the third adds the step to
-    the weight and saturates (combinational outputs, two cycles after the inputs). A block
-    RAM read, a multiplier, a shifter and the saturating add do not fit one cycle at 50 MHz
-    on the ECP5; the shifter and the saturating add into a single-port SPRAM's write data,
-    whose routing alone takes 7 ns, did not fit two at 20 MHz on the iCE40.
+    bits of the 16-bit draw (0 without stochastic rounding). Every stage starts and ends
+    at registers, so that no path joins a block RAM's read data, a multiplier and an adder:
+
+    1. the inputs are registered (a block RAM's read data take 6 ns to come out on the
+       ECP5), with ``-e_q`` and the rounding bits;
+    2. the multiplier (a MULT18X18D alone takes 5.4 ns);
+    3. the rounding add and the shift, and the step limited to ``weight_bits + 2`` bits
+       (a larger step saturates every weight the same way);
+    4. the saturating add to the weight, whose registered result reaches a memory's write
+       data on its own (the routing to an iCE40 SPRAM alone takes up to 7 ns).
 
     Attributes
     ----------
@@ -375,12 +377,12 @@ class UpdateUnit(wiring.Component):
     shift : In(range(17))
         The layer's learning-rate shift.
     new_weight : Out(signed(weight_bits))
-        For the inputs of two cycles before.
+        For the inputs of ``latency`` cycles before.
     saturated : Out(1)
     """
 
     #: Cycles from the inputs to the outputs.
-    latency = 2
+    latency = 4
 
     def __init__(self, config: CoreConfig):
         self._config = config
@@ -398,38 +400,48 @@ class UpdateUnit(wiring.Component):
     def elaborate(self, platform):
         config = self._config
         m = Module()
-        product = Signal(signed(config.learning.error_bits + trace_shape(config).width + 1))
-        rounding = Signal(RANDOM_DRAW_BITS)
-        weight = Signal.like(self.weight)
-        shift = Signal.like(self.shift)
-        m.d.sync += [product.eq(-(self.error * self.trace)), weight.eq(self.weight),
-                     shift.eq(self.shift)]
+
+        def stage(value, name):
+            register = Signal.like(value, name=name) if isinstance(value, Signal) else \
+                Signal(value.shape(), name=name)
+            m.d.sync += register.eq(value)
+            return register
+
+        # Stage 1: the inputs.
+        weight1 = stage(self.weight, "weight1")
+        trace1 = stage(self.trace, "trace1")
+        shift1 = stage(self.shift, "shift1")
+        negated1 = Signal(signed(config.learning.error_bits + 1))
+        m.d.sync += negated1.eq(-self.error)
+        rounding1 = Signal(RANDOM_DRAW_BITS)
         if config.learning.stochastic_rounding:
             # A 16-bit draw shifted right by 16 is 0: no special case for lr_shift = 0.
             amount = Signal(range(RANDOM_DRAW_BITS + 1))
             m.d.comb += amount.eq(RANDOM_DRAW_BITS - self.shift)
-            m.d.sync += rounding.eq(self.draw >> amount)
-        rounded = product + rounding
+            m.d.sync += rounding1.eq(self.draw >> amount)
+        # Stage 2: the product.
+        product2 = Signal(signed(len(negated1) + trace_shape(config).width))
+        m.d.sync += product2.eq(negated1 * trace1)
+        weight2, shift2, rounding2 = (stage(weight1, "weight2"), stage(shift1, "shift2"),
+                                      stage(rounding1, "rounding2"))
+        # Stage 3: round, shift and limit the step. It fits signed(weight_bits + 2) when
+        # the bits of `rounded` from weight_bits + 1 + shift up all equal its sign: a mask
+        # (from the shift, registered a stage before) beside the shifter, not a test
+        # after it.
+        rounded = product2 + rounding2
         shifted = Signal(rounded.shape())  # an arithmetic shift right: no wider than that
-        m.d.comb += shifted.eq(rounded >> shift)
-        # A step beyond +-2**weight_bits saturates every weight the same way, so it is
-        # limited to signed(weight_bits + 2) here and the last stage adds and clamps
-        # numbers a few bits wider than a weight. It fits when the bits of `rounded` from
-        # weight_bits + 1 + shift up all equal its sign: a mask (from the shift, registered
-        # in the first stage) beside the shifter, not a test after it.
+        m.d.comb += shifted.eq(rounded >> shift2)
         bits = config.weight_bits + 2
         width = len(rounded)
-        above = Signal(width)
-        m.d.sync += above.eq((Const(-1, width) << (bits - 1 + self.shift))[:width])
+        above2 = Signal(width)
+        m.d.sync += above2.eq((Const(-1, width) << (bits - 1 + shift1))[:width])
         sign = rounded[-1]
-        outside = ((rounded ^ sign.replicate(width)) & above).any()
-        step = Signal(signed(bits))
-        step_weight = Signal.like(self.weight)
-        m.d.sync += [
-            step.eq(Mux(outside, Mux(sign, -(1 << (bits - 1)), (1 << (bits - 1)) - 1),
-                        shifted[:bits])),
-            step_weight.eq(weight),
-        ]
-        new_weight, clamped = saturate(step_weight + step, config.weight_bits)
-        m.d.comb += [self.new_weight.eq(new_weight), self.saturated.eq(clamped)]
+        outside = ((rounded ^ sign.replicate(width)) & above2).any()
+        step3 = Signal(signed(bits))
+        m.d.sync += step3.eq(Mux(outside, Mux(sign, -(1 << (bits - 1)), (1 << (bits - 1)) - 1),
+                                 shifted[:bits]))
+        weight3 = stage(weight2, "weight3")
+        # Stage 4: the saturating add.
+        new_weight, clamped = saturate(weight3 + step3, config.weight_bits)
+        m.d.sync += [self.new_weight.eq(new_weight), self.saturated.eq(clamped)]
         return m

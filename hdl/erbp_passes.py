@@ -22,28 +22,24 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from plasticore.rules.erbp import feedback_matrices
-from .arith import saturate
+from .arith import saturate, times_constant
 from .erbp import DendriteLeak, DendriteUpdate, ErbpWeightStep, ErrorInput, ErrorNeuron
 from .ports import read_access, write_access
 from .prng import Threefry2x32, delayed
-from .projection import plasticity_signature, weight_data_stage
+from .projection import (plasticity_signature, prng_rounds_per_stage, registered_reads,
+                         weight_data_stage)
 from .shell import select_constants
 from .synapse import WeightUpdate, accumulator_word_layout
 
 __all__ = ["ErbpWeightStage", "SignalPass", "ErrorPass", "FeedbackPass", "DendritePass",
-           "PRNG_ROUNDS_PER_STAGE", "error_word_layout", "signal_word_layout"]
-
-#: Threefry rounds between pipeline registers: two 32-bit additions in series stay shorter
-#: than the core's other paths on an iCE40.
-PRNG_ROUNDS_PER_STAGE = 2
+           "error_word_layout", "signal_word_layout"]
 
 
-def _one_hot_index(one_hot):
-    """The index of the set bit of a one-hot value (0 for zero): an OR tree per index bit."""
-    width = len(one_hot)
-    bits = max(1, (width - 1).bit_length())
-    return Cat(*(Cat(*(one_hot[i] for i in range(width) if i >> b & 1)).any()
-                 for b in range(bits)))
+def _one_hot_select(one_hot, values, width: int):
+    """The constant ``values[k]`` for the set bit ``k`` of a one-hot value (0 for zero):
+    an OR tree per result bit."""
+    return Cat(*(Cat(*(one_hot[k] for k, value in enumerate(values) if value >> b & 1)).any()
+                 for b in range(width)))
 
 
 def _bits(depth: int) -> int:
@@ -99,10 +95,12 @@ class ErbpWeightStage(wiring.Component):
     """The weight stage: each delivered weight changes by its postsynaptic neuron's step.
 
     With one lane the synapse index of the rounding draw is the weight word's address, so
-    the walker's first-stage address enters the Threefry pipeline and the word waits
-    ``lead`` cycles beside its draw. One cycle before the weight is read, the postsynaptic
-    soma and dendrite are read (they still hold the start of the tick: neither is written
-    during delivery); :class:`ErbpWeightStep` turns them and the draw into the change, and
+    the walker's first-stage address enters the Threefry pipeline (a cycle later, through
+    a register) and the word waits ``lead`` cycles beside its draw. One cycle before the
+    weight is read, the postsynaptic soma and dendrite are read (they still hold the start
+    of the tick: neither is written during delivery) and registered; in the next cycle
+    :class:`ErbpWeightStep` turns them and the draw into the change, registered, and in
+    the cycle after that (:func:`~plasticore.hdl.projection.weight_data_stage`)
     :class:`WeightUpdate` applies it to the weight read.
 
     With ``lanes`` lanes every lane has its own Threefry pipeline, named by its synapse
@@ -127,7 +125,7 @@ class ErbpWeightStage(wiring.Component):
         self._config = config
         params = config.learning
         self._prngs = [Threefry2x32((params.rounding_seed, 0), params.prng_rounds,
-                                    min(PRNG_ROUNDS_PER_STAGE, params.prng_rounds))
+                                    min(prng_rounds_per_stage(config), params.prng_rounds))
                        for _ in range(config.lanes)]
         state = signed(config.membrane_bits)
         members = {
@@ -162,26 +160,36 @@ class ErbpWeightStage(wiring.Component):
         with m.If(early.valid):
             for port in reads:
                 m.d.comb += [port.valid.eq(1), port.addr.eq(early.payload.acc_addr)]
+        # The step registers its shift and compare, and its change meets the weight word
+        # in the stage after the word's read (weight_data_stage). With registered reads
+        # the soma and dendrite (or the signal word) are registered as they are read, the
+        # step works a cycle later, and so do the draws: the Threefry counters take the
+        # synapse a cycle after the walker's first stage. Otherwise the change is held a
+        # cycle.
+        assert weight_data_stage(config) == 2
+        registered = registered_reads(config)
+        held = [port.data for port in reads]
+        counter = synapse
+        if registered:
+            held = [Signal(value.shape(), name=f"held{index}") for index, value in enumerate(held)]
+            counter = Signal.like(synapse)
+            m.d.sync += [register.eq(port.data) for register, port in zip(held, reads)]
+            m.d.sync += counter.eq(synapse)
         updates = []
         for lane, prng in enumerate(self._prngs):
             m.submodules[f"prng{lane}" if lanes > 1 else "prng"] = prng
-            m.d.comb += [prng.counter0.eq(self.tick), prng.counter1.eq(synapse + lane)]
-            # Where the change is held a cycle or more anyway (SPRAM), the step holds it
-            # in the middle, between the shift and compare and the final add.
-            hold = weight_data_stage(config)
-            step = ErbpWeightStep(config, gated=lanes > 1, registered=hold > 0)
+            m.d.comb += [prng.counter0.eq(self.tick), prng.counter1.eq(counter + lane)]
+            step = ErbpWeightStep(config, gated=lanes > 1, registered=True)
             m.submodules[f"step{lane}" if lanes > 1 else "step"] = step
             if lanes == 1:
-                m.d.comb += [step.membrane.eq(self.membrane_read.data),
-                             step.dendrite.eq(self.dendrite_read.data)]
+                m.d.comb += [step.membrane.eq(held[0]), step.dendrite.eq(held[1])]
             else:
-                m.d.comb += step.dendrite.eq(self.signal_read.data[lane])
+                m.d.comb += step.dendrite.eq(held[0][lane])
             m.d.comb += [
                 step.random.eq(prng.word0),
                 step.shift.eq(self.shift), step.mask.eq(self.mask), step.active.eq(self.active),
             ]
-            # Registered, and held until the weight word reaches the update.
-            delta = delayed(m, step.delta, max(hold - 1, 0), f"delta{lane}")
+            delta = step.delta if registered else delayed(m, step.delta, 1, f"delta{lane}")
             update = WeightUpdate(config.weight_bits, signed(config.membrane_bits))
             m.submodules[f"update{lane}" if lanes > 1 else "update"] = update
             m.d.comb += [update.weight.eq(plasticity.old_weight[lane]), update.delta.eq(delta)]
@@ -266,7 +274,8 @@ class ErrorPass(wiring.Component):
     that reaches ``n w > high`` stands for all larger ones. After ``start`` the pass reads
     class ``k``'s label sums, then reads its state and forms its inputs
     (:class:`ErrorInput`), then updates E+ and E- (:class:`ErrorNeuron`) and writes them
-    back, clearing the count: three stages, one class per cycle.
+    back, clearing the count: three stages, one class per cycle (five with registered
+    reads, :func:`~plasticore.hdl.projection.registered_reads`).
 
     Attributes
     ----------
@@ -315,38 +324,63 @@ class ErrorPass(wiring.Component):
             # This label's addition saturates once (n + 1) w > high.
             m.d.comb += self.label_saturated.eq(label_count >= count_max - 1)
 
-        # Three stages: form class `index`'s label sums; read its state and form its
-        # inputs (labels, then prediction); update and write back.
+        # One class per cycle: form its label sums; read its state and form its inputs
+        # (labels, then prediction); update and write back. With registered reads
+        # (registered_reads) two stages more: the count is taken a stage before and the
+        # label sums formed a stage later, as the state read is registered (a block RAM's
+        # read data take 6 ns to come out on the ECP5) before the update.
+        registered = registered_reads(config)
         index = Signal(range(n_classes + 1), init=n_classes)
         issue = Signal()
-        read = Signal()
-        read_index = Signal(range(n_classes))
-        write = Signal()
-        write_index = Signal(range(n_classes))
-        total = counts[index] * params.error_input_weight
+        stages = ("sums", "read", "state", "write") if registered else ("read", "write")
+        valid, indices = {}, {}
+        before, before_index = issue, index
+        for stage in stages:
+            valid[stage] = Signal(name=f"{stage}_valid")
+            indices[stage] = Signal(range(n_classes), name=f"{stage}_index")
+            m.d.sync += [valid[stage].eq(before), indices[stage].eq(before_index)]
+            before, before_index = valid[stage], indices[stage]
+        read, read_index = valid["read"], indices["read"]
+        write, write_index = valid["write"], indices["write"]
+        m.d.comb += [issue.eq(index != n_classes),
+                     self.done.eq(~issue & ~Cat(*(valid[stage] for stage in stages[:-1])).any())]
+        # The label count and the prediction, taken at issue, reach the label sums and
+        # the inputs in the stage before the write.
+        count = counts[index]
+        predicted = self.predictions.bit_select(index, 1)
+        for stage in stages[:-2]:
+            taken = Signal(range(count_max + 1), name=f"{stage}_count")
+            m.d.sync += taken.eq(count)
+            count = taken
+            predicted = delayed(m, predicted, 1, f"{stage}_predicted")
+        # A multiplier block alone takes 5.4 ns on the ECP5; the iCE40 has DSP blocks to
+        # spare and logic cells to save.
+        total = times_constant(count, params.error_input_weight) if registered \
+            else count * params.error_input_weight
         label_plus = Signal(signed(config.membrane_bits))
         label_minus = Signal(signed(config.membrane_bits))
-        predicted = Signal()
-        m.d.comb += [issue.eq(index != n_classes), self.done.eq(~issue & ~read)]
         m.d.sync += [
-            read.eq(issue), read_index.eq(index), write.eq(read), write_index.eq(read_index),
             label_plus.eq(Mux(total > high, high, total)),
             label_minus.eq(-Mux(total > high + 1, high + 1, total)),
-            predicted.eq(self.predictions.bit_select(index, 1)),
         ]
+        predicted = delayed(m, predicted, 1, "label_predicted")
         with m.If(self.start):
             m.d.sync += index.eq(0)
         with m.Elif(issue):
             m.d.sync += index.eq(index + 1)
         with m.If(read):
             m.d.comb += [self.error_read.valid.eq(1), self.error_read.addr.eq(read_index)]
+        state = self.error_read.data
+        if registered:
+            state = Signal.like(self.error_read.data)
+            m.d.sync += state.eq(self.error_read.data)
         neurons, input_clamped = [], Signal()
         for word, (sign, name, label_sum) in enumerate(((+1, "plus", label_plus),
                                                         (-1, "minus", label_minus))):
             m.submodules[f"input_{name}"] = inputs = ErrorInput(config, sign)
             m.submodules[f"error_{name}"] = neuron = ErrorNeuron(config)
             m.d.comb += [inputs.label_sum.eq(label_sum), inputs.prediction.eq(predicted),
-                         neuron.state.eq(self.error_read.data[word])]
+                         neuron.state.eq(state[word])]
             m.d.sync += [neuron.input_sum.eq(inputs.input_sum),
                          neuron.input_over.eq(inputs.input_over)]
             neurons.append((inputs, neuron))
@@ -428,13 +462,16 @@ class FeedbackPass(wiring.Component):
         lowest = Signal(2 * n_classes)
         m.d.comb += lowest.eq(spikes_left & -spikes_left)
         next_negative = lowest[n_classes:].any()
-        next_class = Signal(range(n_classes))
-        m.d.comb += next_class.eq(_one_hot_index(lowest[:n_classes] | lowest[n_classes:]))
+        next_class = lowest[:n_classes] | lowest[n_classes:]       # one-hot
         next_row = Signal(range(len(rows) + 1))
         with m.Switch(layer):
             for index, lay in enumerate(hidden):
                 with m.Case(index):
-                    m.d.comb += next_row.eq(self._bases[index] + next_class * lay.n_post)
+                    # The class's row start picked by its one-hot bit, an OR tree per
+                    # address bit: no index, no product after the carry chain.
+                    m.d.comb += next_row.eq(_one_hot_select(
+                        next_class, [self._bases[index] + k * lay.n_post
+                                     for k in range(n_classes)], len(next_row)))
         row = Signal.like(next_row)
         negative = Signal()
         index = Signal(range(max(lay.n_post for lay in hidden) + 1))
@@ -528,7 +565,12 @@ class DendritePass(wiring.Component):
                                                  walk.is_last)
         index, issue = walk.index, walk.issue
         # Three stages: read the dendrite; leak it and read the feedback sum; add, write
-        # back and clear the sum. `b_*` is the second stage's neuron, `c_*` the third's.
+        # back and clear the sum. With registered reads (registered_reads) a fourth: the
+        # dendrite is registered as it is read and leaked in the third, the feedback sum
+        # registered as it is read, and the fourth adds (a block RAM's read data take 6 ns
+        # to come out on the ECP5). `b_*` is the second stage's neuron, `c_*` the third's,
+        # `d_*` the fourth's.
+        registered = registered_reads(config)
         lanes, lane_bits = config.lanes, layout.lane_bits
         b_valid, c_valid = Signal(), Signal()
         b_index = Signal.like(index)
@@ -548,11 +590,12 @@ class DendritePass(wiring.Component):
         with m.If(b_valid):
             m.d.comb += [self.acc_read.valid.eq(1), self.acc_read.addr.eq(b_acc)]
         m.submodules.leak = leak = DendriteLeak(config)
+        m.d.comb += leak.dendrite.eq(delayed(m, self.dendrite_read.data, int(registered),
+                                             "dendrite"))
         leaked = Signal(signed(config.membrane_bits))
-        m.d.comb += leak.dendrite.eq(self.dendrite_read.data)
         m.d.sync += leaked.eq(leak.leaked)
         # The prediction layer's feedback: +w for its E+ spike, then -w for its E-; formed
-        # in the second stage, so that the third holds only the addition.
+        # in the second stage, so that the last holds only the addition.
         weight = config.learning.feedback_output_weight
         feedback, clamped = saturate(
             Mux(self.spikes_plus.bit_select(b_index, 1), weight, 0)
@@ -561,21 +604,28 @@ class DendritePass(wiring.Component):
         output_feedback = Signal(signed(config.membrane_bits))
         output_clamped = Signal()
         m.d.sync += [output_feedback.eq(feedback), output_clamped.eq(clamped)]
+        last, state_addr, acc_addr, lane = c_last, c_state, c_acc, c_lane
+        summed = Mux(c_last, output_feedback, self.acc_read.data[c_lane])
+        add_valid, summed_clamped = c_valid, output_clamped
+        if registered:
+            add_valid, last, state_addr, acc_addr, lane, summed, summed_clamped = (
+                delayed(m, value, 1, f"d_{name}") for name, value in (
+                    ("valid", c_valid), ("last", c_last), ("state", c_state),
+                    ("acc", c_acc), ("lane", c_lane), ("feedback", summed),
+                    ("clamped", output_clamped)))
         m.submodules.update = update = DendriteUpdate(config)
-        m.d.comb += [
-            update.leaked.eq(leaked),
-            update.feedback.eq(Mux(c_last, output_feedback, self.acc_read.data[c_lane])),
-        ]
-        with m.If(c_valid):
+        m.d.comb += [update.leaked.eq(leaked), update.feedback.eq(summed)]
+        with m.If(add_valid):
             m.d.comb += [
-                self.dendrite_write.addr.eq(c_state),
+                self.dendrite_write.addr.eq(state_addr),
                 self.dendrite_write.data.eq(update.new_dendrite),
                 self.dendrite_write.en.eq(1),
                 # The feedback sum is used: clear it for the next tick's delivery.
-                self.acc_write.addr.eq(c_acc),
-                self.acc_write.en.eq(Const(1, lanes) << c_lane),
-                self.saturated.eq(update.saturated | (c_last & output_clamped)),
+                self.acc_write.addr.eq(acc_addr),
+                self.acc_write.en.eq(Const(1, lanes) << lane),
+                self.saturated.eq(update.saturated | (last & summed_clamped)),
             ]
-        # The walk ends a cycle after its last read; the last write is a cycle later.
-        m.d.sync += self.done.eq(walk_done)
+        # The walk ends a cycle after its last read; the last write is a cycle (two with
+        # registered reads) later.
+        m.d.sync += self.done.eq(delayed(m, walk_done, int(registered), "walk_done"))
         return m

@@ -681,10 +681,16 @@ class HostLink(wiring.Component):
                         m.next = "SEND_CRC0"
                     with m.Else():
                         m.next = "SEND_FETCH"
+        # The payload byte is registered as it is read (a block RAM's read data take 6 ns
+        # to come out on the ECP5, too late for the CRC and the transmitter in a cycle).
+        fetched = Signal(8)
+        m.d.sync += fetched.eq(buf_rd.data)
         with m.State("SEND_FETCH"):
+            m.next = "SEND_LOAD"
+        with m.State("SEND_LOAD"):
             m.next = "SEND_PAYLOAD"
         with m.State("SEND_PAYLOAD"):
-            m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(buf_rd.data)]
+            m.d.comb += [self.o_bytes.valid.eq(1), tx_byte.eq(fetched)]
             with m.If(sent):
                 m.d.sync += [tx_crc.eq(_crc16_byte(tx_crc, tx_byte)),
                              pointer.eq(pointer + 1)]

@@ -27,23 +27,49 @@ from plasticore.rules.erbp import synapse_offsets
 
 from .interfaces import ADDRESS_BITS
 from .ports import NO_COLLISION_LOGIC, UncollidedReadPort, read_access, write_access
+from .arith import times_constant
 from .shell import select_constants
 from .spram import SPRAM_DEPTH, SpramBlock, SpramGeometry
 from .synapse import LaneAccumulate, accumulator_word_layout, weight_word_layout
 
 __all__ = ["WeightBanks", "RowWalker", "Delivery", "plasticity_signature",
-           "weight_data_stage"]
+           "weight_data_stage", "registered_reads", "prng_rounds_per_stage"]
 
 
 def weight_data_stage(config) -> int:
-    """Cycles from a learning core's weight read to the stage that uses the word.
+    """Cycles from a learning core's weight read to the stage that uses the word: 2.
 
-    1 with block RAM. 2 with the weights in single-port SPRAM: there the read data are
-    registered before the update and the accumulator add, and the new word again before its
-    write-back, because the iCE40UP5K's SPRAM blocks sit at the corners of the die, and the
-    routing to and from them alone takes 5 to 7 ns each way.
+    The read data are registered before the update, and the new word again before its
+    write-back. In block RAM a read's data take 6 ns to come out on the ECP5, and the
+    iCE40UP5K's SPRAM blocks sit at the corners of the die, where the routing to and from
+    them alone takes 5 to 7 ns each way.
     """
-    return 2 if config.weight_memory == "spram" else 1
+    return 2
+
+
+def registered_reads(config) -> bool:
+    """Whether a learning core registers each block RAM read before any arithmetic uses it.
+
+    A block RAM's read data take 6 ns to come out on the ECP5 (no output register), which
+    leaves too little of a 10 ns cycle for an adder behind them, so the cores with their
+    weights in block RAM register them (and take a cycle or two more per pass). A core with
+    its weights in SPRAM is an iCE40UP5K core: there a register is a logic cell, the cell
+    count is what bounds the network, and the shorter pipeline meets 30 MHz, so those
+    cores keep it. (The eRBP weight stage, its error and dendrite passes and the weight
+    decode of the host port follow this; the other stages of both cores register their
+    reads on every memory.)
+    """
+    return config.weight_memory != "spram"
+
+
+def prng_rounds_per_stage(config) -> int:
+    """Threefry rounds between pipeline registers in a learning core's rounding draws.
+
+    With registered reads (:func:`registered_reads`) one: a round's two 32-bit additions
+    in series take most of a 10 ns cycle on the ECP5. Otherwise two, which stay shorter
+    than the core's other paths on an iCE40 and take half the registers.
+    """
+    return 1 if registered_reads(config) else 2
 
 
 def _address_bits(depth: int) -> int:
@@ -231,9 +257,9 @@ class RowWalker(wiring.Component):
     An event ``j`` on projection ``p`` (the ``projection`` input while the event is taken)
     becomes the ``row_words`` words from ``weight_base + j * row_words``, each paired with
     the accumulator word ``accumulator_base + w`` of the target layer. One event waits in a
-    holding register, so the event source's handshake and the row-start product stay off
-    the memory address path, and a stream of events still starts a row every cycle the
-    previous one issues its last word.
+    holding register, so the event source's handshake stays off the row-start product
+    (shifts and adds from that register into the walker's address registers), and a
+    stream of events still starts a row every cycle the previous one issues its last word.
 
     Parameters
     ----------
@@ -293,17 +319,22 @@ class RowWalker(wiring.Component):
         acc_base = Signal(range(layout.accumulator_words + 1))
         select_constants(m, self.projection, (row_words, acc_base), [
             (lay.row_words, lay.accumulator_base) for lay in projections])
-        # The row start: a product by a per-projection constant, no general multiplier.
+        # The row start of the held event: a product by a per-projection constant, as
+        # shifts and adds (times_constant), from registers (the event and its projection
+        # are held as taken).
+        pending_event = Signal.like(self.events.payload)
+        pending_projection = Signal.like(self.projection)
         row_start = Signal.like(step.weight_addr)
         synapse_start = Signal.like(step.synapse) if self._synapses else None
-        with m.Switch(self.projection):
+        with m.Switch(pending_projection):
             for index, lay in enumerate(projections):
                 with m.Case(index):
                     m.d.comb += row_start.eq(lay.weight_base
-                                             + self.events.payload * lay.row_words)
+                                             + times_constant(pending_event, lay.row_words))
                     if synapse_start is not None:
-                        m.d.comb += synapse_start.eq(self._synapse_offsets[index]
-                                                     + self.events.payload * lay.n_post)
+                        m.d.comb += synapse_start.eq(
+                            self._synapse_offsets[index]
+                            + times_constant(pending_event, lay.n_post))
 
         active, words_left = Signal(), Signal.like(row_words)
         if self._every_other:
@@ -322,11 +353,11 @@ class RowWalker(wiring.Component):
         else:
             row_done = ~active | (words_left == 0)
         pending_valid = Signal()
-        pending_row_start = Signal.like(row_start)
         load = pending_valid & row_done
         m.d.comb += self.events.ready.eq(self.enable & (~pending_valid | load))
         with m.If(self.events.valid & self.events.ready):
-            m.d.sync += [pending_valid.eq(1), pending_row_start.eq(row_start)]
+            m.d.sync += [pending_valid.eq(1), pending_event.eq(self.events.payload),
+                         pending_projection.eq(self.projection)]
         with m.Elif(load):
             m.d.sync += pending_valid.eq(0)
         with m.If(advance):
@@ -338,18 +369,15 @@ class RowWalker(wiring.Component):
         with m.If(load):
             m.d.sync += [
                 active.eq(1),
-                step.weight_addr.eq(pending_row_start),
+                step.weight_addr.eq(row_start),
                 step.acc_addr.eq(acc_base),
                 words_left.eq(row_words - 1),
             ]
         with m.Elif(row_done):
             m.d.sync += active.eq(0)
         if synapse_start is not None:
-            pending_synapse = Signal.like(synapse_start)
-            with m.If(self.events.valid & self.events.ready):
-                m.d.sync += pending_synapse.eq(synapse_start)
             with m.If(load):
-                m.d.sync += step.synapse.eq(pending_synapse)
+                m.d.sync += step.synapse.eq(synapse_start)
             with m.Elif(advance):
                 m.d.sync += step.synapse.eq(step.synapse + layout.lanes)
 
@@ -471,6 +499,8 @@ class Delivery(wiring.Component):
             walker.projection.eq(self.projection),
         ]
         words = walker.words
+        if learns and config.weight_memory != "spram":
+            return self._pipelined(m, walker)
         # With the weight word registered after its read (weight_data_stage), the
         # accumulator is read a cycle later, so that both reach the add together.
         registered = learns and weight_data_stage(config) == 2
@@ -525,7 +555,77 @@ class Delivery(wiring.Component):
         else:
             m.d.comb += self.idle.eq(walker.idle)
         if self._checks:
-            self._assert_no_wrap(m, lane_add, weight, add_valid)
+            self._assert_no_wrap(m, lane_add, weight, self.acc_read.data, add_valid)
+        return m
+
+    def _pipelined(self, m, walker):
+        """A learning core's delivery with its weights in block RAM: four stages, one word
+        per cycle, every memory's read data registered before they are used.
+
+        Stage A reads the weight word; B registers it and reads the accumulator word; C
+        hands the weight word to the plasticity part and registers the new word, the old
+        one and the accumulator word; D adds and writes both words back. A word read again
+        before the write-back of its last change takes the new word from stage D: in
+        stage B when it was read two cycles before that write-back, in stage C when it was
+        read three cycles before (a read in the write-back's cycle sees it: both read
+        ports are transparent). The accumulators likewise, in stage C.
+        """
+        config, lanes = self._config, self._config.lanes
+        plasticity = self.plasticity
+        for name in ("step", "early", "words"):
+            m.d.comb += [getattr(plasticity, name).valid.eq(getattr(walker, name).valid),
+                         getattr(plasticity, name).payload.eq(getattr(walker, name).payload)]
+        words = walker.words
+        word_layout = words.payload.shape()
+        b_valid, c_valid, d_valid = Signal(), Signal(), Signal()
+        b, c, d = (Signal(word_layout, name=f"{stage}_word") for stage in "bcd")
+        m.d.sync += [b_valid.eq(words.valid), c_valid.eq(b_valid), d_valid.eq(c_valid),
+                     b.eq(words.payload), c.eq(b), d.eq(c)]
+        # Stage A.
+        with m.If(words.valid):
+            m.d.comb += [self.weight_read.valid.eq(1),
+                         self.weight_read.addr.eq(words.payload.weight_addr)]
+        # Which stage D a word will meet, compared a stage ahead so that only registers
+        # steer the forwarding multiplexers.
+        weight_b_d, weight_c_d, acc_c_d = Signal(), Signal(), Signal()
+        m.d.sync += [
+            weight_b_d.eq(c_valid & (words.payload.weight_addr == c.weight_addr)),
+            weight_c_d.eq(c_valid & (b.weight_addr == c.weight_addr)),
+            acc_c_d.eq(c_valid & (b.acc_addr == c.acc_addr)),
+        ]
+        written = Signal.like(self.weight_read.data)        # stage D: the new word
+        m.submodules.lane_add = lane_add = LaneAccumulate(config, self._gain_shift)
+        # Stage B.
+        c_weight = Signal.like(self.weight_read.data)
+        m.d.sync += c_weight.eq(Mux(weight_b_d, written, self.weight_read.data))
+        with m.If(b_valid):
+            m.d.comb += [self.acc_read.valid.eq(1), self.acc_read.addr.eq(b.acc_addr)]
+        # Stage C.
+        current = Signal.like(c_weight)
+        m.d.comb += [current.eq(Mux(weight_c_d, written, c_weight)),
+                     plasticity.old_weight.eq(current)]
+        d_weight = Signal.like(c_weight)
+        d_acc = Signal.like(self.acc_read.data)
+        m.d.sync += [written.eq(plasticity.new_weight), d_weight.eq(current),
+                     d_acc.eq(Mux(acc_c_d, lane_add.sums, self.acc_read.data))]
+        with m.If(c_valid):
+            m.d.comb += self.weight_saturated.eq(plasticity.saturated)
+        # Stage D.
+        m.d.comb += [lane_add.weights.eq(d_weight), lane_add.accumulators.eq(d_acc)]
+        with m.If(d_valid):
+            m.d.comb += [
+                self.acc_write.addr.eq(d.acc_addr),
+                self.acc_write.data.eq(lane_add.sums),
+                self.acc_write.en.eq(Const(-1, lanes)),
+                self.saturated.eq(lane_add.saturated.any()),
+                self.weight_write.addr.eq(d.weight_addr),
+                self.weight_write.data.eq(written),
+                self.weight_write.en.eq(Const(-1, lanes)),
+            ]
+        # Idle once every word is written back: the next phase may use the ports.
+        m.d.comb += self.idle.eq(walker.idle & ~b_valid & ~c_valid & ~d_valid)
+        if self._checks:
+            self._assert_no_wrap(m, lane_add, d_weight, d_acc, d_valid)
         return m
 
     def _plasticity(self, m, walker, weight, deliver_valid, add_valid, add, registered):
@@ -575,11 +675,11 @@ class Delivery(wiring.Component):
         m.d.comb += plasticity.old_weight.eq(current)
         return current, write_valid
 
-    def _assert_no_wrap(self, m, lane_add, weight, deliver_valid):
+    def _assert_no_wrap(self, m, lane_add, weight, accumulators, deliver_valid):
         """An addition that was not clamped stores the exact sum, one that was a bound."""
         low, high = self._config.membrane_range
         for lane in range(self._config.lanes):
-            exact = (self.acc_read.data[lane] + (weight[lane] << self._gain_shift))
+            exact = (accumulators[lane] + (weight[lane] << self._gain_shift))
             stored = lane_add.sums[lane]
             m.d.sync += Assert(~deliver_valid | Mux(lane_add.saturated[lane],
                                                      (stored == low) | (stored == high),

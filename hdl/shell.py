@@ -19,12 +19,13 @@ Host access during a tick
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Assert, Cat, Const, Module, Signal
+from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from plasticore.config import ConfigError, CoreConfig
 from plasticore.layout import REGION_REGISTERS
 from .interfaces import HOST_DATA_BITS, core_ports
+from .arith import times_constant
 
 __all__ = ["CoreShell", "HostDecoder", "SharedNames", "COUNTER_MAX", "select_constants",
            "weight_word_decoder", "host_check", "host_checked_writes", "serve_memory",
@@ -113,10 +114,15 @@ def assert_one_owner(m: Module, port_name: str, owners) -> None:
 
 
 class HostDecoder:
-    """The host port's two cycles: decode and access, then answer.
+    """The host port's cycles: decode (two cycles, see :func:`weight_word_decoder`) and
+    access, then answer, then ``ack``.
 
-    Holds the address fields and the registers that carry a decoded access into the
-    answer cycle.
+    Holds the address fields, the registers that carry a decoded access into the answer
+    cycle, and the answer's registers: the answer cycle registers the value read (from a
+    memory's read data, through the region's multiplexer) and ``error``, and ``ack``
+    follows in the next cycle from a register, so that neither the memories' read data
+    nor the core's phase decode reach into the host link's logic in a cycle. A core calls
+    :meth:`drive` once, outside its phases.
 
     Parameters
     ----------
@@ -134,6 +140,17 @@ class HostDecoder:
         self.decoded_region = Signal(layout.region_bits)
         self.register = Signal(register_shape)
         self.error = Signal()
+        #: The answer, registered in the answer cycle and given with ``ack`` in the next.
+        self.answer_ack = Signal()
+        self.answer_error = Signal()
+        self.answer_data = Signal(HOST_DATA_BITS)
+
+    def drive(self, m: Module) -> None:
+        """Drive the host port's answer from its registers (``ack`` for one cycle); call
+        before the phases, whose answer cycle sets ``answer_ack``."""
+        m.d.sync += self.answer_ack.eq(0)
+        m.d.comb += [self.host.ack.eq(self.answer_ack), self.host.error.eq(self.answer_error),
+                     self.host.read_data.eq(self.answer_data)]
 
     @contextmanager
     def decode(self, m: Module, tick_is_open, keep=()):
@@ -154,8 +171,9 @@ class HostDecoder:
                 yield
 
     def answer(self, m: Module, registers, register_values, region_values) -> None:
-        """The answer cycle (:func:`answer_host`)."""
-        answer_host(m, self.host, self.error, self.decoded_region, self.register, registers,
+        """The answer cycle (:func:`answer_host`); ``ack`` follows in the next cycle, in
+        which the core's phase must not look at ``strobe`` yet."""
+        answer_host(m, self, self.error, self.decoded_region, self.register, registers,
                     register_values, region_values)
 
 
@@ -190,15 +208,18 @@ def select_constants(m: Module, index, signals, rows) -> None:
                 m.d.comb += [signal.eq(value) for signal, value in zip(signals, row, strict=True)]
 
 
-def weight_word_decoder(m: Module, layout, offset, projections=None):
-    """Decode a weight-region offset into a weight memory word, one cycle late.
+def weight_word_decoder(m: Module, layout, offset, projections=None, *, stages: int = 2):
+    """Decode a weight-region offset into a weight memory word, ``stages`` cycles late.
 
     The offset is ``(row << post_bits) | post`` with ``row`` counting presynaptic rows over
-    all projections (:class:`plasticore.layout.CoreLayout`). The decode (row compares and
-    a multiply by the row length) is registered: the host holds its address from the
-    cycle it raises ``strobe`` until ``ack``, and a core takes at least one cycle between
-    seeing ``strobe`` and its access, so the register holds the decode of the address
-    being served, and the multiply stays off the path into the weight memory's address.
+    all projections (:class:`plasticore.layout.CoreLayout`). The decode is registered, so
+    that its arithmetic stays off the path into the weight memory's address: in one stage
+    (row compares, a multiply by the row length and the adds), or in two (each
+    projection's compares and its row offset times the row length as shifts and adds,
+    then the word; a multiplier block alone takes 5.4 ns on the ECP5). The host holds its
+    address from the cycle it raises ``strobe`` until ``ack``, and a core takes two cycles
+    between seeing ``strobe`` and its access (a ``HOST_DECODE`` phase), so the registers
+    hold the decode of the address being served.
 
     Returns
     -------
@@ -210,6 +231,7 @@ def weight_word_decoder(m: Module, layout, offset, projections=None):
     post : Value
         The postsynaptic index field (its low bits pick the lane).
     """
+    assert stages in (1, 2), stages
     if projections is None:
         projections = getattr(layout, "projections", layout.layers)
     row = offset >> layout.post_bits
@@ -217,16 +239,27 @@ def weight_word_decoder(m: Module, layout, offset, projections=None):
     word = Signal(range(layout.weight_words + 1))
     valid = Signal()
     lane_bits = getattr(layout, "lane_bits", 0)
+    post_word = post >> lane_bits
+    if stages == 2:
+        post_word = Signal(range(layout.weight_words + 1))
+        m.d.sync += post_word.eq(post >> lane_bits)
     m.d.sync += valid.eq(0)     # unless a projection below names the offset
-    for projection in projections:
-        with m.If((row >= projection.row_base) & (row < projection.row_base + projection.n_pre)
-                  & (post < projection.n_post)):
-            m.d.sync += [
-                valid.eq(1),
-                word.eq(projection.weight_base
-                        + (row - projection.row_base) * projection.row_words
-                        + (post >> lane_bits)),
-            ]
+    for index, projection in enumerate(projections):
+        named = ((row >= projection.row_base) & (row < projection.row_base + projection.n_pre)
+                 & (post < projection.n_post))
+        row_offset = row - projection.row_base
+        if stages == 2:
+            named_held = Signal(name=f"weight_row_named_{index}")
+            offset_held = Signal.like(word, name=f"weight_row_offset_{index}")
+            m.d.sync += [named_held.eq(named),
+                         offset_held.eq(times_constant(row_offset[:len(offset_held)],
+                                                       projection.row_words))]
+            named, row_offset = named_held, offset_held
+        else:
+            row_offset = row_offset * projection.row_words
+        with m.If(named):
+            m.d.sync += [valid.eq(1),
+                         word.eq(projection.weight_base + row_offset + post_word)]
     return word, valid, post
 
 
@@ -313,18 +346,16 @@ def serve_register_write(m: Module, host, host_error, offset, registers, writes)
             m.d.sync += host_error.eq(1)
 
 
-def answer_host(m: Module, host, host_error, host_region, host_register, registers,
+def answer_host(m: Module, decoder, host_error, host_region, host_register, registers,
                 register_values, region_values) -> None:
-    """Answer the host access decoded in the previous cycle (the ``ack`` cycle).
+    """Answer the host access decoded in the previous cycle (the answer cycle): register
+    the value read and ``error`` in ``decoder``'s answer registers, and ``ack`` for the
+    next cycle (:class:`HostDecoder`).
 
     ``register_values`` lists ``(name, value)`` of the readable registers; ``region_values``
     maps a region number (or a tuple of them) to the value a read there returns. An access
     answered with ``error`` returns 0.
     """
-    m.d.comb += [
-        host.ack.eq(1),
-        host.error.eq(host_error),
-    ]
     read_data = Signal(HOST_DATA_BITS)
     with m.Switch(host_region):
         with m.Case(REGION_REGISTERS):
@@ -336,8 +367,8 @@ def answer_host(m: Module, host, host_error, host_region, host_register, registe
             regions = regions if isinstance(regions, tuple) else (regions,)
             with m.Case(*regions):
                 m.d.comb += read_data.eq(value)
-    with m.If(~host_error):
-        m.d.comb += host.read_data.eq(read_data)
+    m.d.sync += [decoder.answer_ack.eq(1), decoder.answer_error.eq(host_error),
+                 decoder.answer_data.eq(Mux(host_error, 0, read_data))]
 
 
 def send_end_of_tick(m: Module, o_events):

@@ -465,14 +465,16 @@ def expected_cycles(config, golden, events, learned, targets):
     learning ticks the error and update passes."""
     params = config.learning
     lanes = config.lanes
-    latency = -(-params.prng_rounds // min(2, params.prng_rounds)) \
+    # Threefry rounds per stage: one with the weights in block RAM, two in SPRAM.
+    per_stage = 1 if config.weight_memory == "bram" else 2
+    latency = -(-params.prng_rounds // min(per_stage, params.prng_rounds)) \
         if params.stochastic_rounding else 1
     n_classes = config.layers[-1]
     cycles = len(events) + 2
     for layer, (n_pre, n_post) in enumerate(zip(config.layers, config.layers[1:])):
         groups = -(-n_post // lanes)
         last_group = n_post - (groups - 1) * lanes
-        cycles += n_pre + (groups - 1) * max(n_pre, lanes, 2) + last_group + 8
+        cycles += n_pre + (groups - 1) * max(n_pre, lanes, 3) + last_group + 10
         if not learned:
             continue
         membrane, spikes = golden.U[layer], golden.S[layer]
@@ -484,7 +486,7 @@ def expected_cycles(config, golden, events, learned, targets):
         rows = n_pre + params.learn_bias
         # A group's update, from its hand-over to the end of its last write-back, and how
         # long it keeps the walker from taking the next group.
-        update = rows + latency + 3
+        update = rows + latency + 5
         if config.weight_memory == "spram":
             # A word read every other cycle, written back in the cycles between; one group
             # at a time.
@@ -493,14 +495,14 @@ def expected_cycles(config, golden, events, learned, targets):
         else:
             # The next group's draws follow the last draw of this one.
             occupied = max(rows + 1, latency)
-        # Per group of `lanes` neurons (one weight word): its errors (3 cycles per neuron,
+        # Per group of `lanes` neurons (one weight word): its errors (4 cycles per neuron,
         # K + 1 more inside the boxcar below the top) and the hand-over; the update of a
         # group with some nonzero error overlaps the next group's errors.
         handed = busy = finished = 0
         for group in range(groups):
             neurons = list(range(group * lanes, min(n_post, (group + 1) * lanes)))
             inside = (membrane[0, neurons] > -window) & (membrane[0, neurons] <= window)
-            errors_cost = 3 * len(neurons) + (0 if top else (n_classes + 1) * int(inside.sum())) + 1
+            errors_cost = 4 * len(neurons) + (0 if top else (n_classes + 1) * int(inside.sum())) + 1
             handed += max(errors_cost, busy)
             busy = occupied if errors[neurons].any() else 0
             if busy:
