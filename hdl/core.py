@@ -68,8 +68,8 @@ from .ports import NO_COLLISION_LOGIC, UncollidedReadPort, access_for, share_por
 from .projection import Delivery, WeightBanks, registered_reads
 from .recurrence import SpikeList
 from .shell import (CoreShell, HostDecoder, count_saturating, host_check, host_checked_writes,
-                    open_tick, select_constants, send_end_of_tick, serve_memory,
-                    serve_register_write, start_pulses, weight_word_decoder)
+                    host_read_data, open_tick, select_constants, send_end_of_tick,
+                    serve_memory, serve_register_write, start_pulses, weight_word_decoder)
 from .synapse import accumulator_word_layout
 
 __all__ = ["Core"]
@@ -533,7 +533,8 @@ class Core(CoreShell):
 
     def _host_phases(self, m, p):
         """Add HOST_DECODE (the weight decode's second cycle), HOST_ACCESS (decode and
-        access) and HOST_ACK (answer)."""
+        access), HOST_READ (with registered reads), HOST_ACK (answer) and HOST_DONE
+        (``ack``)."""
         config, layout, host, decoder = self._config, self._layout, self.host, p.decoder
         lanes, lane_bits = config.lanes, layout.lane_bits
         offset, value = decoder.offset, host.write_data
@@ -550,8 +551,11 @@ class Core(CoreShell):
             # The weight word's decode takes two cycles (weight_word_decoder).
             m.next = "HOST_ACCESS"
 
+        registered = registered_reads(config)
+        read_data = host_read_data(m, p.host_read, registered)
+
         with m.State("HOST_ACCESS"):
-            m.next = "HOST_ACK"
+            m.next = "HOST_READ" if registered else "HOST_ACK"
             if p.signals:
                 # A write may change a soma, a dendrite or whether learning is on.
                 m.d.sync += p.signals_loaded.eq(0)
@@ -584,23 +588,28 @@ class Core(CoreShell):
                     with m.Default():
                         m.d.sync += decoder.error.eq(1)
 
+        if registered:
+            with m.State("HOST_READ"):
+                # The read data are registered (host_read_data).
+                m.next = "HOST_ACK"
+
         with m.State("HOST_ACK"):
             register_values = [("magic", CORE_MAGIC), ("tick", p.tick),
                                ("dropped_events", p.dropped_events), ("flags", p.flags),
                                ("layers", len(layout.layers)), ("neurons", config.n_neurons)]
-            weights = p.host_read["weights"].data
+            weights = read_data["weights"]
             region_values = {
                 REGION_WEIGHTS: weights[host_lane] if lanes > 1 else weights[0],
-                REGION_MEMBRANE: p.host_read["membrane"].data,
-                REGION_REFRACTORY: p.host_read["refractory"].data,
+                REGION_MEMBRANE: read_data["membrane"],
+                REGION_REFRACTORY: read_data["refractory"],
             }
             if p.learning:
                 register_values += [("learning_enabled", p.learning_enabled),
                                     ("sample_tick", p.sample_tick),
                                     ("burn_in_ticks", p.burn_in_ticks),
                                     ("learning_rate_shift", p.rate_shift)]
-                error = p.host_read["error"].data
-                region_values[REGION_DENDRITE] = p.host_read["dendrite"].data
+                error = read_data["error"]
+                region_values[REGION_DENDRITE] = read_data["dendrite"]
                 region_values[REGION_ERROR] = Mux(decoder.register < n_classes,
                                                   error[0], error[1])
             decoder.answer(m, layout.registers, register_values, region_values)

@@ -71,8 +71,8 @@ from .ports import NO_COLLISION_LOGIC, UncollidedReadPort, access_for, share_por
 from .projection import WeightBanks, registered_reads
 from .synapse import weight_word_layout
 from .shell import (CoreShell, HostDecoder, count_saturating, host_check, host_checked_writes,
-                    open_tick, select_constants, send_end_of_tick, serve_memory,
-                    serve_register_write, start_pulses, weight_word_decoder)
+                    host_read_data, open_tick, select_constants, send_end_of_tick,
+                    serve_memory, serve_register_write, start_pulses, weight_word_decoder)
 
 __all__ = ["DecolleCore"]
 
@@ -348,7 +348,8 @@ class DecolleCore(CoreShell):
 
     def _host_phases(self, m, p):
         """Add HOST_DECODE (the weight decode's second cycle), HOST_ACCESS (decode and
-        access) and HOST_ACK (answer)."""
+        access), HOST_READ (with registered reads), HOST_ACK (answer) and HOST_DONE
+        (``ack``)."""
         config, layout, host, decoder = self._config, self._layout, self.host, p.decoder
         offset, host_error, value = decoder.offset, decoder.error, host.write_data
         weight_word, weight_valid, weight_post = p.weight_decode
@@ -374,8 +375,11 @@ class DecolleCore(CoreShell):
             # The weight word's decode takes two cycles (weight_word_decoder).
             m.next = "HOST_ACCESS"
 
+        registered = registered_reads(config)
+        read_data = host_read_data(m, p.host_read, registered)
+
         with m.State("HOST_ACCESS"):
-            m.next = "HOST_ACK"
+            m.next = "HOST_READ" if registered else "HOST_ACK"
             with decoder.decode(m, tick_is_open, [host_lane.eq(lane)]):
                 with m.Case(REGION_REGISTERS):
                     serve_register_write(m, host, host_error, offset, layout.registers,
@@ -392,9 +396,14 @@ class DecolleCore(CoreShell):
                 with m.Case(REGION_TRACE_Q, REGION_TRACE_P):
                     serve_read_only("traces", p.trace_valid)
 
+        if registered:
+            with m.State("HOST_READ"):
+                # The read data are registered (host_read_data).
+                m.next = "HOST_ACK"
+
         with m.State("HOST_ACK"):
             # The old state of a fresh sample reads as zero, as it will be used.
-            state, traces = p.host_read["state"].data, p.host_read["traces"].data
+            state, traces = read_data["state"], read_data["traces"]
             register_values = [("magic", CORE_MAGIC), ("tick", p.tick),
                                ("dropped_events", p.dropped_events), ("flags", p.flags),
                                ("layers", len(layout.layers)), ("neurons", config.n_neurons),
@@ -403,8 +412,8 @@ class DecolleCore(CoreShell):
             register_values += [(f"lr_shift_{index + 1}", signal)
                                 for index, signal in enumerate(p.lr_shifts)]
             decoder.answer(m, layout.registers, register_values, {
-                REGION_WEIGHTS: p.host_read["weights"].data[host_lane],
-                REGION_BIAS: p.host_read["bias"].data[host_lane],
+                REGION_WEIGHTS: read_data["weights"][host_lane],
+                REGION_BIAS: read_data["bias"][host_lane],
                 REGION_MEMBRANE: Mux(p.fresh, 0, state.u),
                 REGION_REFRACTORY: Mux(p.fresh, 0, state.r),
                 REGION_SPIKES: Mux(p.fresh, 0, state.s),

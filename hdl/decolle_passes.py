@@ -140,13 +140,17 @@ class MembranePass(wiring.Component):
         active = Signal()
         group = Signal.like(layer.row_words)
         pre = Signal.like(layer.n_pre)
-        # W[pre, group] from the layer's first word: the layer's constants change in the
-        # cycle that starts the pass, so nothing is taken from them then.
-        weight_offset = Signal.like(layer.weight_base)
         # Cycles since the last group's last input was read (at most `wait`).
         wait = max(lanes, 3)
         since = Signal(range(wait + 1), init=wait)
-        last_input = pre == layer.n_pre - 1
+        # Registers, so that the reads' addresses and `issue` come from registers: this
+        # is the input's last one; the addresses of W[pre, group], P[pre] and the spike of
+        # input pre of the layer below (the layer's constants are valid from the cycle
+        # that starts the pass).
+        last_input = Signal()
+        weight_addr = Signal.like(self.weights_read.addr)
+        trace_addr = Signal.like(self.traces_read.addr)
+        spike_addr = Signal.like(self.state_read.addr)
         first_group = group == 0
         # A layer of two inputs: a later group's first read waits a cycle more, so that
         # it never reads a P in the cycle the group before writes it (three cycles after
@@ -156,29 +160,34 @@ class MembranePass(wiring.Component):
         two_inputs = Signal()
         p.d.sync += two_inputs.eq(layer.n_pre == 2)
         issue = Signal()
+        # Input 0 of a group: the row start, the column of the group.
+        first_input = [last_input.eq(layer.n_pre == 1), trace_addr.eq(layer.row_base),
+                       spike_addr.eq(layer.previous_base)]
         with p.If(self.start):
-            p.d.sync += [active.eq(1), group.eq(0), pre.eq(0), weight_offset.eq(0),
-                         since.eq(wait)]
+            p.d.sync += [active.eq(1), group.eq(0), pre.eq(0), since.eq(wait), *first_input,
+                         weight_addr.eq(layer.weight_base)]
         # Stage A: read W[j, group] and the traces of j (and, in the first group, the
         # input's spike); a group's words are row_words apart.
         with p.Elif(active & Mux(last_input, since == wait, ~two_inputs | (since >= 2))):
             p.d.comb += [
                 issue.eq(1),
                 self.weights_read.valid.eq(1),
-                self.weights_read.addr.eq(layer.weight_base + weight_offset),
-                self.traces_read.valid.eq(1), self.traces_read.addr.eq(layer.row_base + pre),
+                self.weights_read.addr.eq(weight_addr),
+                self.traces_read.valid.eq(1), self.traces_read.addr.eq(trace_addr),
             ]
             # Only the memory the spike comes from is read: the other may be shallower
             # than this layer's inputs.
             with p.If(first_group & ~layer.is_first):
-                p.d.comb += [self.state_read.valid.eq(1),
-                             self.state_read.addr.eq(layer.previous_base + pre)]
+                p.d.comb += [self.state_read.valid.eq(1), self.state_read.addr.eq(spike_addr)]
             with p.If(last_input):
-                p.d.sync += [pre.eq(0), group.eq(group + 1), weight_offset.eq(group + 1)]
+                p.d.sync += [pre.eq(0), group.eq(group + 1), *first_input,
+                             weight_addr.eq(layer.weight_base + group + 1)]
                 with p.If(group == layer.row_words - 1):
                     p.d.sync += active.eq(0)
             with p.Else():
-                p.d.sync += [pre.eq(pre + 1), weight_offset.eq(weight_offset + layer.row_words)]
+                p.d.sync += [pre.eq(pre + 1), last_input.eq(pre + 2 == layer.n_pre),
+                             weight_addr.eq(weight_addr + layer.row_words),
+                             trace_addr.eq(trace_addr + 1), spike_addr.eq(spike_addr + 1)]
         # The input-spike memory is read through the whole first group of the first layer,
         # stalls included, so that its address does not wait for `issue`: only the reads
         # issued are used (a stalled read is of `pre`, never of the word being cleared).
@@ -203,16 +212,19 @@ class MembranePass(wiring.Component):
         t_group = Signal.like(group)
         t_pre = Signal.like(pre)
         t_weights = Signal(weight_word_layout(config))
+        # The traces as read (a later group's P) and as the trace update takes them (the
+        # old traces of a fresh sample are zero).
         t_old = Signal.like(self.traces_read.data)
+        t_start = Signal.like(self.traces_read.data)
         t_spike = Signal()
         p.d.sync += [t_valid.eq(b_valid), t_first.eq(b_first), t_last.eq(b_last),
                      t_group.eq(b_group), t_pre.eq(b_pre), t_traces.eq(b_traces),
                      t_weights.eq(self.weights_read.data),
                      t_old.eq(self.traces_read.data),
+                     t_start.eq(Mux(self.fresh, 0, self.traces_read.data)),
                      t_spike.eq(Mux(layer.is_first, self.input_read.data,
                                     self.state_read.data.s))]
-        p.d.comb += [trace_unit.q.eq(Mux(self.fresh, 0, t_old.q)),
-                     trace_unit.p.eq(Mux(self.fresh, 0, t_old.p)),
+        p.d.comb += [trace_unit.q.eq(t_start.q), trace_unit.p.eq(t_start.p),
                      trace_unit.spike.eq(t_spike)]
         with p.If(t_valid & t_traces):
             p.d.comb += [

@@ -165,8 +165,8 @@ class ErrorUnit(wiring.Component):
     then for each neuron pulse ``start`` with ``neuron``, ``membrane`` and ``spike`` and wait
     for ``done``: ``error`` is ``e_q``. The inputs are registered in the cycle of ``start``
     and the gate is formed in the next. A neuron below the top whose membrane is inside
-    the boxcar takes ``K + 4`` cycles (one product per readout entry, pipelined), any
-    other 3.
+    the boxcar takes ``K + 6`` cycles (one readout entry per cycle through a three-stage
+    pipeline), any other 3.
 
     Attributes
     ----------
@@ -277,9 +277,23 @@ class ErrorUnit(wiring.Component):
         gate = Signal()
         total = Signal(self._error_sum_shape)
         k = Signal(range(n_classes + 1))
+        # The readout entries' pipeline, one k per cycle: S1 takes r[k], G[i, k] and y[k];
+        # S2 forms err[k] (one clamp chain shared by every k); S3 the product; then it is
+        # added into the total. No stage holds more than one adder or the multiplier.
+        s1_valid, s2_valid, s3_valid = Signal(), Signal(), Signal()
+        selected = Signal(self._sum_shape)
+        entry_1, entry_k = Signal(self._entry_shape), Signal(self._entry_shape)
+        target_1 = Signal()
         error_k = Signal(signed(u + 2))
-        entry_k = Signal(self._entry_shape)
-        product_valid = Signal()
+        product = Signal(signed(self._entry_shape.width + u + 2))
+        m.d.sync += [s1_valid.eq(0), s2_valid.eq(s1_valid), s3_valid.eq(s2_valid),
+                     entry_k.eq(entry_1), product.eq(entry_k * error_k)]
+        clamped_sum, _ = saturate(selected, config.membrane_bits)
+        difference = clamped_sum - (target_1 << u)
+        m.d.sync += error_k.eq(Mux(difference > (1 << u), 1 << u,
+                                   Mux(difference < -(1 << u), -(1 << u), difference)))
+        with m.If(s3_valid):
+            m.d.sync += total.eq(total + product)
         if rows:
             # The top layer has no readout rows: its neurons would address past the ROM.
             with m.If(is_top):
@@ -315,33 +329,28 @@ class ErrorUnit(wiring.Component):
                 inside = (membrane > -window) & (membrane <= window)
                 target = self.target.bit_select(neuron, 1)
                 top_error = Mux(spike & ~target, 1 << u, Mux(~spike & target, -(1 << u), 0))
-                m.d.sync += [gate.eq(inside), k.eq(0), product_valid.eq(0), total.eq(top_error)]
+                m.d.sync += [gate.eq(inside), k.eq(0), total.eq(top_error)]
                 with m.If(~is_top & inside):
                     m.d.sync += total.eq(0)
                     m.next = "SUM"
                 with m.Else():
                     m.next = "QUANTIZE"
             with m.State("SUM"):
-                # One readout entry per cycle: err[k] and G[i, k] are formed (one clamp
-                # chain shared by every k) and registered, their product added a cycle later.
                 m.d.comb += self.busy.eq(1)
-                selected, _ = saturate(Array(sums)[k], config.membrane_bits)
-                difference = selected - (self.target.bit_select(k, 1) << u)
                 m.d.sync += [
-                    error_k.eq(Mux(difference > (1 << u), 1 << u,
-                                   Mux(difference < -(1 << u), -(1 << u), difference))),
-                    entry_k.eq(Array(row[index] for index in range(n_classes))[k]),
-                    product_valid.eq(1),
+                    s1_valid.eq(1),
+                    selected.eq(Array(sums)[k]),
+                    entry_1.eq(Array(row[index] for index in range(n_classes))[k]),
+                    target_1.eq(self.target.bit_select(k, 1)),
                     k.eq(k + 1),
                 ]
-                with m.If(product_valid):
-                    m.d.sync += total.eq(total + entry_k * error_k)
                 with m.If(k == n_classes - 1):
-                    m.next = "LAST"
-            with m.State("LAST"):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                # The last entry's product is added in the cycle S1 and S2 are empty.
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [total.eq(total + entry_k * error_k), product_valid.eq(0)]
-                m.next = "QUANTIZE"
+                with m.If(~s1_valid & ~s2_valid):
+                    m.next = "QUANTIZE"
             with m.State("QUANTIZE"):
                 m.d.comb += [
                     self.busy.eq(1),

@@ -513,12 +513,16 @@ class FeedbackPass(wiring.Component):
         # last one at the earliest, with its write-back: the port is transparent.
         add_lane = Signal.like(write_lane)
         add_addr = Signal.like(write_addr)
-        add_value = Signal(signed(rom_bits + 1))
+        add_value = Signal(signed(rom_bits))
+        add_negative = Signal()
         add_acc = Signal(signed(config.membrane_bits))
         m.d.sync += [add_valid.eq(write), add_addr.eq(write_addr), add_lane.eq(write_lane),
-                     add_value.eq(Mux(write_negative, -rom_read.data, rom_read.data)),
+                     add_value.eq(rom_read.data), add_negative.eq(write_negative),
                      add_acc.eq(self.acc_read.data[write_lane])]
-        total, clamped = saturate(add_acc + add_value, config.membrane_bits)
+        # An E- spike's row is subtracted: an adder and a subtracter side by side, not a
+        # negation in front of the adder.
+        total, clamped = saturate(Mux(add_negative, add_acc - add_value, add_acc + add_value),
+                                  config.membrane_bits)
         with m.If(add_valid):
             m.d.comb += [self.acc_write.addr.eq(add_addr),
                          self.acc_write.data.eq(Cat(*[total[:config.membrane_bits]] * lanes)),

@@ -13,19 +13,23 @@ from amaranth.utils import ceil_log2
 
 from .neuron import LifFire, LifIntegrate, raw_shape
 from .ports import read_access, write_access
+from .projection import registered_reads
 from .synapse import accumulator_word_layout
 
 __all__ = ["UpdatePass"]
 
 
 class UpdatePass(wiring.Component):
-    """Update the neurons of one layer, one per cycle, in four stages.
+    """Update the neurons of one layer, one per cycle, in four stages (five with
+    registered reads).
 
     U1 issues the reads of neuron ``index``; U2 has its words on the read ports and forms
     the raw sum (:class:`LifIntegrate`); U3 has the raw sum in a register and fires
     (:class:`LifFire`); U4 has the new state and the spike in registers, writes the neuron
-    back, clears its accumulator lane and offers its spike. A spike that is not taken
-    stalls all four stages (the read ports hold their data while ``en`` is low).
+    back, clears its accumulator lane and offers its spike. With registered reads
+    (:func:`~plasticore.hdl.projection.registered_reads`: the weights are in block RAM)
+    U2 only registers the words, and the raw sum is formed a cycle later. A spike that is
+    not taken stalls every stage (the read ports hold their data while ``en`` is low).
 
     Parameters
     ----------
@@ -100,10 +104,23 @@ class UpdatePass(wiring.Component):
         # written back) without a compare in front of their addresses.
         all_issued = Signal()
 
+        # With registered reads (registered_reads) the read data are registered as they
+        # come (a block RAM's read data take 6 ns to come out on the ECP5), in a stage
+        # between U2 and U3: `read_*` below.
+        read_valid, read_index = u2_valid, u2_index
+        read_membrane = self.membrane_read.data
+        read_refractory = self.refractory_read.data
+        read_acc = self.acc_read.data[u2_lane] if lanes > 1 else self.acc_read.data[0]
+        held, sources = [], []
+        if registered_reads(config):
+            held = [Signal.like(value, name=f"held_{name}") for name, value in (
+                ("valid", read_valid), ("index", read_index), ("membrane", read_membrane),
+                ("refractory", read_refractory), ("acc", read_acc))]
+            sources = (read_valid, read_index, read_membrane, read_refractory, read_acc)
+            read_valid, read_index, read_membrane, read_refractory, read_acc = held
         m.d.comb += [
-            integrate.membrane.eq(self.membrane_read.data),
-            integrate.accumulator.eq(self.acc_read.data[u2_lane] if lanes > 1
-                                     else self.acc_read.data[0]),
+            integrate.membrane.eq(read_membrane),
+            integrate.accumulator.eq(read_acc),
             fire.membrane.eq(u3_membrane),
             fire.refractory.eq(u3_refractory),
             fire.raw.eq(u3_raw),
@@ -111,7 +128,7 @@ class UpdatePass(wiring.Component):
             self.spikes.payload.eq(u4_index),
             stall.eq(self.spikes.valid & ~self.spikes.ready),
             issue.eq(self.enable & ~all_issued),
-            self.busy.eq(issue | u2_valid | u3_valid | u4_valid),
+            self.busy.eq(issue | u2_valid | read_valid | u3_valid | u4_valid),
         ]
         # A stalled pass keeps its read data: the ports only latch when the pass advances.
         for port in reads:
@@ -130,9 +147,10 @@ class UpdatePass(wiring.Component):
                 m.d.sync += [
                     u2_valid.eq(issue), u2_index.eq(index),
                     u2_lane.eq(index if lanes > 1 else 0),
-                    u3_valid.eq(u2_valid), u3_index.eq(u2_index),
-                    u3_membrane.eq(self.membrane_read.data),
-                    u3_refractory.eq(self.refractory_read.data),
+                    *(register.eq(source) for register, source in zip(held, sources)),
+                    u3_valid.eq(read_valid), u3_index.eq(read_index),
+                    u3_membrane.eq(read_membrane),
+                    u3_refractory.eq(read_refractory),
                     u3_raw.eq(integrate.raw),
                     u4_valid.eq(u3_valid), u4_index.eq(u3_index),
                     u4_spike.eq(fire.spike), u4_saturated.eq(fire.saturated),

@@ -28,7 +28,7 @@ from .interfaces import HOST_DATA_BITS, core_ports
 from .arith import times_constant
 
 __all__ = ["CoreShell", "HostDecoder", "SharedNames", "COUNTER_MAX", "select_constants",
-           "weight_word_decoder", "host_check", "host_checked_writes", "serve_memory",
+           "weight_word_decoder", "host_read_data", "host_check", "host_checked_writes", "serve_memory",
            "serve_register_write", "answer_host", "send_end_of_tick", "open_tick",
            "count_saturating", "assert_one_owner", "start_pulses"]
 
@@ -261,6 +261,21 @@ def weight_word_decoder(m: Module, layout, offset, projections=None, *, stages: 
             m.d.sync += [valid.eq(1),
                          word.eq(projection.weight_base + row_offset + post_word)]
     return word, valid, post
+
+
+def host_read_data(m: Module, reads: dict, registered: bool) -> dict:
+    """The data of the host's read accesses (name -> access), for the answer cycle.
+
+    With ``registered`` each is registered as it comes, and the core answers a cycle
+    later (a ``HOST_READ`` phase between the access and the answer): a block RAM's read
+    data take 6 ns to come out on the ECP5, too late for the answer's multiplexers.
+    """
+    data = {name: access.data for name, access in reads.items()}
+    if registered:
+        for name, value in list(data.items()):
+            data[name] = Signal.like(value, name=f"host_{name}_held")
+            m.d.sync += data[name].eq(value)
+    return data
 
 
 def start_pulses(m: Module, passes: dict) -> dict:

@@ -502,7 +502,7 @@ def expected_cycles(config, golden, events, learned, targets):
         for group in range(groups):
             neurons = list(range(group * lanes, min(n_post, (group + 1) * lanes)))
             inside = (membrane[0, neurons] > -window) & (membrane[0, neurons] <= window)
-            errors_cost = 4 * len(neurons) + (0 if top else (n_classes + 1) * int(inside.sum())) + 1
+            errors_cost = 4 * len(neurons) + (0 if top else (n_classes + 3) * int(inside.sum())) + 1
             handed += max(errors_cost, busy)
             busy = occupied if errors[neurons].any() else 0
             if busy:
