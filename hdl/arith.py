@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Const, Mux, Value
 
-__all__ = ["saturate", "fits_signed", "times_constant"]
+__all__ = ["saturate", "saturate_sum", "fits_signed", "times_constant"]
 
 
 def saturate(value, width: int):
@@ -21,6 +21,25 @@ def saturate(value, width: int):
     too_low = value < low
     clamped = Mux(too_high, high, Mux(too_low, low, value))
     return clamped.as_signed() if clamped.shape().signed else clamped, too_high | too_low
+
+
+def saturate_sum(total, width: int):
+    """Clamp ``total``, a sum or difference of two values of ``signed(width)`` at most, to
+    ``signed(width)``: as :func:`saturate`, but the range is left exactly when the top two
+    of the sum's ``width + 1`` bits differ, one logic level instead of two comparisons.
+
+    Returns
+    -------
+    (Value, Value)
+        The clamped value and the flag that clamping changed it.
+    """
+    total = Value.cast(total)
+    high = (1 << (width - 1)) - 1
+    low = -(1 << (width - 1))
+    too_high = ~total[width] & total[width - 1]
+    too_low = total[width] & ~total[width - 1]
+    clamped = Mux(too_high, high, Mux(too_low, low, total[:width].as_signed()))
+    return clamped.as_signed(), too_high | too_low
 
 
 def fits_signed(value, bits: int):

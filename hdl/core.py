@@ -132,9 +132,11 @@ class Core(CoreShell):
                                                        checks=self.checks)
 
         def memory(name, shape, depth, granularity=None, transparent=False):
+            # In block RAM, however small: in the ECP5's LUT RAM a read is combinational,
+            # behind the address multiplexer of the memory's users.
             m.submodules[name] = memory = Memory(
                 shape=shape, depth=depth, init=[],
-                attrs=None if transparent else NO_COLLISION_LOGIC)
+                attrs=None if transparent else dict(NO_COLLISION_LOGIC, ram_style="block"))
             write = memory.write_port(granularity=granularity)
             if transparent:
                 return memory.read_port(transparent_for=(write,)), write

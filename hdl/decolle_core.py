@@ -129,9 +129,10 @@ class DecolleCore(CoreShell):
                 ("state", state_word_layout(config), layout.state_words)):
             # No read meets a write of its word (MembranePass, LearningPass say why). The
             # input spikes go in block RAM too, though one bit wide: in logic cells their
-            # read is a multiplexer as wide as the inputs.
-            attrs = dict(NO_COLLISION_LOGIC, **({"ram_style": "block"} if name == "input"
-                                                 else {}))
+            # read is a multiplexer as wide as the inputs. So do the biases: in the ECP5's
+            # LUT RAM their read is combinational, behind the address multiplexer.
+            attrs = dict(NO_COLLISION_LOGIC, **({"ram_style": "block"}
+                                                 if name in ("input", "bias") else {}))
             m.submodules[name] = memory = Memory(shape=shape, depth=depth, init=[],
                                                  attrs=attrs)
             write = memory.write_port(granularity=1 if name == "bias" else None)
@@ -289,7 +290,7 @@ class DecolleCore(CoreShell):
                     next_layer()
         with m.State("LEARN"):
             with m.If(p.learning_pass.done):
-                # The readout sums are complete here (the last spike's row is added two
+                # The readout sums are complete here (the last spike's row is added three
                 # cycles after the membrane pass's last write-back) and nothing adds to them.
                 with m.If(p.error_unit.readout_saturated):
                     m.d.sync += p.flags.eq(p.flags | DECOLLE_FLAG_MEMBRANE_SATURATED)

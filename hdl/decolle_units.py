@@ -256,12 +256,15 @@ class ErrorUnit(wiring.Component):
 
         # Readout sums, exact; clamped (and flagged) only where used.
         sums = [Signal(self._sum_shape, name=f"r_{k}") for k in range(n_classes)]
-        add_pending = Signal()
-        m.d.sync += add_pending.eq(self.add)
+        # The row of an added neuron is registered as it is read (a block RAM's read data
+        # take 6 ns to come out on the ECP5) and added a cycle later.
+        add_pending, add_row = Signal(), Signal()
+        added = Signal.like(row)
+        m.d.sync += [add_pending.eq(self.add), add_row.eq(add_pending), added.eq(row)]
         with m.If(self.clear):
             m.d.sync += [sums[k].eq(g_values[k]) for k in range(n_classes)]
-        with m.Elif(add_pending):
-            m.d.sync += [sums[k].eq(sums[k] + row[k]) for k in range(n_classes)]
+        with m.Elif(add_row):
+            m.d.sync += [sums[k].eq(sums[k] + added[k]) for k in range(n_classes)]
         any_saturated = Const(0, 1)
         for k in range(n_classes):
             any_saturated = any_saturated | (sums[k] < low) | (sums[k] > high)

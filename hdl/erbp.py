@@ -11,7 +11,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from plasticore.config import CoreConfig
-from .arith import saturate
+from .arith import saturate, saturate_sum
 
 __all__ = ["ErbpWeightStep", "ErrorInput", "ErrorNeuron", "DendriteLeak", "DendriteUpdate"]
 
@@ -31,9 +31,9 @@ class ErbpWeightStep(wiring.Component):
         The dendrite comes already gated (``u`` for a soma inside the window, else 0; see
         :class:`plasticore.hdl.erbp_passes.SignalPass`): no ``membrane`` input.
     registered : bool
-        The shifted dendrite, the bump and the gate are registered, and ``delta`` follows
-        its inputs by a cycle (for a datapath that holds the change a cycle anyway: the
-        weights in SPRAM); otherwise ``delta`` is combinational.
+        ``delta`` is registered, a cycle after its inputs (for a datapath that holds the
+        change a cycle anyway), so that the weight's own addition follows a register;
+        otherwise it is combinational.
 
     Attributes
     ----------
@@ -76,13 +76,9 @@ class ErbpWeightStep(wiring.Component):
         else:
             gate = (self.active & (self.membrane > params.gate_low)
                     & (self.membrane < params.gate_high))
-        shifted = Signal(signed(len(self.dendrite)))
-        gated_bump, gate_open = Signal(), Signal()
-        domain = m.d.sync if self._registered else m.d.comb
-        domain += [shifted.eq(self.dendrite >> self.shift), gated_bump.eq(bump),
-                   gate_open.eq(gate)]
         # |u >> s| <= 2**(membrane_bits - 2) for s >= 1: the step and its bump fit the output.
-        m.d.comb += self.delta.eq(Mux(gate_open, shifted + gated_bump, 0))
+        domain = m.d.sync if self._registered else m.d.comb
+        domain += self.delta.eq(Mux(gate, (self.dendrite >> self.shift) + bump, 0))
         return m
 
 
@@ -243,6 +239,7 @@ class DendriteUpdate(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        value, clamped = saturate(self.leaked + self.feedback, self._config.membrane_bits)
+        # Both in signed(membrane_bits): the top two bits of the sum tell the overflow.
+        value, clamped = saturate_sum(self.leaked + self.feedback, self._config.membrane_bits)
         m.d.comb += [self.new_dendrite.eq(value), self.saturated.eq(clamped)]
         return m

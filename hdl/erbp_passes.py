@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from plasticore.rules.erbp import feedback_matrices
-from .arith import saturate, times_constant
+from .arith import saturate, saturate_sum, times_constant
 from .erbp import DendriteLeak, DendriteUpdate, ErbpWeightStep, ErrorInput, ErrorNeuron
 from .ports import read_access, write_access
 from .prng import Threefry2x32, delayed
@@ -521,8 +521,8 @@ class FeedbackPass(wiring.Component):
                      add_acc.eq(self.acc_read.data[write_lane])]
         # An E- spike's row is subtracted: an adder and a subtracter side by side, not a
         # negation in front of the adder.
-        total, clamped = saturate(Mux(add_negative, add_acc - add_value, add_acc + add_value),
-                                  config.membrane_bits)
+        total, clamped = saturate_sum(Mux(add_negative, add_acc - add_value,
+                                          add_acc + add_value), config.membrane_bits)
         with m.If(add_valid):
             m.d.comb += [self.acc_write.addr.eq(add_addr),
                          self.acc_write.data.eq(Cat(*[total[:config.membrane_bits]] * lanes)),

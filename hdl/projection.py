@@ -608,8 +608,10 @@ class Delivery(wiring.Component):
         d_acc = Signal.like(self.acc_read.data)
         m.d.sync += [written.eq(plasticity.new_weight), d_weight.eq(current),
                      d_acc.eq(Mux(acc_c_d, lane_add.sums, self.acc_read.data))]
-        with m.If(c_valid):
-            m.d.comb += self.weight_saturated.eq(plasticity.saturated)
+        # The flag from a register: it only has to reach the flags before the tick ends.
+        d_weight_saturated = Signal()
+        m.d.sync += d_weight_saturated.eq(c_valid & plasticity.saturated)
+        m.d.comb += self.weight_saturated.eq(d_weight_saturated)
         # Stage D.
         m.d.comb += [lane_add.weights.eq(d_weight), lane_add.accumulators.eq(d_acc)]
         with m.If(d_valid):
