@@ -30,10 +30,13 @@ class ErbpWeightStep(wiring.Component):
     gated : bool
         The dendrite comes already gated (``u`` for a soma inside the window, else 0; see
         :class:`plasticore.hdl.erbp_passes.SignalPass`): no ``membrane`` input.
-    registered : bool
-        ``delta`` is registered, a cycle after its inputs (for a datapath that holds the
-        change a cycle anyway), so that the weight's own addition follows a register;
-        otherwise it is combinational.
+    registered : bool or "change"
+        ``delta`` follows its inputs by a cycle (for a datapath that holds the change a
+        cycle anyway). True: the shifted dendrite, the bump and the gate are registered and
+        added after, so that a memory's read data reach only the shift and the comparison
+        in their cycle; ``"change"``: the change itself is registered, so that the weight's
+        own addition follows a register (for inputs that come from registers). False:
+        ``delta`` is combinational.
 
     Attributes
     ----------
@@ -51,7 +54,7 @@ class ErbpWeightStep(wiring.Component):
     delta : Out(signed(membrane_bits))
     """
 
-    def __init__(self, config: CoreConfig, *, gated: bool = False, registered: bool = False):
+    def __init__(self, config: CoreConfig, *, gated: bool = False, registered=False):
         self._config, self._gated, self._registered = config, gated, registered
         bits = config.membrane_bits
         members = {
@@ -77,8 +80,15 @@ class ErbpWeightStep(wiring.Component):
             gate = (self.active & (self.membrane > params.gate_low)
                     & (self.membrane < params.gate_high))
         # |u >> s| <= 2**(membrane_bits - 2) for s >= 1: the step and its bump fit the output.
+        if self._registered == "change":
+            m.d.sync += self.delta.eq(Mux(gate, (self.dendrite >> self.shift) + bump, 0))
+            return m
+        shifted = Signal(signed(len(self.dendrite)))
+        gated_bump, gate_open = Signal(), Signal()
         domain = m.d.sync if self._registered else m.d.comb
-        domain += self.delta.eq(Mux(gate, (self.dendrite >> self.shift) + bump, 0))
+        domain += [shifted.eq(self.dendrite >> self.shift), gated_bump.eq(bump),
+                   gate_open.eq(gate)]
+        m.d.comb += self.delta.eq(Mux(gate_open, shifted + gated_bump, 0))
         return m
 
 

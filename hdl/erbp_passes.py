@@ -179,7 +179,8 @@ class ErbpWeightStage(wiring.Component):
         for lane, prng in enumerate(self._prngs):
             m.submodules[f"prng{lane}" if lanes > 1 else "prng"] = prng
             m.d.comb += [prng.counter0.eq(self.tick), prng.counter1.eq(counter + lane)]
-            step = ErbpWeightStep(config, gated=lanes > 1, registered=True)
+            step = ErbpWeightStep(config, gated=lanes > 1,
+                                  registered="change" if registered else True)
             m.submodules[f"step{lane}" if lanes > 1 else "step"] = step
             if lanes == 1:
                 m.d.comb += [step.membrane.eq(held[0]), step.dendrite.eq(held[1])]

@@ -301,13 +301,16 @@ class HostLink(wiring.Component):
         for lay in layout.projections:
             with m.If((row >= lay.row_base) & (row < lay.row_base + lay.n_pre)):
                 m.d.sync += [row_known.eq(1), row_width.eq(lay.n_post)]
-        # Registered too: the inputs are registered copies of values that hold still from
-        # the frame's end, so by VERIFY it has seen them final for a cycle.
+        # Registered too, the ends of the access first and the comparisons a cycle later:
+        # the inputs are registered copies of values that hold still from the frame's end,
+        # so by VERIFY (two cycles after CHECK) it has seen them final.
+        offset_end = Signal((offset + burst_checked).shape())
+        post_end = Signal((post + burst_checked).shape())
+        m.d.sync += [offset_end.eq(offset + burst_checked), post_end.eq(post + burst_checked)]
         address_ok = Signal()
         m.d.sync += address_ok.eq(
-            upper_zero
-            & (offset + burst_checked <= region_size)
-            & ((region != REGION_WEIGHTS) | (row_known & (post + burst_checked <= row_width))))
+            upper_zero & (offset_end <= region_size)
+            & ((region != REGION_WEIGHTS) | (row_known & (post_end <= row_width))))
 
         known_command = Signal()
         length_ok = Signal()
@@ -485,7 +488,9 @@ class HostLink(wiring.Component):
         m.d.sync += [spikes_limit.eq(Mux(short_param < level, short_param, level)),
                      spikes_to_read.eq(Mux(spikes_limit < max_words, spikes_limit, max_words))]
         with m.State("CHECK"):
-            m.next = "VERIFY"       # the checks' lookups are registered in this cycle
+            m.next = "CHECK_ENDS"   # the checks' lookups are registered in this cycle
+        with m.State("CHECK_ENDS"):
+            m.next = "VERIFY"       # and the address check's sums in this one
         with m.State("VERIFY"):
             m.d.sync += [address.eq(address_param), count.eq(burst), done.eq(0),
                          byte_index.eq(0), reply_length.eq(0), status.eq(Status.OK)]

@@ -347,11 +347,14 @@ class RowWalker(wiring.Component):
         else:
             second, advance = Const(0), active
         m.d.comb += self.step.valid.eq(active & ~second)
+        # The word in the address registers is its row's last: a register beside
+        # `words_left`, so that the handshake with the event source starts at registers.
+        last_word = Signal()
         if self._every_other:
             # A row starts only where its first word falls on an issuing cycle.
-            row_done = second & (~active | (words_left == 0))
+            row_done = second & (~active | last_word)
         else:
-            row_done = ~active | (words_left == 0)
+            row_done = ~active | last_word
         pending_valid = Signal()
         load = pending_valid & row_done
         m.d.comb += self.events.ready.eq(self.enable & (~pending_valid | load))
@@ -365,6 +368,7 @@ class RowWalker(wiring.Component):
                 step.weight_addr.eq(step.weight_addr + 1),
                 step.acc_addr.eq(step.acc_addr + 1),
                 words_left.eq(words_left - 1),
+                last_word.eq(words_left == 1),
             ]
         with m.If(load):
             m.d.sync += [
@@ -372,6 +376,7 @@ class RowWalker(wiring.Component):
                 step.weight_addr.eq(row_start),
                 step.acc_addr.eq(acc_base),
                 words_left.eq(row_words - 1),
+                last_word.eq(row_words == 1),
             ]
         with m.Elif(row_done):
             m.d.sync += active.eq(0)
