@@ -15,12 +15,14 @@ pytestmark = pytest.mark.formal
 INFERENCE = CoreConfig(layers=(1, 1), weight_bits=3, membrane_bits=4, leak_shift=1,
                        threshold=2, name="formal")
 DEPTH = 30
-ACK_BOUND = 12
+# The host access takes five cycles (decode, access, read, answer, ack) and a tick with
+# registered reads some more than before: a bound of 12 failed at cycle 15.
+ACK_BOUND = 18
 
 # The smallest eRBP core with the shortest Threefry (one round). Its tick (error pass,
-# dendrites, learning) is longer: a host request waits more than 30 cycles (a bound of 30
-# fails at cycle 35, since the passes start from registered pulses and the somatic
-# update has four stages), and 42 cycles cover a bound of 36 and more.
+# dendrites, learning) is longer: a host request waits more than 36 cycles (a bound of 36
+# fails at cycle 41, since the passes start from registered pulses and every block RAM
+# read is registered), and 54 cycles cover a bound of 48 and more.
 ERBP = CoreConfig.from_dict({
     "layers": [1, 1, 1], "rule": "erbp", "weight_bits": 3, "membrane_bits": 6,
     "threshold": 3, "leak_shift": 1, "name": "formal_erbp",
@@ -28,8 +30,8 @@ ERBP = CoreConfig.from_dict({
              "error_threshold": 2, "error_input_weight": 4, "dendrite_leak_shift": 1,
              "initial_weight_range": [1, 1], "feedback_output_weight": 8,
              "feedback_hidden_scale": 4, "burn_in_ticks": 0}})
-ERBP_DEPTH = 42
-ERBP_ACK_BOUND = 36
+ERBP_DEPTH = 54
+ERBP_ACK_BOUND = 48
 
 CORES = {"inference": (INFERENCE, DEPTH, ACK_BOUND), "erbp": (ERBP, ERBP_DEPTH, ERBP_ACK_BOUND)}
 
